@@ -1,0 +1,540 @@
+//! One capture from start to finish: fetch the page, discover and fetch what it needs
+//! (in rounds, since stylesheets and frames reference more), inline, extract text.
+//!
+//! This is the IO edge of the crate; the decisions (what is a reference, how it is
+//! inlined, which encoding) are made by the pure modules it calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::charset::{self, EncodingSource};
+use crate::dns::{GuardedResolver, NameResolver};
+use crate::extract::{self, Readable};
+use crate::fetch::{FetchSettings, Fetcher};
+use crate::html::{InlineOptions, Inliner};
+use crate::policy::AddressPolicy;
+use crate::resource::{Failure, Fetched, ResourceKind, ResourceMap};
+
+/// The default `User-Agent`: a current desktop Chrome, because many sites serve a
+/// degraded page to anything else.
+pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// Every limit of a capture. Each has a named default and a CLI flag of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The whole capture, page and assets (`--timeout`).
+    pub timeout: Duration,
+    /// One request, from sending to the last body byte (`--request-timeout`).
+    pub request_timeout: Duration,
+    /// Establishing one connection (`--connect-timeout`).
+    pub connect_timeout: Duration,
+    /// Redirects followed for one URL (`--max-redirects`).
+    pub max_redirects: usize,
+    /// The page body, after decompression (`--max-page-bytes`).
+    pub max_page_bytes: u64,
+    /// One asset body, after decompression (`--max-asset-bytes`).
+    pub max_asset_bytes: u64,
+    /// Everything fetched for one snapshot, page included, after decompression
+    /// (`--max-total-bytes`).
+    pub max_total_bytes: u64,
+    /// Assets fetched at the same time (`--concurrency`).
+    pub max_concurrency: usize,
+    /// Distinct resources one capture may fetch (`--max-resources`).
+    pub max_resources: usize,
+}
+
+/// Default for [`Limits::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default for [`Limits::request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Limits::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`Limits::max_redirects`].
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
+/// Default for [`Limits::max_page_bytes`]: 32 MiB, far above any real HTML page.
+pub const DEFAULT_MAX_PAGE_BYTES: u64 = 32 << 20;
+/// Default for [`Limits::max_asset_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_ASSET_BYTES: u64 = 16 << 20;
+/// Default for [`Limits::max_total_bytes`]: 128 MiB. With the concurrency limit this keeps
+/// a capture well under 512 MB of memory.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 128 << 20;
+/// Default for [`Limits::max_concurrency`].
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// Default for [`Limits::max_resources`].
+pub const DEFAULT_MAX_RESOURCES: usize = 2000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+            max_asset_bytes: DEFAULT_MAX_ASSET_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_resources: DEFAULT_MAX_RESOURCES,
+        }
+    }
+}
+
+/// Everything that configures captures.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Which addresses may be contacted.
+    pub policy: AddressPolicy,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// The `Accept-Language` header.
+    pub accept_language: String,
+    /// Size, time and count limits.
+    pub limits: Limits,
+    /// What the snapshot keeps.
+    pub inline: InlineOptions,
+    /// Whether to extract readable text (costs a DOM parse of the page).
+    pub extract_text: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            policy: AddressPolicy::new(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            accept_language: "en-US,en;q=0.9".to_owned(),
+            limits: Limits::default(),
+            inline: InlineOptions::default(),
+            extract_text: true,
+        }
+    }
+}
+
+/// Why a capture produced nothing. Each variant is one thing a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The input is not a URL.
+    #[error("invalid URL `{input}`: {reason}")]
+    InvalidUrl {
+        /// What was given.
+        input: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// Not http or https.
+    #[error("unsupported scheme `{scheme}:` in {url}: only http and https pages can be captured")]
+    UnsupportedScheme {
+        /// The scheme.
+        scheme: String,
+        /// The URL.
+        url: String,
+    },
+    /// The page's address is refused by the policy.
+    #[error("refused {url}: {reason}")]
+    Refused {
+        /// The page URL.
+        url: Url,
+        /// Names the address and the rule.
+        reason: String,
+    },
+    /// A byte limit was exceeded by the page.
+    #[error("{reason}")]
+    TooLarge {
+        /// Names the URL and the limit.
+        reason: String,
+    },
+    /// The page did not arrive in time.
+    #[error("{url}: timed out (request timeout {request_timeout:?}, capture timeout {timeout:?})")]
+    TimedOut {
+        /// The page URL.
+        url: Url,
+        /// The per-request limit in force.
+        request_timeout: Duration,
+        /// The whole-capture limit in force.
+        timeout: Duration,
+    },
+    /// Too many redirects or a loop.
+    #[error("{url}: {reason}")]
+    Redirect {
+        /// The page URL.
+        url: Url,
+        /// What went wrong.
+        reason: String,
+    },
+    /// DNS, connection, TLS or HTTP failure.
+    #[error("{url}: {reason}")]
+    Network {
+        /// The page URL.
+        url: Url,
+        /// The error chain.
+        reason: String,
+    },
+    /// The server answered with nothing.
+    #[error("{url}: the server sent an empty body (HTTP {status})")]
+    EmptyBody {
+        /// The final URL.
+        url: Url,
+        /// Its status.
+        status: u16,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+}
+
+/// What the snapshot is.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// One self-contained UTF-8 HTML document.
+    Html(String),
+    /// The page was not HTML (a PDF, an image…): it is kept as it came.
+    Original,
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone)]
+pub struct ResourceRecord {
+    /// As referenced (absolute, no fragment).
+    pub url: Url,
+    /// What it was used for.
+    pub kind: ResourceKind,
+    /// The response, or why there is none.
+    pub result: Result<Fetched, Failure>,
+}
+
+/// A finished capture.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// The URL asked for, parsed.
+    pub requested_url: Url,
+    /// The page's response: final URL, status, headers, original bytes.
+    pub page: Fetched,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// The page's encoding and how it was decided (HTML pages only).
+    pub encoding: Option<(&'static str, EncodingSource)>,
+    /// Every resource the page referenced, in the order met.
+    pub resources: Vec<ResourceRecord>,
+    /// Readable text (HTML pages, when extraction was asked for).
+    pub readable: Option<Readable>,
+    /// Wall time of the capture.
+    pub elapsed: Duration,
+}
+
+impl Capture {
+    /// The bytes a user saves: the HTML document, or the original file.
+    pub fn snapshot_bytes(&self) -> &[u8] {
+        match &self.snapshot {
+            Snapshot::Html(html) => html.as_bytes(),
+            Snapshot::Original => &self.page.bytes,
+        }
+    }
+
+    /// The snapshot's media type.
+    pub fn snapshot_media_type(&self) -> &str {
+        match &self.snapshot {
+            Snapshot::Html(_) => "text/html; charset=utf-8",
+            Snapshot::Original => &self.page.media_type,
+        }
+    }
+
+    /// Whether the server answered the page with 4xx or 5xx (the page is still saved).
+    pub fn is_http_error(&self) -> bool {
+        self.page.status >= 400
+    }
+}
+
+/// Parses what a user typed as a URL. A bare `host/path` is taken as https.
+///
+/// # Errors
+/// [`CaptureError::InvalidUrl`] or [`CaptureError::UnsupportedScheme`].
+pub fn parse_url(input: &str) -> Result<Url, CaptureError> {
+    let trimmed = input.trim();
+    let invalid = |reason: String| CaptureError::InvalidUrl {
+        input: input.to_owned(),
+        reason,
+    };
+    let url = match Url::parse(trimmed) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase)
+            if !trimmed.is_empty() && !trimmed.contains(char::is_whitespace) =>
+        {
+            Url::parse(&format!("https://{trimmed}")).map_err(|e| invalid(e.to_string()))?
+        }
+        Err(e) => return Err(invalid(e.to_string())),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(CaptureError::UnsupportedScheme {
+            scheme: url.scheme().to_owned(),
+            url: url.to_string(),
+        });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host".to_owned()));
+    }
+    Ok(url)
+}
+
+/// Makes captures. Cheap to share; each capture gets its own HTTP client and cookie jar.
+#[derive(Debug, Clone)]
+pub struct Capturer {
+    /// Process-wide name resolver (and its cache).
+    names: Arc<NameResolver>,
+    options: Arc<CaptureOptions>,
+}
+
+impl Capturer {
+    /// A capturer with the system resolver.
+    pub fn new(options: CaptureOptions) -> Self {
+        Self::with_resolver(options, NameResolver::system())
+    }
+
+    /// A capturer with a given resolver (fixed answers for tests and `--resolve`).
+    pub fn with_resolver(options: CaptureOptions, names: NameResolver) -> Self {
+        Self {
+            names: Arc::new(names),
+            options: Arc::new(options),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &CaptureOptions {
+        &self.options
+    }
+
+    /// Captures `input`.
+    ///
+    /// # Errors
+    /// A [`CaptureError`] when the page itself cannot be had; assets that fail are
+    /// recorded in [`Capture::resources`] instead.
+    pub async fn capture(&self, input: &str) -> Result<Capture, CaptureError> {
+        let started = Instant::now();
+        let url = parse_url(input)?;
+        let limits = &self.options.limits;
+        let resolver =
+            GuardedResolver::new(self.names.clone(), Arc::new(self.options.policy.clone()));
+        let fetcher = Fetcher::new(
+            resolver,
+            FetchSettings {
+                user_agent: self.options.user_agent.clone(),
+                accept_language: self.options.accept_language.clone(),
+                connect_timeout: limits.connect_timeout,
+                request_timeout: limits.request_timeout,
+                max_redirects: limits.max_redirects,
+                deadline: started + limits.timeout,
+            },
+        )
+        .map_err(CaptureError::Client)?;
+
+        let page = fetcher
+            .fetch(
+                &url,
+                limits.max_page_bytes.min(limits.max_total_bytes),
+                true,
+            )
+            .await
+            .map_err(|f| self.page_error(&url, f))?;
+        if page.bytes.is_empty() {
+            return Err(CaptureError::EmptyBody {
+                url: page.final_url,
+                status: page.status,
+            });
+        }
+        if !matches!(
+            page.media_type.as_str(),
+            "text/html" | "application/xhtml+xml"
+        ) {
+            return Ok(Capture {
+                requested_url: url,
+                page,
+                snapshot: Snapshot::Original,
+                encoding: None,
+                resources: Vec::new(),
+                readable: None,
+                elapsed: started.elapsed(),
+            });
+        }
+
+        let decoded = charset::decode_html(
+            &page.bytes,
+            page.content_type.as_deref(),
+            page.final_url.host_str(),
+        );
+        let extraction = self.options.extract_text.then(|| {
+            let (text, final_url) = (decoded.text.clone(), page.final_url.clone());
+            tokio::task::spawn_blocking(move || extract::extract(&text, &final_url))
+        });
+
+        let budget = AtomicU64::new(page.bytes.len() as u64);
+        let mut resources = ResourceMap::default();
+        let mut order: Vec<(Url, ResourceKind)> = Vec::new();
+        let html = loop {
+            // Walk with what we have; whatever is referenced but not yet attempted is the
+            // next round. When nothing is new, this walk's output is the snapshot.
+            let inliner = Inliner::new(&resources, &self.options.inline);
+            let html = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
+            let wanted: Vec<(Url, ResourceKind)> = inliner
+                .references()
+                .into_iter()
+                .filter(|(u, _)| !resources.contains(u))
+                .collect();
+            let skipped = inliner.skipped();
+            drop(inliner);
+            for (url, kind) in skipped {
+                if !resources.contains(&url) {
+                    resources.insert(&url, Err(Failure::TooDeep));
+                    order.push((url, kind));
+                }
+            }
+            if wanted.is_empty() {
+                break html;
+            }
+            let room = limits.max_resources.saturating_sub(resources.len());
+            let results: Vec<_> = futures_util::stream::iter(wanted.iter().enumerate())
+                .map(|(i, (u, _))| {
+                    let (fetcher, budget) = (&fetcher, &budget);
+                    async move {
+                        if i >= room {
+                            let why = format!(
+                                "more than {} resources, the limit (max_resources)",
+                                limits.max_resources
+                            );
+                            return Err(Failure::TooLarge(why));
+                        }
+                        self.fetch_asset(fetcher, budget, u).await
+                    }
+                })
+                .buffered(limits.max_concurrency.max(1))
+                .collect()
+                .await;
+            for ((url, kind), result) in wanted.into_iter().zip(results) {
+                resources.insert(&url, result);
+                order.push((url, kind));
+            }
+        };
+
+        let records = order
+            .into_iter()
+            .map(|(url, kind)| {
+                let result = resources
+                    .result(&url)
+                    .cloned()
+                    .unwrap_or(Err(Failure::TooDeep));
+                ResourceRecord { url, kind, result }
+            })
+            .collect();
+        let readable = match extraction {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
+        Ok(Capture {
+            requested_url: url,
+            encoding: Some((decoded.encoding.name(), decoded.source)),
+            page,
+            snapshot: Snapshot::Html(html),
+            resources: records,
+            readable,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn fetch_asset(
+        &self,
+        fetcher: &Fetcher,
+        budget: &AtomicU64,
+        url: &Url,
+    ) -> Result<Fetched, Failure> {
+        let limits = &self.options.limits;
+        let over_budget = || {
+            Failure::TooLarge(format!(
+                "the snapshot would exceed its limit of {} bytes (max_total_bytes)",
+                limits.max_total_bytes
+            ))
+        };
+        let used = budget.load(Ordering::Relaxed);
+        let remaining = limits.max_total_bytes.saturating_sub(used);
+        if remaining == 0 {
+            return Err(over_budget());
+        }
+        let fetched = fetcher
+            .fetch(url, limits.max_asset_bytes.min(remaining), false)
+            .await?;
+        if fetched.status >= 400 {
+            return Err(Failure::HttpStatus(fetched.status));
+        }
+        let len = fetched.bytes.len() as u64;
+        if budget.fetch_add(len, Ordering::Relaxed) + len > limits.max_total_bytes {
+            budget.fetch_sub(len, Ordering::Relaxed);
+            return Err(over_budget());
+        }
+        Ok(fetched)
+    }
+
+    fn page_error(&self, url: &Url, failure: Failure) -> CaptureError {
+        let url = url.clone();
+        match failure {
+            Failure::Refused(reason) => CaptureError::Refused { url, reason },
+            Failure::TooLarge(reason) => CaptureError::TooLarge { reason },
+            Failure::TimedOut => CaptureError::TimedOut {
+                url,
+                request_timeout: self.options.limits.request_timeout,
+                timeout: self.options.limits.timeout,
+            },
+            Failure::Redirect(reason) => CaptureError::Redirect { url, reason },
+            Failure::UnsupportedScheme(scheme) => CaptureError::UnsupportedScheme {
+                scheme,
+                url: url.to_string(),
+            },
+            other => CaptureError::Network {
+                url,
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Counts resources by outcome code, for summaries.
+pub fn outcome_counts(records: &[ResourceRecord]) -> HashMap<&'static str, usize> {
+    let mut counts = HashMap::new();
+    for r in records {
+        let code = match &r.result {
+            Ok(_) => "inlined",
+            Err(f) => f.code(),
+        };
+        *counts.entry(code).or_default() += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_parsed_with_clear_errors() {
+        assert_eq!(
+            parse_url("example.com/a").unwrap().as_str(),
+            "https://example.com/a"
+        );
+        assert_eq!(
+            parse_url(" http://A.test/ ").unwrap().as_str(),
+            "http://a.test/"
+        );
+        for (input, msg) in [
+            ("file:///etc/passwd", "unsupported scheme `file:`"),
+            ("ftp://a.test/x", "unsupported scheme `ftp:`"),
+            ("javascript:alert(1)", "unsupported scheme `javascript:`"),
+            ("http://", "invalid URL `http://`"),
+            ("not a url", "invalid URL `not a url`"),
+            ("", "invalid URL ``"),
+        ] {
+            let err = parse_url(input).unwrap_err().to_string();
+            assert!(err.starts_with(msg), "{input}: {err}");
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! HTTP fetching for one capture: redirects followed by hand (each hop re-checked against
+//! the address policy), bodies read in chunks against byte limits counted after
+//! decompression, every request bounded by its own timeout and by the capture deadline,
+//! and a host that failed in a way that will not change failing once, not per asset.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE, CONTENT_TYPE, LOCATION};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::dns::{ClientResolver, GuardedResolver, HostError};
+use crate::resource::{Failure, Fetched, media_type_of};
+
+/// Settings a [`Fetcher`] needs; derived from the capture options.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchSettings {
+    pub user_agent: String,
+    pub accept_language: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_redirects: usize,
+    /// The whole capture ends here.
+    pub deadline: Instant,
+}
+
+/// What the page fetch needs to know besides the body.
+const PAGE_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// Per-(scheme, host, port) record of the first contact; later requests wait for it and
+/// skip the host when it failed for a reason that would not change.
+type HostGate = Arc<OnceCell<Result<(), Failure>>>;
+
+/// Fetches URLs for one capture. Cookies set by any response are sent with later requests
+/// of the same capture, and only of that capture.
+pub(crate) struct Fetcher {
+    /// One client per capture: it owns the cookie jar.
+    client: reqwest::Client,
+    /// Resolves and checks hosts; also the client's DNS resolver.
+    resolver: Arc<GuardedResolver>,
+    settings: FetchSettings,
+    /// First-contact results by origin.
+    gates: Mutex<HashMap<String, HostGate>>,
+}
+
+impl Fetcher {
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS roots unavailable).
+    pub fn new(resolver: Arc<GuardedResolver>, settings: FetchSettings) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .no_proxy()
+            .connect_timeout(settings.connect_timeout)
+            .dns_resolver(ClientResolver(resolver.clone()))
+            .build()
+            .map_err(|e| error_chain(&e))?;
+        Ok(Self {
+            client,
+            resolver,
+            settings,
+            gates: Mutex::default(),
+        })
+    }
+
+    /// Fetches `url`, following redirects, reading at most `max_bytes` of body.
+    ///
+    /// # Errors
+    /// A [`Failure`] saying why nothing usable came back. Error statuses are not errors
+    /// here: the caller decides what a 404 means for its resource.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        max_bytes: u64,
+        is_page: bool,
+    ) -> Result<Fetched, Failure> {
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            gates.entry(origin_key(url)).or_default().clone()
+        };
+        let mut first = None;
+        let host_status = gate
+            .get_or_init(|| async {
+                let result = self.fetch_following(url, max_bytes, is_page).await;
+                let status = match &result {
+                    Err(f @ (Failure::Refused(_) | Failure::Connect(_))) => Err(f.clone()),
+                    _ => Ok(()),
+                };
+                first = Some(result);
+                status
+            })
+            .await
+            .clone();
+        if let Some(result) = first {
+            return result;
+        }
+        if let Err(failure) = host_status {
+            return Err(Failure::HostFailed(failure.to_string()));
+        }
+        self.fetch_following(url, max_bytes, is_page).await
+    }
+
+    async fn fetch_following(
+        &self,
+        url: &Url,
+        max_bytes: u64,
+        is_page: bool,
+    ) -> Result<Fetched, Failure> {
+        let mut current = url.clone();
+        let mut seen = HashSet::from([current.clone()]);
+        for _hop in 0..=self.settings.max_redirects {
+            if !matches!(current.scheme(), "http" | "https") {
+                return Err(Failure::UnsupportedScheme(current.scheme().to_owned()));
+            }
+            self.resolver
+                .check_url(&current)
+                .await
+                .map_err(|e| match e {
+                    HostError::Refused { .. } => Failure::Refused(e.to_string()),
+                    HostError::Dns { .. } => Failure::Connect(e.to_string()),
+                })?;
+            let request_deadline = self
+                .settings
+                .deadline
+                .min(Instant::now() + self.settings.request_timeout);
+            let mut request = self
+                .client
+                .get(current.clone())
+                .header(ACCEPT_LANGUAGE, &self.settings.accept_language);
+            if is_page {
+                request = request.header(ACCEPT, PAGE_ACCEPT);
+            }
+            let response = tokio::time::timeout_at(request_deadline, request.send())
+                .await
+                .map_err(|_| Failure::TimedOut)?
+                .map_err(|e| {
+                    if e.is_connect() {
+                        Failure::Connect(error_chain(&e))
+                    } else {
+                        Failure::Network(error_chain(&e))
+                    }
+                })?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(LOCATION)
+            {
+                let location = location
+                    .to_str()
+                    .map_err(|_| Failure::Redirect("the Location header is not text".to_owned()))?;
+                let next = current
+                    .join(location.trim())
+                    .map_err(|e| Failure::Redirect(format!("bad Location `{location}`: {e}")))?;
+                if !seen.insert(next.clone()) {
+                    return Err(Failure::Redirect(format!("redirect loop at {next}")));
+                }
+                current = next;
+                continue;
+            }
+            return self
+                .read(response, current, max_bytes, request_deadline)
+                .await;
+        }
+        Err(Failure::Redirect(format!(
+            "more than {} redirects, the limit (max_redirects)",
+            self.settings.max_redirects
+        )))
+    }
+
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        final_url: Url,
+        max_bytes: u64,
+        deadline: Instant,
+    ) -> Result<Fetched, Failure> {
+        let too_large = || {
+            Failure::TooLarge(format!(
+                "{final_url} is larger than the limit of {max_bytes} bytes"
+            ))
+        };
+        // Content-Length counts the encoded body; when it alone is over the limit the
+        // decoded body can only be larger.
+        if response.content_length().is_some_and(|len| len > max_bytes) {
+            return Err(too_large());
+        }
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = BytesMut::new();
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, response.chunk())
+                .await
+                .map_err(|_| Failure::TimedOut)?
+                .map_err(|e| Failure::Network(error_chain(&e)))?;
+            let Some(chunk) = chunk else { break };
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bytes = body.freeze();
+        Ok(Fetched {
+            media_type: media_type_of(content_type.as_deref(), &bytes),
+            final_url,
+            status,
+            headers,
+            content_type,
+            bytes,
+        })
+    }
+}
+
+fn origin_key(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// An error with its sources, the way a person wants to read it: "error sending request
+/// for url (…): client error (Connect): tcp connect error: Connection refused".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,32 @@
+//! The linksnap capture engine: any link becomes one faithful, self-contained HTML snapshot
+//! plus its readable text.
+//!
+//! Layers, each depending only on those above it:
+//! - [`policy`]: which IP addresses may be contacted (pure).
+//! - [`charset`], [`css`], [`datauri`], [`resource`]: decoding and encoding helpers (pure).
+//! - [`html`]: discovery of references and inlining into one document (pure).
+//! - [`extract`]: readable text (pure, CPU-bound).
+//! - [`dns`], `fetch`: name resolution checked against the policy, HTTP with limits (IO).
+//! - [`capture`]: the orchestration, and the public entry point [`Capturer`].
+//!
+//! The crate knows nothing of storage, JSON or the command line.
+
+pub mod capture;
+pub mod charset;
+pub mod css;
+pub mod datauri;
+pub mod dns;
+pub mod extract;
+mod fetch;
+pub mod html;
+pub mod policy;
+pub mod resource;
+
+pub use capture::{
+    Capture, CaptureError, CaptureOptions, Capturer, Limits, ResourceRecord, Snapshot, parse_url,
+};
+pub use dns::NameResolver;
+pub use extract::Readable;
+pub use html::InlineOptions;
+pub use policy::AddressPolicy;
+pub use resource::{Failure, Fetched, ResourceKind};
