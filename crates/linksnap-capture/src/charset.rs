@@ -274,7 +274,10 @@ fn charset_from_content(content: &[u8]) -> Option<Vec<u8>> {
 
 /// Parses `name=value` attributes up to the closing `>`; returns lower-cased names,
 /// raw values and the index after the tag.
-fn parse_attributes(bytes: &[u8], mut i: usize) -> (Vec<(Vec<u8>, Vec<u8>)>, usize) {
+/// Lower-cased attribute names with their raw values.
+type Attributes = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn parse_attributes(bytes: &[u8], mut i: usize) -> (Attributes, usize) {
     let mut attrs = Vec::new();
     loop {
         while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{LookupIpStrategy, ResolverConfig};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use tokio::sync::OnceCell;
 use url::{Host, Url};
@@ -83,6 +83,33 @@ impl NameResolver {
         }
     }
 
+    /// Asks exactly these name servers (UDP, then TCP) instead of the system's.
+    /// `/etc/hosts` is still read first.
+    ///
+    /// # Errors
+    /// When the resolver cannot be built.
+    pub fn with_servers(servers: &[SocketAddr]) -> Result<Self, String> {
+        let name_servers = servers
+            .iter()
+            .map(|s| {
+                let mut ns = NameServerConfig::udp_and_tcp(s.ip());
+                for c in &mut ns.connections {
+                    c.port = s.port();
+                }
+                ns
+            })
+            .collect();
+        let config = ResolverConfig::from_parts(None, vec![], name_servers);
+        let mut builder =
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+        builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        let system = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            system: Some(system),
+            overrides: HashMap::new(),
+        })
+    }
+
     /// Answers `host` with `addrs` without asking DNS (the answer is still checked).
     pub fn with_override(mut self, host: &str, addrs: Vec<IpAddr>) -> Self {
         self.overrides.insert(host.to_ascii_lowercase(), addrs);
@@ -105,6 +132,9 @@ impl NameResolver {
     }
 }
 
+/// A host's checked addresses, computed once by whichever request asks first.
+type CheckedHost = Arc<OnceCell<Result<Vec<IpAddr>, HostError>>>;
+
 /// One capture's view of name resolution: each host resolved and checked once.
 pub struct GuardedResolver {
     /// The process-wide resolver.
@@ -113,7 +143,7 @@ pub struct GuardedResolver {
     policy: Arc<AddressPolicy>,
     /// Checked answers by lower-cased host, shared with the HTTP client's resolver
     /// callback; dropped with the capture.
-    checked: Mutex<HashMap<String, Arc<OnceCell<Result<Vec<IpAddr>, HostError>>>>>,
+    checked: Mutex<HashMap<String, CheckedHost>>,
 }
 
 impl GuardedResolver {

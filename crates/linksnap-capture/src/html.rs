@@ -86,13 +86,16 @@ pub struct Inliner<'a> {
     /// Content options, borrowed.
     opts: &'a InlineOptions,
     /// Every reference met, in first-seen order; read by [`Inliner::references`].
-    found: RefCell<(Vec<(Url, ResourceKind)>, HashSet<Url>)>,
+    found: RefCell<Found>,
     /// References not followed because they are nested deeper than a depth limit.
     skipped: RefCell<Vec<(Url, ResourceKind)>>,
     /// Stylesheets already processed, by URL. An entry is inserted empty before
     /// processing starts, which breaks `@import` cycles.
     css_cache: RefCell<HashMap<Url, Rc<str>>>,
 }
+
+/// References in first-seen order, and the set of their URLs.
+type Found = (Vec<(Url, ResourceKind)>, HashSet<Url>);
 
 /// Per-document state shared between the lol_html handlers of one walk.
 #[derive(Default)]
@@ -262,15 +265,16 @@ impl<'a> Inliner<'a> {
             "link" => self.rewrite_link(el, base, encoding),
             "script" => self.rewrite_script(el, base, encoding),
             "noscript" if !self.opts.keep_scripts => el.remove_and_keep_content(),
+            // srcset first: choosing its candidate needs the original src.
             "img" => {
                 promote_lazy(el);
-                self.inline_attr(el, "src", base, ResourceKind::Image);
                 self.inline_srcset(el, base);
+                self.inline_attr(el, "src", base, ResourceKind::Image);
             }
             "source" => {
                 promote_lazy(el);
-                self.inline_attr(el, "src", base, ResourceKind::Media);
                 self.inline_srcset(el, base);
+                self.inline_attr(el, "src", base, ResourceKind::Media);
             }
             "input" => {
                 if attr(el, "type").is_some_and(|t| t.eq_ignore_ascii_case("image")) {
@@ -549,27 +553,41 @@ impl<'a> Inliner<'a> {
         }
     }
 
+    /// Keeps the one `srcset` candidate a browser at device-pixel-ratio 1 would show.
+    ///
+    /// Keeping every candidate is not faithful: Chromium treats `data:` candidates as
+    /// already cached and shows the densest one, so a 2x image would replace the 1x image
+    /// the live page showed. One candidate is also smaller and fetches less.
     fn inline_srcset(&self, el: &mut Element<'_, '_>, base: &Url) {
         let Some(srcset) = attr(el, "srcset") else {
             return;
         };
-        let mut out = Vec::new();
-        for (raw, descriptor) in parse_srcset(&srcset) {
-            if raw.starts_with("data:") {
-                out.push(format!("{raw}{descriptor}"));
-                continue;
-            }
-            let Some(url) = resolve(base, raw) else {
-                continue;
-            };
-            if let Some(data) = self.data_uri(&url, ResourceKind::Image) {
-                out.push(format!("{data}{descriptor}"));
-            }
-        }
-        if out.is_empty() {
+        let candidates = parse_srcset(&srcset);
+        let src = attr(el, "src");
+        let sizes = attr(el, "sizes");
+        let Some((raw, descriptor)) =
+            choose_candidate(&candidates, src.as_deref(), sizes.as_deref())
+        else {
             el.remove_attribute("srcset");
-        } else {
-            set_attr(el, "srcset", &out.join(", "));
+            return;
+        };
+        if raw.starts_with("data:") {
+            set_attr(el, "srcset", &format!("{raw}{descriptor}"));
+            return;
+        }
+        let chosen = resolve(base, raw);
+        let same_as_src =
+            chosen.is_some() && src.as_deref().and_then(|s| resolve(base, s)) == chosen;
+        match chosen.and_then(|url| self.data_uri(&url, ResourceKind::Image)) {
+            // The src already holds this image: one copy is enough.
+            Some(_) if same_as_src && (descriptor.is_empty() || descriptor == " 1x") => {
+                el.remove_attribute("srcset");
+            }
+            Some(data) => set_attr(el, "srcset", &format!("{data}{descriptor}")),
+            None => {
+                el.remove_attribute("srcset");
+                set_attr(el, "data-linksnap-srcset", &srcset);
+            }
         }
     }
 
@@ -749,6 +767,65 @@ fn parse_srcset(srcset: &str) -> Vec<(&str, String)> {
     out
 }
 
+/// The viewport width assumed when choosing among width-described candidates.
+const ASSUMED_VIEWPORT_PX: f64 = 1280.0;
+
+/// The candidate a browser at device-pixel-ratio 1 picks, per the HTML standard's
+/// selection: for density descriptors the lowest density of at least 1x (`src` counting as
+/// 1x when no candidate says 1x); for width descriptors the narrowest image at least as
+/// wide as the slot `sizes` gives on a desktop-wide viewport.
+fn choose_candidate<'s>(
+    candidates: &[(&'s str, String)],
+    src: Option<&'s str>,
+    sizes: Option<&str>,
+) -> Option<(&'s str, String)> {
+    let mut dense: Vec<(f64, &str, &str)> = Vec::new();
+    let mut wide: Vec<(f64, &str, &str)> = Vec::new();
+    for (url, d) in candidates {
+        let d_trim = d.trim();
+        if let Some(w) = d_trim.strip_suffix('w').and_then(|n| n.parse::<f64>().ok()) {
+            wide.push((w, url, d));
+        } else {
+            let x = d_trim
+                .strip_suffix('x')
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            dense.push((x, url, d));
+        }
+    }
+    if !wide.is_empty() {
+        let slot = slot_width(sizes);
+        wide.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let pick = wide.iter().find(|(w, _, _)| *w >= slot).or(wide.last())?;
+        return Some((pick.1, pick.2.to_owned()));
+    }
+    if let Some(src) = src.filter(|s| !s.trim().is_empty())
+        && !dense.iter().any(|(x, _, _)| *x == 1.0)
+    {
+        dense.push((1.0, src, ""));
+    }
+    dense.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let pick = dense.iter().find(|(x, _, _)| *x >= 1.0).or(dense.last())?;
+    Some((pick.1, pick.2.to_owned()))
+}
+
+/// The width in CSS pixels that `sizes` gives the image: its last (unconditional) entry
+/// when that is in `px` or `vw`, else the whole assumed viewport.
+fn slot_width(sizes: Option<&str>) -> f64 {
+    let last = sizes
+        .and_then(|s| s.rsplit(',').next())
+        .map(str::trim)
+        .unwrap_or("100vw");
+    let last = last.rsplit(' ').next().unwrap_or(last);
+    if let Some(px) = last.strip_suffix("px").and_then(|n| n.parse::<f64>().ok()) {
+        px
+    } else if let Some(vw) = last.strip_suffix("vw").and_then(|n| n.parse::<f64>().ok()) {
+        vw / 100.0 * ASSUMED_VIEWPORT_PX
+    } else {
+        ASSUMED_VIEWPORT_PX
+    }
+}
+
 fn find_ignore_case(hay: &str, needle: &str) -> Option<usize> {
     hay.as_bytes()
         .windows(needle.len())
@@ -854,8 +931,6 @@ mod tests {
                 "css-asset /base/bg.png",
                 "css-asset /base/body.png",
                 "image /base/i.png",
-                "image /base/i2.png",
-                "image /base/i3.png",
                 "image /base/lazy.png",
                 "image /base/p.webp",
                 "image /base/poster.jpg",
@@ -1083,10 +1158,12 @@ mod tests {
             r#"<img src="data:image/gif;base64,R0lGOD" data-src="real.png" data-srcset="a.png 1x, b,c.png 2x">"#,
             &r,
             &InlineOptions::default(),
-            &["src=\"data:image/png;base64,iVBORw0KGgpB\"", "srcset=\"data:image/png;base64,iVBORw0KGgpC 1x, data:image/png;base64,iVBORw0KGgpD 2x\""],
-            &["data-src", "R0lGOD"],
-        )
-        .len();
+            &[
+                "src=\"data:image/png;base64,iVBORw0KGgpB\"",
+                "srcset=\"data:image/png;base64,iVBORw0KGgpC 1x\"",
+            ],
+            &["data-src", "R0lGOD", "iVBORw0KGgpD"],
+        );
     }
 
     #[test]
@@ -1138,6 +1215,48 @@ mod tests {
                 "e,f.png|"
             ]
         );
+    }
+
+    #[test]
+    fn the_candidate_a_dpr1_browser_shows_is_chosen() {
+        let pick = |srcset: &str, src: Option<&str>, sizes: Option<&str>| {
+            let c = parse_srcset(srcset);
+            choose_candidate(&c, src, sizes).map(|(u, d)| format!("{u}{d}"))
+        };
+        assert_eq!(
+            pick("a.png 2x, b.png 1x, c.png 3x", None, None).as_deref(),
+            Some("b.png 1x")
+        );
+        assert_eq!(
+            pick("a.png 2x, c.png 3x", Some("s.png"), None).as_deref(),
+            Some("s.png")
+        );
+        assert_eq!(
+            pick("a.png 2x, c.png 3x", None, None).as_deref(),
+            Some("a.png 2x")
+        );
+        assert_eq!(
+            pick("a.png 0.5x", None, None).as_deref(),
+            Some("a.png 0.5x")
+        );
+        assert_eq!(
+            pick(
+                "s.png 400w, m.png 800w, l.png 1600w",
+                None,
+                Some("(max-width: 600px) 100vw, 600px")
+            )
+            .as_deref(),
+            Some("m.png 800w")
+        );
+        assert_eq!(
+            pick("s.png 400w, m.png 800w, l.png 1600w", None, None).as_deref(),
+            Some("l.png 1600w")
+        );
+        assert_eq!(
+            pick("s.png 400w, m.png 800w", None, Some("50vw")).as_deref(),
+            Some("m.png 800w")
+        );
+        assert_eq!(pick("", None, None), None);
     }
 
     #[test]

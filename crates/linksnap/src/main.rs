@@ -1,1 +1,34 @@
-fn main() {}
+//! The `linksnap` command. `main` only sets up logging, runs [`cli::run`] and turns its
+//! outcome into an exit code; see `cli.rs` for the commands and `exit.rs` for the codes.
+
+mod cli;
+mod exit;
+mod snap;
+mod wire;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    init_logging();
+    let code = match cli::run() {
+        Ok(code) => code,
+        Err(err) => {
+            let code = exit::code_for(&err);
+            if code != exit::Code::BrokenPipe {
+                eprintln!("linksnap: error: {}", exit::one_line(&err));
+            }
+            code
+        }
+    };
+    code.into()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LINKSNAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

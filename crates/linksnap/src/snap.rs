@@ -1,0 +1,113 @@
+//! `linksnap snap URL`: one capture, written to a file or standard output.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use linksnap_capture::capture::outcome_counts;
+use linksnap_capture::{Capture, Capturer};
+
+use crate::cli::{Format, SnapArgs};
+use crate::exit::Code;
+use crate::wire::SnapReport;
+
+/// Runs the command.
+///
+/// # Errors
+/// The capture's error, or a failure to write the output.
+pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
+    let (options, names) = args.fetch.build(args.format != Format::Html)?;
+    let capturer = Capturer::with_resolver(options, names);
+    let capture = capturer.capture(&args.url).await?;
+    let body = render(&capture, args.format)?;
+    match &args.output {
+        Some(path) => write_atomically(path, &body)?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&body)?;
+            out.flush()?;
+        }
+    }
+    if !args.quiet {
+        eprintln!("{}", summary(&capture, args.output.as_deref()));
+    }
+    Ok(if capture.is_http_error() {
+        Code::HttpError
+    } else {
+        Code::Ok
+    })
+}
+
+fn render(capture: &Capture, format: Format) -> anyhow::Result<Vec<u8>> {
+    Ok(match format {
+        Format::Html => capture.snapshot_bytes().to_vec(),
+        Format::Text => match &capture.readable {
+            Some(r) => format!("{}\n\n{}\n", r.title, r.text).into_bytes(),
+            None => anyhow::bail!(
+                "{} is {}, not HTML: it has no readable text (use --format html to save the file)",
+                capture.page.final_url,
+                capture.page.media_type
+            ),
+        },
+        Format::Json => {
+            let mut v = serde_json::to_vec_pretty(&SnapReport::new(capture))?;
+            v.push(b'\n');
+            v
+        }
+    })
+}
+
+/// Writes `path` through a temporary file in the same directory and a rename, so the
+/// destination holds either its old content or the complete new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.linksnap-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn summary(capture: &Capture, output: Option<&Path>) -> String {
+    let counts = outcome_counts(&capture.resources);
+    let inlined = counts.get("inlined").copied().unwrap_or(0);
+    let failed = capture.resources.len() - inlined;
+    let dest = output.map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+    let mut line = format!(
+        "saved {} → {} ({} bytes, {}, HTTP {}; {} resources inlined, {} left out) in {} ms",
+        capture.page.final_url,
+        dest,
+        capture.snapshot_bytes().len(),
+        capture.snapshot_media_type(),
+        capture.page.status,
+        inlined,
+        failed,
+        capture.elapsed.as_millis()
+    );
+    if failed > 0 {
+        let mut why: Vec<String> = counts
+            .iter()
+            .filter(|(k, _)| **k != "inlined")
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        why.sort();
+        line.push_str(&format!(" [{}]", why.join(", ")));
+    }
+    line
+}

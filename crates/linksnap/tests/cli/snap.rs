@@ -1,0 +1,335 @@
+//! `linksnap snap`: what a snapshot contains, its formats, bad input and exit codes.
+
+use crate::remote_references;
+use crate::support::{FixtureServer, artifact_dir, linksnap, snap};
+
+#[test]
+fn every_construct_of_the_fixture_site_is_inlined_and_nothing_remote_remains() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/site/pages/index.html"), &["--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let resources = report["resources"].as_array().unwrap();
+    let failed: Vec<_> = resources
+        .iter()
+        .filter(|r| r["outcome"] != "inlined")
+        .collect();
+    assert!(failed.is_empty(), "not inlined: {failed:#?}");
+    let mut kinds: Vec<&str> = resources
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "css-asset",
+            "frame",
+            "image",
+            "script",
+            "stylesheet",
+            "svg-sprite"
+        ]
+    );
+    let paths: Vec<String> = resources
+        .iter()
+        .filter_map(|r| Some(r["url"].as_str()?.split_once("/site/")?.1.to_owned()))
+        .collect();
+    for expected in [
+        "css/main.css",
+        "css/imported.css",
+        "css/sub/deep.css",
+        "css/from-style.css",
+        "img/favicon.png",
+        "img/picture.png",
+        "img/lazy.png",
+        "img/style-block.png",
+        "img/inline-style.png",
+        "img/deep.png",
+        "img/bg.png",
+        "img/poster.png",
+        "img/noscript.png",
+        "img/icons.svg",
+        "frames/frame.html",
+        "frames/frame.css",
+        "frames/nested.html",
+        "img/frame.png",
+        "js/main.js",
+        "js/async.js",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    // The web font is referenced from the third stylesheet of an @import chain.
+    assert!(resources.iter().any(
+        |r| r["url"].as_str().unwrap().ends_with("/font/fixture.ttf") && r["outcome"] == "inlined"
+    ));
+    // Fetched once each, although referenced several times (photo.png is in src and srcset,
+    // placeholder.png twice, icons.svg twice).
+    for path in [
+        "/site/img/photo.png",
+        "/site/img/icons.svg",
+        "/site/img/placeholder.png",
+    ] {
+        assert!(
+            server.hits(path) <= 1,
+            "{path} fetched {} times",
+            server.hits(path)
+        );
+    }
+    // The srcset candidates a 1x screen would not show are not fetched.
+    assert_eq!(server.hits("/site/img/photo-2x.png"), 0);
+    assert_eq!(server.hits("/site/img/lazy-2x.png"), 0);
+    // Hints and pings are not followed.
+    assert_eq!(server.hits("/site/pages/next.html"), 0);
+    assert_eq!(server.hits("/ping"), 0);
+    assert_eq!(report["encoding"]["name"], "windows-1252");
+    assert_eq!(report["encoding"]["source"], "meta");
+}
+
+#[test]
+fn the_html_snapshot_is_self_contained_utf8_with_the_page_rewritten() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("snap-fixture");
+    let out = dir.join("index.html");
+    let run = snap(
+        &server.url("/site/pages/index.html"),
+        &["-o", out.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "with -o nothing goes to stdout");
+    assert!(run.stderr.contains("saved http://"), "{}", run.stderr);
+    let html = String::from_utf8(std::fs::read(&out).unwrap()).expect("the snapshot is UTF-8");
+    assert_eq!(remote_references(&html), Vec::<String>::new());
+    assert!(html.contains("<meta charset=\"utf-8\">"));
+    assert!(!html.contains("windows-1252"));
+    assert!(
+        html.contains("Café crème brûlée € 5"),
+        "windows-1252 bytes decoded"
+    );
+    assert!(!html.contains("<base"));
+    assert!(!html.contains("Content-Security-Policy"));
+    assert!(
+        !html.contains("preconnect")
+            && !html.contains("dns-prefetch")
+            && !html.contains("prefetch")
+    );
+    assert!(!html.contains("integrity="));
+    assert!(!html.contains("ping="));
+    assert!(
+        html.contains(&format!(
+            "href=\"{}\"",
+            server.url("/site/pages/other.html")
+        )),
+        "links become absolute"
+    );
+    assert!(
+        html.contains("<a href=\"#js\">"),
+        "in-page anchors stay in the page"
+    );
+    assert!(
+        html.contains("document.getElementById('js')"),
+        "scripts are kept by default"
+    );
+    assert!(
+        html.contains("<noscript>"),
+        "noscript stays with scripts on"
+    );
+    assert!(
+        html.contains("<symbol id=\"star\""),
+        "the external sprite is brought in"
+    );
+}
+
+#[test]
+fn no_js_removes_scripts_and_handlers_and_shows_noscript_content() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/site/pages/index.html"), &["--no-js"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let html = run.stdout_str();
+    assert!(!html.contains("<script"), "no script element survives");
+    assert!(!html.contains("<noscript"));
+    assert!(
+        html.contains("alt=\"noscript\""),
+        "noscript content is visible"
+    );
+    assert_eq!(remote_references(&html), Vec::<String>::new());
+    assert_eq!(
+        server.hits("/site/js/main.js"),
+        0,
+        "scripts are not even fetched"
+    );
+}
+
+#[test]
+fn text_format_prints_title_blank_line_and_main_text() {
+    let server = FixtureServer::start();
+    let run = snap(
+        &server.url("/corpus/readability/001/source.html"),
+        &["--format", "text"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = run.stdout_str();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Get your Frontend JavaScript Code Covered | Code")
+    );
+    assert_eq!(lines.next(), Some(""));
+    assert!(
+        text.contains("So finally you're testing your frontend JavaScript code"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_format_has_metadata_text_and_resources() {
+    let server = FixtureServer::start();
+    let run = snap(
+        &server.url("/corpus/readability/001/source.html"),
+        &["--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let j = run.json();
+    assert_eq!(j["status"], 200);
+    assert_eq!(j["media_type"], "text/html");
+    assert_eq!(j["text"]["byline"], "Nicolas Perriault");
+    assert_eq!(j["text"]["lang"], "en");
+    assert!(j["text"]["text"].as_str().unwrap().len() > 1000);
+    assert!(j["snapshot"]["bytes"].as_u64().unwrap() > 1000);
+    assert!(j["resources"].is_array());
+    assert!(
+        j["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h[0] == "content-type")
+    );
+}
+
+#[test]
+fn cookies_set_by_the_page_are_sent_with_its_assets() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/cookie/page"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout_str().contains("--cookie:present"),
+        "{}",
+        run.stdout_str()
+    );
+    // A second capture starts with an empty jar: cookies never leak between captures.
+    let run = snap(&server.url("/cookie/style.css"), &[]);
+    assert!(run.stdout_str().contains("--cookie:missing"));
+}
+
+#[test]
+fn a_pdf_is_saved_as_the_file_with_its_media_type() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/doc.pdf"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with(b"%PDF-1.4"));
+    assert!(run.stderr.contains("application/pdf"), "{}", run.stderr);
+    let json = snap(&server.url("/doc.pdf"), &["--format", "json"]).json();
+    assert_eq!(json["snapshot"]["media_type"], "application/pdf");
+    let text = snap(&server.url("/doc.pdf"), &["--format", "text"]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stderr.contains("is application/pdf, not HTML"),
+        "{}",
+        text.stderr
+    );
+}
+
+#[test]
+fn an_error_status_page_is_saved_and_the_exit_code_says_so() {
+    let server = FixtureServer::start();
+    for code in [404, 500] {
+        let run = snap(&server.url(&format!("/status/{code}")), &[]);
+        assert_eq!(run.code, 3, "{}", run.stderr);
+        assert!(run.stdout_str().contains(&format!("Error page {code}")));
+        assert!(
+            run.stderr.contains(&format!("HTTP {code}")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn an_empty_body_is_a_clear_error() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/empty"), &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+    assert_eq!(
+        run.stderr.trim(),
+        format!(
+            "linksnap: error: {}: the server sent an empty body (HTTP 200)",
+            server.url("/empty")
+        )
+    );
+}
+
+#[test]
+fn bad_urls_and_schemes_are_usage_errors() {
+    for (url, message) in [
+        (
+            "not a url",
+            "linksnap: error: invalid URL `not a url`: relative URL without a base",
+        ),
+        (
+            "http://",
+            "linksnap: error: invalid URL `http://`: empty host",
+        ),
+        (
+            "file:///etc/passwd",
+            "linksnap: error: unsupported scheme `file:` in file:///etc/passwd: only http and https pages can be captured",
+        ),
+        (
+            "ftp://a.test/x",
+            "linksnap: error: unsupported scheme `ftp:` in ftp://a.test/x: only http and https pages can be captured",
+        ),
+        (
+            "javascript:alert(1)",
+            "linksnap: error: unsupported scheme `javascript:` in javascript:alert(1): only http and https pages can be captured",
+        ),
+    ] {
+        let run = linksnap(&["snap", url]);
+        assert_eq!(run.code, 2, "{url}: {}", run.stderr);
+        assert_eq!(run.stderr.trim(), message);
+        assert!(run.stdout.is_empty());
+    }
+    let run = linksnap(&["snap"]);
+    assert_eq!(run.code, 2);
+    let run = linksnap(&["snap", "http://a.test/", "--format", "pdf"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn a_failed_capture_leaves_an_existing_output_file_untouched() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("snap-atomic");
+    let out = dir.join("keep.html");
+    std::fs::write(&out, "previous snapshot").unwrap();
+    let run = snap(&server.url("/empty"), &["-o", out.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous snapshot");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+}
+
+#[test]
+fn an_unwritable_output_path_is_a_clear_error() {
+    let server = FixtureServer::start();
+    let run = snap(&server.url("/plain"), &["-o", "/nonexistent-dir/x.html"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with("linksnap: error: cannot write /nonexistent-dir/x.html"),
+        "{}",
+        run.stderr
+    );
+}

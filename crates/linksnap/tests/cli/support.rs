@@ -1,0 +1,607 @@
+//! Test support: a fixture web server on loopback, and running the `linksnap` binary.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::stream;
+
+/// Where the fixture site lives.
+pub fn site_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site")
+}
+
+/// The shared corpus of real pages (`../shared/corpus` beside the repository).
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("LINKSNAP_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    assert!(
+        dir.join("readability").is_dir(),
+        "the corpus is missing at {} (set LINKSNAP_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+/// A font the fixture site serves as a web font (installed by scripts/test.sh).
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
+
+#[derive(Clone, Default)]
+struct Shared {
+    log: Arc<Mutex<Vec<String>>>,
+    /// Requests to `/slow/…` in progress now, and the most there ever were at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
+}
+
+/// A web server on a loopback address, serving the fixture site, the corpus and routes that
+/// misbehave on purpose. Stops when dropped.
+pub struct FixtureServer {
+    pub addr: SocketAddr,
+    shared: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FixtureServer {
+    /// Starts on 127.0.0.1.
+    pub fn start() -> Self {
+        Self::start_on("127.0.0.1".parse().unwrap())
+    }
+
+    /// Starts on `ip`, port chosen by the kernel.
+    pub fn start_on(ip: IpAddr) -> Self {
+        let shared = Shared::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(shared.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fixture server start");
+        Self {
+            addr,
+            shared,
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Every request so far, as `path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// The most `/slow/…` requests that were ever in progress at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.lock().unwrap().1
+    }
+
+    /// How many requests asked for exactly `path` (query ignored).
+    pub fn hits(&self, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.split('?').next() == Some(path))
+            .count()
+    }
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/site/{*path}", get(site))
+        .route("/corpus/{*path}", get(corpus))
+        .route("/font/fixture.ttf", get(font))
+        .route(
+            "/plain",
+            get(|| async { html("<title>Plain</title><p>plain page</p>") }),
+        )
+        .route("/redirect/{n}", get(redirect_chain))
+        .route("/loop/{x}", get(redirect_loop))
+        .route("/redirect-to", get(redirect_to))
+        .route("/drip", get(drip))
+        .route("/bomb", get(bomb))
+        .route("/huge", get(huge))
+        .route("/status/{code}", get(status_page))
+        .route(
+            "/empty",
+            get(|| async { ([(header::CONTENT_TYPE, "text/html")], "") }),
+        )
+        .route("/doc.pdf", get(pdf))
+        .route("/cookie/page", get(cookie_page))
+        .route("/cookie/style.css", get(cookie_css))
+        .route("/bytes/{n}", get(page_of_size))
+        .route("/blob/{n}", get(blob))
+        .route("/page-with", get(page_with))
+        .route("/slow/{ms}", get(slow))
+        .route("/slow/{ms}/{tag}", get(slow_tagged))
+        .route("/encoded/{name}", get(encoded))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such fixture") })
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            log_request,
+        ))
+        .with_state(shared)
+}
+
+async fn log_request(
+    State(shared): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = req.uri();
+    let entry = match uri.query() {
+        Some(q) => format!("{}?{}", uri.path(), q),
+        None => uri.path().to_owned(),
+    };
+    shared.log.lock().unwrap().push(entry);
+    next.run(req).await
+}
+
+fn html(body: impl Into<String>) -> Response {
+    ([(header::CONTENT_TYPE, "text/html")], body.into()).into_response()
+}
+
+fn content_type_for(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "ttf" => "font/ttf",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn serve_file(root: &Path, rel: &str) -> Response {
+    if rel.split('/').any(|seg| seg == "..") {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    let path = root.join(rel);
+    match std::fs::read(&path) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type_for(&path))], bytes).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn site(UrlPath(path): UrlPath<String>) -> Response {
+    serve_file(&site_dir(), &path)
+}
+
+async fn corpus(UrlPath(path): UrlPath<String>) -> Response {
+    serve_file(&corpus_dir(), &path)
+}
+
+async fn font() -> Response {
+    match std::fs::read(FONT) {
+        Ok(b) => ([(header::CONTENT_TYPE, "font/ttf")], b).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "font missing: run scripts/test.sh").into_response(),
+    }
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, to.to_owned())]).into_response()
+}
+
+/// Exactly `n` redirects, then the plain page.
+async fn redirect_chain(UrlPath(n): UrlPath<u32>) -> Response {
+    match n {
+        0 => html("<title>Plain</title><p>plain page</p>"),
+        1 => redirect("/plain"),
+        n => redirect(&format!("/redirect/{}", n - 1)),
+    }
+}
+
+async fn redirect_loop(UrlPath(x): UrlPath<String>) -> Response {
+    redirect(if x == "a" { "/loop/b" } else { "/loop/a" })
+}
+
+fn query_values(raw: &Option<String>, key: &str) -> Vec<String> {
+    url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+async fn redirect_to(RawQuery(q): RawQuery) -> Response {
+    let to = query_values(&q, "to")
+        .pop()
+        .unwrap_or_else(|| "/plain".into());
+    redirect(&to)
+}
+
+/// One small chunk every 100 ms, forever.
+async fn drip() -> Response {
+    let s = stream::unfold(0u64, |n| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(format!("<p>{n}</p>\n"))),
+            n + 1,
+        ))
+    });
+    ([(header::CONTENT_TYPE, "text/html")], Body::from_stream(s)).into_response()
+}
+
+/// A gzip body of about 300 KB that inflates to 300 MB.
+async fn bomb() -> Response {
+    static BOMB: OnceLock<Vec<u8>> = OnceLock::new();
+    let body = BOMB.get_or_init(|| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(b"<html><body>").unwrap();
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..300 {
+            enc.write_all(&zeros).unwrap();
+        }
+        enc.finish().unwrap()
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/html"),
+            (header::CONTENT_ENCODING, "gzip"),
+        ],
+        body.clone(),
+    )
+        .into_response()
+}
+
+/// 300 MB of HTML, streamed without a Content-Length.
+async fn huge() -> Response {
+    let chunk = Bytes::from(format!("<p>{}</p>\n", "x".repeat(65_000)));
+    let s = stream::iter((0..4700).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    ([(header::CONTENT_TYPE, "text/html")], Body::from_stream(s)).into_response()
+}
+
+async fn status_page(UrlPath(code): UrlPath<u16>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!("<title>Status {code}</title><h1>Error page {code}</h1>"),
+    )
+        .into_response()
+}
+
+async fn pdf() -> Response {
+    let body = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
+    ([(header::CONTENT_TYPE, "application/pdf")], body).into_response()
+}
+
+async fn cookie_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html")),
+            (
+                header::SET_COOKIE,
+                HeaderValue::from_static("snapsession=kept; Path=/"),
+            ),
+        ],
+        r#"<link rel="stylesheet" href="/cookie/style.css"><p>cookie page</p>"#,
+    )
+        .into_response()
+}
+
+async fn cookie_css(headers: HeaderMap) -> Response {
+    let has = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.to_str().unwrap_or("").contains("snapsession=kept"));
+    let css = if has {
+        "body{--cookie:present}"
+    } else {
+        "body{--cookie:missing}"
+    };
+    ([(header::CONTENT_TYPE, "text/css")], css).into_response()
+}
+
+/// An HTML page of exactly `n` bytes.
+async fn page_of_size(UrlPath(n): UrlPath<usize>) -> Response {
+    let head = "<title>sized</title><p>";
+    let mut body = String::from(head);
+    body.push_str(&"y".repeat(n.saturating_sub(head.len())));
+    body.truncate(n);
+    html(body)
+}
+
+/// `n` bytes of a PNG-looking body.
+async fn blob(UrlPath(n): UrlPath<usize>) -> Response {
+    let mut body = b"\x89PNG\r\n\x1a\n".to_vec();
+    body.resize(n, 0);
+    body.truncate(n);
+    ([(header::CONTENT_TYPE, "image/png")], body).into_response()
+}
+
+/// A page with one `<img>` per `img` parameter and one stylesheet per `css` parameter.
+async fn page_with(RawQuery(q): RawQuery) -> Response {
+    let mut body = String::from("<title>page with</title>");
+    for css in query_values(&q, "css") {
+        body.push_str(&format!("<link rel=stylesheet href=\"{css}\">"));
+    }
+    for img in query_values(&q, "img") {
+        body.push_str(&format!("<img src=\"{img}\">"));
+    }
+    for frame in query_values(&q, "frame") {
+        body.push_str(&format!("<iframe src=\"{frame}\"></iframe>"));
+    }
+    html(body)
+}
+
+async fn slow(State(shared): State<Shared>, UrlPath(ms): UrlPath<u64>) -> Response {
+    {
+        let mut g = shared.in_flight.lock().unwrap();
+        g.0 += 1;
+        g.1 = g.1.max(g.0);
+    }
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    shared.in_flight.lock().unwrap().0 -= 1;
+    (
+        [(header::CONTENT_TYPE, "image/png")],
+        b"\x89PNG\r\n\x1a\nslow".to_vec(),
+    )
+        .into_response()
+}
+
+async fn slow_tagged(
+    state: State<Shared>,
+    UrlPath((ms, _tag)): UrlPath<(u64, String)>,
+) -> Response {
+    slow(state, UrlPath(ms)).await
+}
+
+/// Pages in legacy encodings; the charset is declared the way the name says.
+async fn encoded(UrlPath(name): UrlPath<String>) -> Response {
+    let texts: HashMap<&str, (&'static encoding_rs::Encoding, &str, bool)> = HashMap::from([
+        (
+            "gbk-meta",
+            (
+                encoding_rs::GBK,
+                "简体中文网页，编码测试：北京欢迎你。",
+                true,
+            ),
+        ),
+        (
+            "big5-header",
+            (
+                encoding_rs::BIG5,
+                "繁體中文網頁，編碼測試：臺北歡迎你。",
+                false,
+            ),
+        ),
+        (
+            "sjis-meta",
+            (
+                encoding_rs::SHIFT_JIS,
+                "日本語のウェブページ、文字コードのテストです。",
+                true,
+            ),
+        ),
+        (
+            "eucjp-header",
+            (
+                encoding_rs::EUC_JP,
+                "日本語のウェブページ、EUC-JPのテストです。",
+                false,
+            ),
+        ),
+        (
+            "euckr-meta",
+            (
+                encoding_rs::EUC_KR,
+                "한국어 웹 페이지, 인코딩 시험입니다.",
+                true,
+            ),
+        ),
+        (
+            "cp1251-undeclared",
+            (
+                encoding_rs::WINDOWS_1251,
+                "Русская страница, проверка кодировки без объявления. Съешь же ещё этих мягких французских булок, да выпей чаю.",
+                false,
+            ),
+        ),
+    ]);
+    let Some((enc, text, meta)) = texts.get(name.as_str()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let declared = if name.ends_with("undeclared") {
+        None
+    } else {
+        Some(enc.name())
+    };
+    let meta_tag = match (meta, declared) {
+        (true, Some(n)) => format!("<meta charset=\"{n}\">"),
+        _ => String::new(),
+    };
+    let page = format!(
+        "<html><head>{meta_tag}<title>{text}</title></head><body><p>{text}</p></body></html>"
+    );
+    let (bytes, _, _) = enc.encode(&page);
+    let ct = match (meta, declared) {
+        (false, Some(n)) => format!("text/html; charset={n}"),
+        _ => "text/html".to_owned(),
+    };
+    ([(header::CONTENT_TYPE, ct)], bytes.into_owned()).into_response()
+}
+
+/// A DNS server on loopback that answers every query with NXDOMAIN. Every run of the
+/// binary in these tests asks it instead of the system's name servers, so no test ever
+/// sends a DNS query off this machine (the corpus pages name real hosts).
+pub fn stub_dns() -> std::net::SocketAddr {
+    static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind stub DNS");
+        let addr = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if let Some(reply) = nxdomain(&buf[..n]) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        addr
+    })
+}
+
+/// The NXDOMAIN answer to a DNS query: same id and question, no records.
+fn nxdomain(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + *query.get(end)? as usize;
+    }
+    end += 5; // the zero label, QTYPE, QCLASS
+    let mut reply = query.get(..end)?.to_vec();
+    reply[2] = 0x80 | (query[2] & 0x79); // QR, opcode, RD
+    reply[3] = 0x80 | 3; // RA, NXDOMAIN
+    reply[6..12].fill(0); // no answer, authority or additional records
+    Some(reply)
+}
+
+/// The result of running the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stderr))
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `linksnap ARGS` with a clean environment for the variables it reads.
+pub fn linksnap(args: &[&str]) -> Run {
+    linksnap_with_env(args, &[])
+}
+
+pub fn linksnap_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linksnap"));
+    cmd.args(args)
+        .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
+        .env_remove("LINKSNAP_ALLOW_NET")
+        .env_remove("LINKSNAP_USER_AGENT")
+        .env_remove("LINKSNAP_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run linksnap").into()
+}
+
+/// `linksnap snap URL --allow-net 127.0.0.0/8 ARGS…`.
+pub fn snap(url: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["snap", url, "--allow-net", "127.0.0.0/8"];
+    args.extend_from_slice(extra);
+    linksnap(&args)
+}
+
+/// Runs `linksnap ARGS` and also returns its peak resident memory in bytes (from
+/// `wait4`, so it is this child's own figure).
+pub fn linksnap_measured(args: &[&str]) -> (Run, u64) {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    // Reaped by wait4 below, which also yields this child's own rusage.
+    #[allow(clippy::zombie_processes)]
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linksnap"))
+        .args(args)
+        .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
+        .env_remove("LINKSNAP_ALLOW_NET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn linksnap");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        err.read_to_end(&mut v).unwrap();
+        v
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child's pid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = Run {
+        code,
+        stdout: out_t.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+    };
+    (run, usage.ru_maxrss as u64 * 1024)
+}
+
+/// A fresh directory under the target dir, kept after the test for inspection.
+pub fn artifact_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-artifacts")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

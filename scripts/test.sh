@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of linksnap. Installs what the tests need first, idempotently:
+#   - chromium (Debian's package): renders snapshots with the network cut off;
+#   - fonts-dejavu-core: a font the fixture site serves as a web font.
+# Then runs the whole workspace's suite. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# The corpus of real pages lives beside the repository (../shared/corpus).
+export LINKSNAP_CORPUS="${LINKSNAP_CORPUS:-$(cd .. && pwd)/shared/corpus}"
+
+cargo test --workspace --locked
