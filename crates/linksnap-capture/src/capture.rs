@@ -100,6 +100,9 @@ pub struct CaptureOptions {
     pub inline: InlineOptions,
     /// Whether to extract readable text (costs a DOM parse of the page).
     pub extract_text: bool,
+    /// Extra trusted root certificates (PEM), for sites behind a private CA. The
+    /// system's roots stay trusted.
+    pub extra_roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for CaptureOptions {
@@ -111,6 +114,7 @@ impl Default for CaptureOptions {
             limits: Limits::default(),
             inline: InlineOptions::default(),
             extract_text: true,
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -327,6 +331,7 @@ impl Capturer {
                 request_timeout: limits.request_timeout,
                 max_redirects: limits.max_redirects,
                 deadline: started + limits.timeout,
+                extra_roots_pem: self.options.extra_roots_pem.clone(),
             },
         )
         .map_err(CaptureError::Client)?;

@@ -26,6 +26,8 @@ pub(crate) struct FetchSettings {
     pub max_redirects: usize,
     /// The whole capture ends here.
     pub deadline: Instant,
+    /// Extra trusted roots, PEM.
+    pub extra_roots_pem: Vec<Vec<u8>>,
 }
 
 /// What the page fetch needs to know besides the body.
@@ -51,7 +53,13 @@ impl Fetcher {
     /// # Errors
     /// When the HTTP client cannot be built (TLS roots unavailable).
     pub fn new(resolver: Arc<GuardedResolver>, settings: FetchSettings) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for pem in &settings.extra_roots_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| error_chain(&e))? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .user_agent(settings.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)

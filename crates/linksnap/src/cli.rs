@@ -79,6 +79,9 @@ pub struct FetchArgs {
         value_delimiter = ','
     )]
     pub dns_server: Vec<SocketAddr>,
+    /// Also trust the CA certificates in FILE (PEM), e.g. a private CA. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
     /// Remove scripts and event handlers; show <noscript> content.
     #[arg(long)]
     pub no_js: bool,
@@ -196,8 +199,22 @@ impl FetchArgs {
             })?;
             names = names.with_override(&host, vec![addr]);
         }
+        let mut extra_roots_pem = Vec::new();
+        for path in &self.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| UsageError(format!("--ca-cert {}: {e}", path.display())))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(UsageError(format!(
+                    "--ca-cert {}: no PEM certificate in it",
+                    path.display()
+                ))
+                .into());
+            }
+            extra_roots_pem.push(pem);
+        }
         let options = CaptureOptions {
             policy,
+            extra_roots_pem,
             user_agent: self.user_agent.clone(),
             limits: Limits {
                 timeout: self.timeout,

@@ -333,3 +333,84 @@ fn an_unwritable_output_path_is_a_clear_error() {
         run.stderr
     );
 }
+
+#[test]
+fn gzip_deflate_brotli_and_zstd_bodies_are_decoded() {
+    let server = FixtureServer::start();
+    for encoding in ["gzip", "deflate", "br", "zstd"] {
+        let run = snap(
+            &server.url(&format!("/compressed/{encoding}")),
+            &["--format", "json"],
+        );
+        assert_eq!(run.code, 0, "{encoding}: {}", run.stderr);
+        let j = run.json();
+        assert!(
+            j["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("body sent as {encoding}.")),
+            "{encoding}: {j}"
+        );
+        assert!(
+            j["page_bytes"].as_u64().unwrap() > 6500,
+            "{encoding}: counted after decompression"
+        );
+    }
+}
+
+#[test]
+fn the_user_agent_is_a_browser_by_default_and_configurable() {
+    let server = FixtureServer::start();
+    let html = snap(&server.url("/ua"), &[]).stdout_str();
+    assert!(
+        html.contains("Mozilla/5.0 (X11; Linux x86_64)") && html.contains("Chrome/"),
+        "{html}"
+    );
+    let html = snap(&server.url("/ua"), &["--user-agent", "linksnap-test/1.0"]).stdout_str();
+    assert!(html.contains("<p id=ua>linksnap-test/1.0</p>"), "{html}");
+}
+
+#[test]
+fn https_is_fetched_over_http2_when_the_server_offers_it_and_the_ca_is_trusted() {
+    let dir = artifact_dir("snap-tls");
+    let (server, ca) = FixtureServer::start_tls(&dir);
+    let url = server.https_url("/site/pages/index.html");
+    let untrusted = snap(&url, &[]);
+    assert_eq!(untrusted.code, 1);
+    assert!(
+        untrusted.stderr.contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+    let run = snap(
+        &url,
+        &["--ca-cert", ca.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert!(
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "inlined"),
+        "{report:#}"
+    );
+    let versions = server.versions();
+    assert!(versions.len() > 10, "{versions:?}");
+    assert!(versions.iter().all(|v| v == "HTTP/2.0"), "{versions:?}");
+}
+
+#[test]
+fn plain_http_is_http11_and_a_bad_ca_file_is_a_usage_error() {
+    let server = FixtureServer::start();
+    assert_eq!(snap(&server.url("/plain"), &[]).code, 0);
+    assert_eq!(server.versions(), ["HTTP/1.1"]);
+    let run = snap(&server.url("/plain"), &["--ca-cert", "/nonexistent.pem"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--ca-cert /nonexistent.pem"),
+        "{}",
+        run.stderr
+    );
+}

@@ -41,6 +41,8 @@ const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
 #[derive(Clone, Default)]
 struct Shared {
     log: Arc<Mutex<Vec<String>>>,
+    /// The HTTP version of every request, in order (`HTTP/1.1`, `HTTP/2.0`).
+    versions: Arc<Mutex<Vec<String>>>,
     /// Requests to `/slow/…` in progress now, and the most there ever were at once.
     in_flight: Arc<Mutex<(usize, usize)>>,
 }
@@ -101,6 +103,96 @@ impl FixtureServer {
         self.shared.log.lock().unwrap().clone()
     }
 
+    /// The HTTP version of every request so far.
+    pub fn versions(&self) -> Vec<String> {
+        self.shared.versions.lock().unwrap().clone()
+    }
+
+    /// Starts an HTTPS server on 127.0.0.1 (HTTP/2 and HTTP/1.1 offered by ALPN) with a
+    /// certificate from a fresh private CA; returns it and the CA's PEM file in `dir`.
+    pub fn start_tls(dir: &Path) -> (Self, PathBuf) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "linksnap test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap()
+                .signed_by(&leaf_key, &ca)
+                .unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+
+        use tokio_rustls::rustls;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let shared = Shared::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(shared.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        _ = &mut stop_rx => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok(a) => a,
+                            Err(_) => continue,
+                        },
+                    };
+                    let (acceptor, app) = (acceptor.clone(), app.clone());
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                    });
+                }
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("TLS fixture server start");
+        (
+            Self {
+                addr,
+                shared,
+                stop: Some(stop_tx),
+            },
+            ca_path,
+        )
+    }
+
+    /// `https://ADDR{path}`.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+
     /// The most `/slow/…` requests that were ever in progress at the same time.
     pub fn max_in_flight(&self) -> usize {
         self.shared.in_flight.lock().unwrap().1
@@ -152,6 +244,18 @@ fn router(shared: Shared) -> Router {
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
+        .route("/compressed/{encoding}", get(compressed))
+        .route(
+            "/ua",
+            get(|headers: HeaderMap| async move {
+                let ua = headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                html(format!("<title>ua</title><p id=ua>{ua}</p>"))
+            }),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such fixture") })
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -171,6 +275,11 @@ async fn log_request(
         None => uri.path().to_owned(),
     };
     shared.log.lock().unwrap().push(entry);
+    shared
+        .versions
+        .lock()
+        .unwrap()
+        .push(format!("{:?}", req.version()));
     next.run(req).await
 }
 
@@ -383,6 +492,47 @@ async fn slow_tagged(
     UrlPath((ms, _tag)): UrlPath<(u64, String)>,
 ) -> Response {
     slow(state, UrlPath(ms)).await
+}
+
+/// The same page with the body compressed as `encoding` says (and the header to match).
+async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
+    let page = format!(
+        "<title>compressed</title><p>{}</p>",
+        format!("body sent as {encoding}. ").repeat(400)
+    );
+    let raw = page.as_bytes();
+    let body = match encoding.as_str() {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(raw).unwrap();
+            e.finish().unwrap()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(raw).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            brotli::BrotliCompress(
+                &mut &raw[..],
+                &mut out,
+                &brotli::enc::BrotliEncoderParams::default(),
+            )
+            .unwrap();
+            out
+        }
+        "zstd" => zstd::encode_all(raw, 3).unwrap(),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/html".to_owned()),
+            (header::CONTENT_ENCODING, encoding),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Pages in legacy encodings; the charset is declared the way the name says.
