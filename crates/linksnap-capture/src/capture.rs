@@ -4,12 +4,13 @@
 //! This is the IO edge of the crate; the decisions (what is a reference, how it is
 //! inlined, which encoding) are made by the pure modules it calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 use url::Url;
 
@@ -290,20 +291,34 @@ pub struct Capturer {
     /// Process-wide name resolver (and its cache).
     names: Arc<NameResolver>,
     options: Arc<CaptureOptions>,
+    /// Built once: root certificates are parsed at construction, not per capture.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Capturer {
     /// A capturer with the system resolver.
-    pub fn new(options: CaptureOptions) -> Self {
+    ///
+    /// # Errors
+    /// [`CaptureError::Client`] when an extra root certificate is invalid.
+    pub fn new(options: CaptureOptions) -> Result<Self, CaptureError> {
         Self::with_resolver(options, NameResolver::system())
     }
 
     /// A capturer with a given resolver (fixed answers for tests and `--resolve`).
-    pub fn with_resolver(options: CaptureOptions, names: NameResolver) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`CaptureError::Client`] when an extra root certificate is invalid.
+    pub fn with_resolver(
+        options: CaptureOptions,
+        names: NameResolver,
+    ) -> Result<Self, CaptureError> {
+        let tls =
+            crate::fetch::tls_config(&options.extra_roots_pem).map_err(CaptureError::Client)?;
+        Ok(Self {
             names: Arc::new(names),
             options: Arc::new(options),
-        }
+            tls: Arc::new(tls),
+        })
     }
 
     /// The options in force.
@@ -324,6 +339,7 @@ impl Capturer {
             GuardedResolver::new(self.names.clone(), Arc::new(self.options.policy.clone()));
         let fetcher = Fetcher::new(
             resolver,
+            &self.tls,
             FetchSettings {
                 user_agent: self.options.user_agent.clone(),
                 accept_language: self.options.accept_language.clone(),
@@ -331,7 +347,6 @@ impl Capturer {
                 request_timeout: limits.request_timeout,
                 max_redirects: limits.max_redirects,
                 deadline: started + limits.timeout,
-                extra_roots_pem: self.options.extra_roots_pem.clone(),
             },
         )
         .map_err(CaptureError::Client)?;
@@ -383,10 +398,10 @@ impl Capturer {
             // next round. When nothing is new, this walk's output is the snapshot.
             let inliner = Inliner::new(&resources, &self.options.inline);
             let html = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
-            let wanted: Vec<(Url, ResourceKind)> = inliner
-                .references()
+            let wanted: Vec<(Url, ResourceKind, usize)> = inliner
+                .references_with_depth()
                 .into_iter()
-                .filter(|(u, _)| !resources.contains(u))
+                .filter(|(u, _, _)| !resources.contains(u))
                 .collect();
             let skipped = inliner.skipped();
             drop(inliner);
@@ -399,28 +414,15 @@ impl Capturer {
             if wanted.is_empty() {
                 break html;
             }
-            let room = limits.max_resources.saturating_sub(resources.len());
-            let results: Vec<_> = futures_util::stream::iter(wanted.iter().enumerate())
-                .map(|(i, (u, _))| {
-                    let (fetcher, budget) = (&fetcher, &budget);
-                    async move {
-                        if i >= room {
-                            let why = format!(
-                                "more than {} resources, the limit (max_resources)",
-                                limits.max_resources
-                            );
-                            return Err(Failure::TooLarge(why));
-                        }
-                        self.fetch_asset(fetcher, budget, u).await
-                    }
-                })
-                .buffered(limits.max_concurrency.max(1))
-                .collect()
-                .await;
-            for ((url, kind), result) in wanted.into_iter().zip(results) {
-                resources.insert(&url, result);
-                order.push((url, kind));
-            }
+            self.fetch_round(
+                &fetcher,
+                &budget,
+                wanted,
+                decoded.encoding,
+                &mut resources,
+                &mut order,
+            )
+            .await;
         };
 
         let records = order
@@ -446,6 +448,57 @@ impl Capturer {
             readable,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Fetches `wanted`, at most `max_concurrency` at a time. A stylesheet's own
+    /// references are queued as soon as it arrives, so an `@import` chain and its fonts do
+    /// not each wait for the next walk of the document (one round trip per level on a real
+    /// network). The walks that follow remain the authority on what the snapshot needs.
+    async fn fetch_round(
+        &self,
+        fetcher: &Fetcher,
+        budget: &AtomicU64,
+        wanted: Vec<(Url, ResourceKind, usize)>,
+        encoding: &'static encoding_rs::Encoding,
+        resources: &mut ResourceMap,
+        order: &mut Vec<(Url, ResourceKind)>,
+    ) {
+        let limits = &self.options.limits;
+        let mut queued: HashSet<Url> = wanted.iter().map(|(u, _, _)| u.clone()).collect();
+        let mut queue: VecDeque<(Url, ResourceKind, usize)> = wanted.into();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < limits.max_concurrency.max(1)
+                && let Some((url, kind, depth)) = queue.pop_front()
+            {
+                order.push((url.clone(), kind));
+                if resources.len() + in_flight.len() >= limits.max_resources {
+                    let why = format!(
+                        "more than {} resources, the limit (max_resources)",
+                        limits.max_resources
+                    );
+                    resources.insert(&url, Err(Failure::TooLarge(why)));
+                    continue;
+                }
+                in_flight.push(async move {
+                    let result = self.fetch_asset(fetcher, budget, &url).await;
+                    (url, kind, depth, result)
+                });
+            }
+            let Some((url, kind, depth, result)) = in_flight.next().await else {
+                break;
+            };
+            if kind == ResourceKind::Stylesheet
+                && let Ok(sheet) = &result
+            {
+                for child in stylesheet_children(sheet, depth, encoding, &self.options.inline) {
+                    if !resources.contains(&child.0) && queued.insert(child.0.clone()) {
+                        queue.push_back(child);
+                    }
+                }
+            }
+            resources.insert(&url, result);
+        }
     }
 
     async fn fetch_asset(
@@ -501,6 +554,34 @@ impl Capturer {
             },
         }
     }
+}
+
+/// What a fetched stylesheet references, as the walk would find it: imports one level
+/// deeper (none past the import-depth limit) and every `url()` asset.
+fn stylesheet_children(
+    sheet: &Fetched,
+    depth: usize,
+    encoding: &'static encoding_rs::Encoding,
+    inline: &InlineOptions,
+) -> Vec<(Url, ResourceKind, usize)> {
+    let text = charset::decode_css(&sheet.bytes, sheet.content_type.as_deref(), encoding).text;
+    crate::css::references(&text)
+        .into_iter()
+        .filter_map(|r| {
+            let url = sheet.final_url.join(r.url.trim()).ok()?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return None;
+            }
+            let url = ResourceMap::key(&url);
+            match r.kind {
+                crate::css::CssRefKind::Import if depth < inline.max_import_depth => {
+                    Some((url, ResourceKind::Stylesheet, depth + 1))
+                }
+                crate::css::CssRefKind::Import => None,
+                crate::css::CssRefKind::Asset => Some((url, ResourceKind::CssAsset, 0)),
+            }
+        })
+        .collect()
 }
 
 /// Counts resources by outcome code, for summaries.

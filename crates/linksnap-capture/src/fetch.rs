@@ -26,8 +26,36 @@ pub(crate) struct FetchSettings {
     pub max_redirects: usize,
     /// The whole capture ends here.
     pub deadline: Instant,
-    /// Extra trusted roots, PEM.
-    pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+/// The TLS configuration every capture of a process shares: Mozilla's root certificates
+/// compiled in (no trust-store files read at start), plus the operator's extra roots, and
+/// ALPN offering HTTP/2 then HTTP/1.1.
+///
+/// # Errors
+/// When an extra root is not a valid PEM certificate.
+pub(crate) fn tls_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for pem in extra_roots_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("extra CA certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("extra CA certificate: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// What the page fetch needs to know besides the body.
@@ -52,14 +80,13 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// # Errors
     /// When the HTTP client cannot be built (TLS roots unavailable).
-    pub fn new(resolver: Arc<GuardedResolver>, settings: FetchSettings) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder();
-        for pem in &settings.extra_roots_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| error_chain(&e))? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
+    pub fn new(
+        resolver: Arc<GuardedResolver>,
+        tls: &rustls::ClientConfig,
+        settings: FetchSettings,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
             .user_agent(settings.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)

@@ -94,8 +94,8 @@ pub struct Inliner<'a> {
     css_cache: RefCell<HashMap<Url, Rc<str>>>,
 }
 
-/// References in first-seen order, and the set of their URLs.
-type Found = (Vec<(Url, ResourceKind)>, HashSet<Url>);
+/// References in first-seen order (with stylesheet depth), and the set of their URLs.
+type Found = (Vec<(Url, ResourceKind, usize)>, HashSet<Url>);
 
 /// Per-document state shared between the lol_html handlers of one walk.
 #[derive(Default)]
@@ -120,6 +120,17 @@ impl<'a> Inliner<'a> {
 
     /// Every http(s) reference met by the walks so far, fragment removed, first-seen order.
     pub fn references(&self) -> Vec<(Url, ResourceKind)> {
+        self.found
+            .borrow()
+            .0
+            .iter()
+            .map(|(u, k, _)| (u.clone(), *k))
+            .collect()
+    }
+
+    /// Like [`Inliner::references`], with each stylesheet's `@import` depth (1 for a
+    /// stylesheet the document links; 0 for everything that is not a stylesheet).
+    pub fn references_with_depth(&self) -> Vec<(Url, ResourceKind, usize)> {
         self.found.borrow().0.clone()
     }
 
@@ -144,10 +155,14 @@ impl<'a> Inliner<'a> {
     }
 
     fn record(&self, url: &Url, kind: ResourceKind) {
+        self.record_at(url, kind, 0);
+    }
+
+    fn record_at(&self, url: &Url, kind: ResourceKind, depth: usize) {
         let key = ResourceMap::key(url);
         let mut found = self.found.borrow_mut();
         if found.1.insert(key.clone()) {
-            found.0.push((key, kind));
+            found.0.push((key, kind, depth));
         }
     }
 
@@ -621,7 +636,7 @@ impl<'a> Inliner<'a> {
             self.skip(url, ResourceKind::Stylesheet);
             return None;
         }
-        self.record(url, ResourceKind::Stylesheet);
+        self.record_at(url, ResourceKind::Stylesheet, depth);
         let key = ResourceMap::key(url);
         if let Some(done) = self.css_cache.borrow().get(&key) {
             return Some(done.clone());

@@ -253,7 +253,9 @@ fn parse_resolve(entry: &str) -> Option<(String, IpAddr)> {
 /// Whatever the command failed with; `main` maps it to an exit code.
 pub fn run() -> anyhow::Result<Code> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One capture is one task: IO-bound fetching is concurrent on one thread, and the
+    // CPU-bound text extraction runs on the blocking pool. No worker threads to start.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

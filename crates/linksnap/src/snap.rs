@@ -17,7 +17,7 @@ use crate::wire::SnapReport;
 /// The capture's error, or a failure to write the output.
 pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
     let (options, names) = args.fetch.build(args.format != Format::Html)?;
-    let capturer = Capturer::with_resolver(options, names);
+    let capturer = Capturer::with_resolver(options, names)?;
     let capture = capturer.capture(&args.url).await?;
     let body = render(&capture, args.format)?;
     match &args.output {
