@@ -123,7 +123,14 @@ impl NameResolver {
         let Some(system) = &self.system else {
             return Err("no resolver is configured".to_owned());
         };
-        let answer = system.lookup_ip(host).await.map_err(|e| e.to_string())?;
+        let answer = system.lookup_ip(host).await.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("no records found") {
+                "no such name (the DNS server has no address for it)".to_owned()
+            } else {
+                text
+            }
+        })?;
         let addrs: Vec<IpAddr> = answer.iter().collect();
         if addrs.is_empty() {
             return Err("no addresses".to_owned());

@@ -274,16 +274,25 @@ fn origin_key(url: &Url) -> String {
 
 /// An error with its sources, the way a person wants to read it: "error sending request
 /// for url (…): client error (Connect): tcp connect error: Connection refused".
+///
+/// reqwest's and hyper's wrappers ("error sending request for url (…)", "client error
+/// (Connect)") repeat what the caller already says; they are left out.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        let wrapper = text.starts_with("error sending request for url")
+            || text.starts_with("error decoding response body")
+            || text.starts_with("client error (");
+        if !wrapper && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
-        source = s.source();
+        current = err.source();
     }
-    out
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }

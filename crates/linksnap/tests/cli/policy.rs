@@ -211,3 +211,20 @@ fn ipv6_loopback_is_refused_by_default_and_allowed_by_rule() {
     let run = linksnap(&["snap", &url, "--allow-net", "::1/128"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn an_unknown_name_and_a_closed_port_are_clear_one_line_errors() {
+    // The stub DNS server every test run uses answers NXDOMAIN for every name.
+    let run = linksnap(&["snap", "http://no-such-host.example/"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr.trim(),
+        "linksnap: error: http://no-such-host.example/: cannot connect: cannot resolve no-such-host.example: no such name (the DNS server has no address for it)"
+    );
+    let run = linksnap(&["snap", "http://127.0.0.1:1/", "--allow-net", "127.0.0.1"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr.trim(),
+        "linksnap: error: http://127.0.0.1:1/: cannot connect: tcp connect error: Connection refused (os error 111)"
+    );
+}
