@@ -244,7 +244,15 @@ impl Fetcher {
             let chunk = tokio::time::timeout_at(deadline, response.chunk())
                 .await
                 .map_err(|_| Failure::TimedOut)?
-                .map_err(|e| Failure::Network(error_chain(&e)))?;
+                .map_err(|e| {
+                    // A body that does not decompress is the content's fault, not the
+                    // network's.
+                    if e.is_decode() || e.is_body() && error_chain(&e).contains("corrupt") {
+                        Failure::Decode(error_chain(&e))
+                    } else {
+                        Failure::Network(error_chain(&e))
+                    }
+                })?;
             let Some(chunk) = chunk else { break };
             if (body.len() + chunk.len()) as u64 > max_bytes {
                 return Err(too_large());

@@ -234,3 +234,30 @@ fn limit_flags_reject_nonsense() {
         assert!(run.stderr.contains(args[0]), "{}", run.stderr);
     }
 }
+
+#[test]
+fn the_capture_deadline_cuts_off_slow_assets_but_saves_the_page() {
+    let server = FixtureServer::start();
+    let run = snap(
+        &server.url("/page-with?img=/slow/5000"),
+        &["--timeout", "1", "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(outcome_of(&run.json(), "/slow/5000"), "timed-out");
+}
+
+#[test]
+fn an_asset_whose_body_does_not_decode_is_recorded_as_a_decode_error() {
+    let server = FixtureServer::start();
+    let run = snap(
+        &server.url("/page-with?img=/compressed/corrupt"),
+        &["--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(
+        outcome_of(&report, "/compressed/corrupt"),
+        "decode",
+        "{report:#}"
+    );
+}

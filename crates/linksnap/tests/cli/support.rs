@@ -523,6 +523,17 @@ async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
             out
         }
         "zstd" => zstd::encode_all(raw, 3).unwrap(),
+        // Claims gzip, is not: a body that cannot be decoded.
+        "corrupt" => {
+            return (
+                [
+                    (header::CONTENT_TYPE, "image/png"),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                b"\x1f\x8b\x08\x00this is not deflate data at all".to_vec(),
+            )
+                .into_response();
+        }
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (
@@ -680,13 +691,20 @@ pub fn linksnap(args: &[&str]) -> Run {
     linksnap_with_env(args, &[])
 }
 
-pub fn linksnap_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The binary with `args`, asking the stub DNS server, and none of the variables it reads
+/// inherited from the environment running the tests.
+fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_linksnap"));
     cmd.args(args)
         .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
         .env_remove("LINKSNAP_ALLOW_NET")
         .env_remove("LINKSNAP_USER_AGENT")
         .env_remove("LINKSNAP_LOG");
+    cmd
+}
+
+pub fn linksnap_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = command(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -707,10 +725,7 @@ pub fn linksnap_measured(args: &[&str]) -> (Run, u64) {
     use std::process::Stdio;
     // Reaped by wait4 below, which also yields this child's own rusage.
     #[allow(clippy::zombie_processes)]
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linksnap"))
-        .args(args)
-        .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
-        .env_remove("LINKSNAP_ALLOW_NET")
+    let mut child = command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
