@@ -21,6 +21,7 @@ use crate::fetch::{FetchSettings, Fetcher};
 use crate::html::{InlineOptions, Inliner};
 use crate::policy::AddressPolicy;
 use crate::resource::{Failure, Fetched, ResourceKind, ResourceMap};
+use crate::template::SnapshotParts;
 
 /// The default `User-Agent`: a current desktop Chrome, because many sites serve a
 /// degraded page to anything else.
@@ -221,6 +222,9 @@ pub struct Capture {
     pub page: Fetched,
     /// The snapshot.
     pub snapshot: Snapshot,
+    /// For HTML pages, the snapshot as a template and content-addressed parts, which
+    /// [`SnapshotParts::expand`] turns into exactly [`Capture::snapshot`].
+    pub parts: Option<SnapshotParts>,
     /// The page's encoding and how it was decided (HTML pages only).
     pub encoding: Option<(&'static str, EncodingSource)>,
     /// Every resource the page referenced, in the order met.
@@ -373,6 +377,7 @@ impl Capturer {
                 requested_url: url,
                 page,
                 snapshot: Snapshot::Original,
+                parts: None,
                 encoding: None,
                 resources: Vec::new(),
                 readable: None,
@@ -393,26 +398,26 @@ impl Capturer {
         let budget = AtomicU64::new(page.bytes.len() as u64);
         let mut resources = ResourceMap::default();
         let mut order: Vec<(Url, ResourceKind)> = Vec::new();
-        let html = loop {
+        let parts = loop {
             // Walk with what we have; whatever is referenced but not yet attempted is the
             // next round. When nothing is new, this walk's output is the snapshot.
             let inliner = Inliner::new(&resources, &self.options.inline);
-            let html = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
+            let root = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
             let wanted: Vec<(Url, ResourceKind, usize)> = inliner
                 .references_with_depth()
                 .into_iter()
                 .filter(|(u, _, _)| !resources.contains(u))
                 .collect();
             let skipped = inliner.skipped();
+            if wanted.is_empty() {
+                break inliner.into_parts(root);
+            }
             drop(inliner);
             for (url, kind) in skipped {
                 if !resources.contains(&url) {
                     resources.insert(&url, Err(Failure::TooDeep));
                     order.push((url, kind));
                 }
-            }
-            if wanted.is_empty() {
-                break html;
             }
             self.fetch_round(
                 &fetcher,
@@ -443,7 +448,8 @@ impl Capturer {
             requested_url: url,
             encoding: Some((decoded.encoding.name(), decoded.source)),
             page,
-            snapshot: Snapshot::Html(html),
+            snapshot: Snapshot::Html(parts.expand()),
+            parts: Some(parts),
             resources: records,
             readable,
             elapsed: started.elapsed(),

@@ -67,7 +67,7 @@ fn push_escape(b: u8, out: &mut String) {
 
 /// Keeps only `type/subtype` (drops parameters such as a charset that no longer applies)
 /// and falls back to `application/octet-stream` for anything malformed.
-fn sanitize_media_type(media_type: &str) -> String {
+pub(crate) fn sanitize_media_type(media_type: &str) -> String {
     let essence = media_type.split(';').next().unwrap_or("").trim();
     let valid = essence.split_once('/').is_some_and(|(t, s)| {
         !t.is_empty()

@@ -19,8 +19,8 @@ use url::Url;
 
 use crate::charset;
 use crate::css::{self, CssRefKind};
-use crate::datauri;
 use crate::resource::{Fetched, ResourceKind, ResourceMap};
+use crate::template::{Kind, PartHash, SnapshotParts, placeholder};
 
 /// Options that change the snapshot's content.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ pub struct Inliner<'a> {
     found: RefCell<Found>,
     /// References not followed because they are nested deeper than a depth limit.
     skipped: RefCell<Vec<(Url, ResourceKind)>>,
+    /// Every part the placeholders written so far name.
+    parts: RefCell<SnapshotParts>,
     /// Stylesheets already processed, by URL. An entry is inserted empty before
     /// processing starts, which breaks `@import` cycles.
     css_cache: RefCell<HashMap<Url, Rc<str>>>,
@@ -114,6 +116,7 @@ impl<'a> Inliner<'a> {
             opts,
             found: RefCell::default(),
             skipped: RefCell::default(),
+            parts: RefCell::default(),
             css_cache: RefCell::default(),
         }
     }
@@ -147,8 +150,20 @@ impl<'a> Inliner<'a> {
         }
     }
 
+    /// The snapshot: `root` (what [`Inliner::inline_document`] returned) and every part
+    /// its placeholders name.
+    pub fn into_parts(self, root: String) -> SnapshotParts {
+        let mut parts = self.parts.into_inner();
+        parts.root = root;
+        parts
+    }
+
+    fn text_part(&self, text: &str) -> PartHash {
+        self.parts.borrow_mut().add_text(text.to_owned())
+    }
+
     /// Rewrites a whole document fetched from `url` (whose bytes were in `encoding`) into
-    /// a self-contained UTF-8 document.
+    /// the template of a self-contained UTF-8 document (see [`crate::template`]).
     pub fn inline_document(&self, html: &str, url: &Url, encoding: &'static Encoding) -> String {
         let base = document_base(html, url);
         self.rewrite_html(html, &base, url, encoding, 0, true)
@@ -172,10 +187,11 @@ impl<'a> Inliner<'a> {
         self.resources.get(url)
     }
 
-    /// A `data:` URI for `url`'s bytes, if it was fetched.
+    /// A placeholder for the `data:` URI of `url`'s bytes, if it was fetched.
     fn data_uri(&self, url: &Url, kind: ResourceKind) -> Option<String> {
-        self.fetched(url, kind)
-            .map(|f| datauri::encode(&f.media_type, &f.bytes))
+        let f = self.fetched(url, kind)?;
+        let hash = self.parts.borrow_mut().add_binary(&f.bytes);
+        Some(placeholder(Kind::BinaryData, &hash, &f.media_type))
     }
 
     fn rewrite_html(
@@ -232,7 +248,8 @@ impl<'a> Inliner<'a> {
                 let sprites = std::mem::take(&mut state.borrow_mut().sprites);
                 for sprite in sprites {
                     if let Some(markup) = self.sprite_markup(&sprite, encoding, depth) {
-                        end.append(&markup, ContentType::Html);
+                        let part = self.text_part(&markup);
+                        end.append(&placeholder(Kind::Raw, &part, ""), ContentType::Html);
                     }
                 }
                 Ok(())
@@ -357,8 +374,9 @@ impl<'a> Inliner<'a> {
             match self.stylesheet(&url, encoding, 1) {
                 Some(css) => {
                     let alternate = rels.contains(&"alternate");
+                    let part = self.text_part(&css);
                     if alternate || contains_ignore_case(&css, "</style") {
-                        set_attr(el, "href", &datauri::encode_text("text/css", &css));
+                        set_attr(el, "href", &placeholder(Kind::TextData, &part, "text/css"));
                     } else {
                         let mut tag = String::from("<style");
                         for name in ["media", "title", "id", "class"] {
@@ -367,7 +385,7 @@ impl<'a> Inliner<'a> {
                             }
                         }
                         tag.push('>');
-                        tag.push_str(&css);
+                        tag.push_str(&placeholder(Kind::Raw, &part, ""));
                         tag.push_str("</style>");
                         el.replace(&tag, ContentType::Html);
                     }
@@ -419,11 +437,16 @@ impl<'a> Inliner<'a> {
         let unsafe_inline = ["</script", "<!--", "<script"]
             .iter()
             .any(|s| contains_ignore_case(&js, s));
+        let part = self.text_part(&js);
         if deferred || unsafe_inline {
-            set_attr(el, "src", &datauri::encode_text("text/javascript", &js));
+            set_attr(
+                el,
+                "src",
+                &placeholder(Kind::TextData, &part, "text/javascript"),
+            );
         } else {
             el.remove_attribute("src");
-            el.set_inner_content(&js, ContentType::Html);
+            el.set_inner_content(&placeholder(Kind::Raw, &part, ""), ContentType::Html);
         }
     }
 
@@ -447,7 +470,12 @@ impl<'a> Inliner<'a> {
                 return;
             };
             if f.media_type != "text/html" && f.media_type != "application/xhtml+xml" {
-                set_attr(el, "src", &datauri::encode(&f.media_type, &f.bytes));
+                let part = self.parts.borrow_mut().add_binary(&f.bytes);
+                set_attr(
+                    el,
+                    "src",
+                    &placeholder(Kind::BinaryData, &part, &f.media_type),
+                );
                 return;
             }
             let host = f.final_url.host_str();
@@ -461,16 +489,19 @@ impl<'a> Inliner<'a> {
                 depth + 1,
                 true,
             );
+            let part = self.text_part(&html);
             if tag == "iframe" {
                 el.remove_attribute("src");
-                set_attr(el, "srcdoc", &html);
+                set_attr(el, "srcdoc", &placeholder(Kind::Attribute, &part, ""));
             } else {
                 // <frame> has no srcdoc; a data: URI is the only way to embed it.
-                set_attr(el, "src", &datauri::encode_text("text/html", &html));
+                set_attr(el, "src", &placeholder(Kind::TextData, &part, "text/html"));
             }
         } else if let Some(srcdoc) = attr(el, "srcdoc") {
+            // A part, not inline text: its own parts expand raw, and must be escaped with it.
             let html = self.rewrite_html(&srcdoc, base, base, encoding, depth + 1, true);
-            set_attr(el, "srcdoc", &html);
+            let part = self.text_part(&html);
+            set_attr(el, "srcdoc", &placeholder(Kind::Attribute, &part, ""));
         }
     }
 
@@ -620,7 +651,7 @@ impl<'a> Inliner<'a> {
             };
             match r.kind {
                 CssRefKind::Import => match self.stylesheet(&url, encoding, depth + 1) {
-                    Some(text) => datauri::encode_text("text/css", &text),
+                    Some(text) => placeholder(Kind::TextData, &self.text_part(&text), "text/css"),
                     None => "data:text/css,".to_owned(),
                 },
                 CssRefKind::Asset => self
@@ -910,7 +941,9 @@ mod tests {
         expect: &[&str],
         absent: &[&str],
     ) -> String {
-        let out = Inliner::new(resources, opts).inline_document(html, &site(), encoding_rs::UTF_8);
+        let inliner = Inliner::new(resources, opts);
+        let root = inliner.inline_document(html, &site(), encoding_rs::UTF_8);
+        let out = inliner.into_parts(root).expand();
         for e in expect {
             assert!(out.contains(e), "expected {e:?} in:\n{out}");
         }
@@ -986,6 +1019,56 @@ mod tests {
             &["integrity", "<link"],
         );
         assert!(out.starts_with("<meta charset=\"utf-8\">"), "{out}");
+    }
+
+    #[test]
+    fn pages_of_one_site_share_their_stylesheet_and_image_parts() {
+        let r = map(&[
+            (
+                "http://site.test/dir/s.css",
+                "text/css",
+                b"body{background:url(bg.png)} h1{font-family:x}",
+            ),
+            (
+                "http://site.test/dir/bg.png",
+                "image/png",
+                b"\x89PNG\r\n\x1a\nbg",
+            ),
+            (
+                "http://site.test/dir/logo.png",
+                "image/png",
+                b"\x89PNG\r\n\x1a\nlogo",
+            ),
+        ]);
+        let opts = InlineOptions::default();
+        let snapshot = |html: &str, url: &str| {
+            let inliner = Inliner::new(&r, &opts);
+            let root = inliner.inline_document(html, &Url::parse(url).unwrap(), encoding_rs::UTF_8);
+            inliner.into_parts(root)
+        };
+        let a = snapshot(
+            r#"<link rel=stylesheet href=s.css><img src=logo.png><p>first article</p>"#,
+            "http://site.test/dir/a.html",
+        );
+        let b = snapshot(
+            r#"<link rel=stylesheet href="/dir/s.css"><img src="/dir/logo.png"><p>second</p>"#,
+            "http://site.test/dir/b.html",
+        );
+        assert_ne!(a.root, b.root);
+        assert_eq!(
+            a.texts.keys().collect::<Vec<_>>(),
+            b.texts.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(
+            a.binaries.keys().collect::<Vec<_>>(),
+            b.binaries.keys().collect::<Vec<_>>()
+        );
+        assert_eq!((a.texts.len(), a.binaries.len()), (1, 2));
+        // The page's own template is small: the shared bytes live in the parts.
+        assert!(a.root.len() < 300, "{}", a.root);
+        assert!(
+            a.expand().contains("first article") && a.expand().contains("data:image/png;base64,")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Layers, each depending only on those above it:
 //! - [`policy`]: which IP addresses may be contacted (pure).
 //! - [`charset`], [`css`], [`datauri`], [`resource`]: decoding and encoding helpers (pure).
+//! - [`template`]: a snapshot as a template plus content-addressed parts (pure).
 //! - [`html`]: discovery of references and inlining into one document (pure).
 //! - [`extract`]: readable text (pure, CPU-bound).
 //! - [`dns`], `fetch`: name resolution checked against the policy, HTTP with limits (IO).
@@ -21,6 +22,7 @@ mod fetch;
 pub mod html;
 pub mod policy;
 pub mod resource;
+pub mod template;
 
 pub use capture::{
     Capture, CaptureError, CaptureOptions, Capturer, Limits, ResourceRecord, Snapshot, parse_url,
@@ -30,3 +32,4 @@ pub use extract::Readable;
 pub use html::InlineOptions;
 pub use policy::AddressPolicy;
 pub use resource::{Failure, Fetched, ResourceKind};
+pub use template::{PartHash, SnapshotParts};
