@@ -1,0 +1,241 @@
+//! Where the library lives, and the guarantee that one process writes it at a time.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! linksnap.db (+ -wal, -shm)   SQLite metadata
+//! blobs/ab/cd/<hash>.zst       content-addressed blobs
+//! lock                         held (flock) by the process that writes
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use sqlx::SqlitePool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::blob::{BlobError, BlobStore};
+
+/// Why the library could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// No `--data`, no `LINKSNAP_DATA`, and no home directory to put the default in.
+    #[error(
+        "no data directory: pass --data DIR or set LINKSNAP_DATA (there is no $HOME for the default)"
+    )]
+    NoDefault,
+    /// The directory cannot be created or used.
+    #[error("data directory {path}: {reason}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Another process holds the writer lock.
+    #[error(
+        "the library in {0} is in use by another linksnap process (one writer at a time); stop it or wait for it to finish"
+    )]
+    Locked(PathBuf),
+    /// The database was written by a newer linksnap.
+    #[error(
+        "the database {path} has schema version {found}, newer than this linksnap supports ({supported}); upgrade linksnap"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        supported: i64,
+    },
+    /// SQLite failed.
+    #[error("database {path}: {reason}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The blob store failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// The schema migrations, embedded in the binary, applied in order on open.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// The newest schema version this build knows.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+/// Resolves the data directory: the flag, else `LINKSNAP_DATA`, else the XDG data dir
+/// (`$XDG_DATA_HOME/linksnap`, by default `~/.local/share/linksnap`).
+///
+/// # Errors
+/// [`OpenError::NoDefault`] when nothing names one.
+pub fn resolve(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
+    if let Some(p) = flag {
+        return Ok(p.to_owned());
+    }
+    if let Some(p) = std::env::var_os("LINKSNAP_DATA").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("linksnap"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".local/share/linksnap"))
+        .ok_or(OpenError::NoDefault)
+}
+
+/// An open data directory: database, blobs, and (for writers) the lock.
+#[derive(Debug)]
+pub struct DataDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// The metadata database.
+    pub db: SqlitePool,
+    /// The blob store.
+    pub blobs: BlobStore,
+    /// Held while this process may write; released when dropped.
+    _lock: File,
+    /// Whether `open` created the directory.
+    pub created: bool,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the data directory at `path` for writing: takes the
+    /// writer lock, opens SQLite (WAL, foreign keys), applies migrations.
+    ///
+    /// # Errors
+    /// [`OpenError`] naming what is wrong.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let dir_err = |reason: String| OpenError::Dir {
+            path: path.to_owned(),
+            reason,
+        };
+        let created = !path.exists();
+        std::fs::create_dir_all(path).map_err(|e| dir_err(e.to_string()))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.join("lock"))
+            .map_err(|e| dir_err(format!("cannot open the lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked(path.to_owned()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(dir_err(format!("cannot lock: {e}")));
+            }
+        }
+        let db_path = path.join("linksnap.db");
+        let db = open_db(&db_path).await?;
+        let blobs = BlobStore::local(&path.join("blobs"))?;
+        Ok(Self {
+            path: path.to_owned(),
+            db,
+            blobs,
+            _lock: lock,
+            created,
+        })
+    }
+}
+
+async fn open_db(path: &Path) -> Result<SqlitePool, OpenError> {
+    let db_err = |e: &dyn std::fmt::Display| OpenError::Database {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| db_err(&e))?;
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, name, sql)| {
+            Migration::new(
+                version,
+                name.into(),
+                MigrationType::Simple,
+                sqlx::SqlStr::from_static(sql),
+                false,
+            )
+        })
+        .collect();
+    match Migrator::with_migrations(migrations).run(&pool).await {
+        Ok(()) => Ok(pool),
+        Err(sqlx::migrate::MigrateError::VersionMissing(found)) => Err(OpenError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported: schema_version(),
+        }),
+        Err(e) => Err(db_err(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("linksnap-datadir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_is_refused_while_the_first_holds_the_lock() {
+        let dir = temp("lock");
+        let first = DataDir::open(&dir).await.unwrap();
+        assert!(first.created);
+        let second = DataDir::open(&dir).await.unwrap_err();
+        assert!(matches!(second, OpenError::Locked(_)), "{second}");
+        drop(first);
+        let again = DataDir::open(&dir).await.unwrap();
+        assert!(!again.created);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_linksnap_is_refused() {
+        let dir = temp("newer");
+        let d = DataDir::open(&dir).await.unwrap();
+        sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'future', 1, x'00', 0)")
+            .execute(&d.db)
+            .await
+            .unwrap();
+        drop(d);
+        let err = DataDir::open(&dir).await.unwrap_err();
+        assert!(
+            matches!(err, OpenError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("schema version 99, newer than this linksnap supports (1)")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_data_dir_resolves_flag_then_environment_then_xdg() {
+        assert_eq!(resolve(Some(Path::new("/x"))).unwrap(), PathBuf::from("/x"));
+    }
+}
