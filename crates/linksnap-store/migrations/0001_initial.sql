@@ -77,3 +77,19 @@ CREATE TABLE snapshot_resources (
     error       TEXT,
     PRIMARY KEY (snapshot_id, seq)
 ) WITHOUT ROWID;
+
+-- The capture queue. A job is claimed atomically (UPDATE … RETURNING); under the
+-- single-writer lock a job still 'running' when the library is opened belongs to a
+-- process that died, and goes back to 'queued'.
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY,
+    link_id    INTEGER NOT NULL REFERENCES links (id) ON DELETE CASCADE,
+    state      TEXT    NOT NULL DEFAULT 'queued'
+               CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    run_after  INTEGER NOT NULL,
+    claimed_at INTEGER,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, run_after, id);

@@ -104,7 +104,7 @@ pub struct DataDir {
     pub blobs: BlobStore,
     /// Held while this process may write; released when dropped.
     _lock: File,
-    /// Whether `open` created the directory.
+    /// Whether `open` created the library (there was no database yet).
     pub created: bool,
 }
 
@@ -119,7 +119,7 @@ impl DataDir {
             path: path.to_owned(),
             reason,
         };
-        let created = !path.exists();
+        let created = !path.join("linksnap.db").exists();
         std::fs::create_dir_all(path).map_err(|e| dir_err(e.to_string()))?;
         let lock = File::options()
             .create(true)

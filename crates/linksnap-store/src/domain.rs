@@ -57,7 +57,7 @@ impl TrackingRules {
     fn is_tracking(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
         self.prefixes.iter().any(|p| lower.starts_with(p.as_str()))
-            || self.names.iter().any(|n| lower == *n)
+            || self.names.contains(&lower)
     }
 }
 

@@ -4,3 +4,10 @@
 pub mod blob;
 pub mod datadir;
 pub mod domain;
+pub mod library;
+pub mod queue;
+
+pub use datadir::OpenError;
+pub use domain::{NormalizedUrl, TagName, TrackingRules};
+pub use library::{Library, Link, LinkId, LinkStatus, StoreError, Version};
+pub use queue::{Job, Outcome};

@@ -22,6 +22,10 @@ const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed; 2 bad input (usage, URL,
 #[derive(Debug, Parser)]
 #[command(name = "linksnap", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// The library's data directory (default: $LINKSNAP_DATA, else
+    /// $XDG_DATA_HOME/linksnap, else ~/.local/share/linksnap).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +34,30 @@ pub struct Cli {
 enum Command {
     /// Capture one URL into a single self-contained HTML file (or its text, or a JSON report).
     Snap(SnapArgs),
+    /// Save links to the library (prints their ids); captured now with --wait, else queued.
+    Add(crate::library_cmds::AddArgs),
+    /// List links, newest first.
+    Ls(crate::library_cmds::LsArgs),
+    /// Show one link.
+    Show(crate::library_cmds::ShowArgs),
+    /// Add (+name) and remove (-name) tags on links: `tag 3 7 +lang/rust -todo`.
+    Tag(crate::library_cmds::TagArgs),
+    /// List tags with their counts, or rename, merge or delete them.
+    Tags(crate::library_cmds::TagsArgs),
+    /// Capture a link again as a new version.
+    Recapture(crate::library_cmds::RecaptureArgs),
+    /// Capture queued links (until none is due with --once).
+    Work(crate::library_cmds::WorkArgs),
+    /// List a link's snapshot versions.
+    Versions(crate::library_cmds::VersionsArgs),
+    /// Remove links.
+    Rm(crate::library_cmds::RmArgs),
+    /// Write a link's snapshot to a file and print its path.
+    Open(crate::library_cmds::OpenArgs),
+    /// Re-hash every blob and check every reference; exit 1 on damage.
+    Fsck,
+    /// Remove blobs nothing references.
+    Gc(crate::library_cmds::GcArgs),
 }
 
 /// Arguments of `linksnap snap`.
@@ -259,8 +287,22 @@ pub fn run() -> anyhow::Result<Code> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    use crate::library_cmds as lib;
+    let data = cli.data;
     match cli.command {
         Command::Snap(args) => runtime.block_on(crate::snap::run(args)),
+        Command::Add(args) => runtime.block_on(lib::add(data, args)),
+        Command::Ls(args) => runtime.block_on(lib::ls(data, args)),
+        Command::Show(args) => runtime.block_on(lib::show(data, args)),
+        Command::Tag(args) => runtime.block_on(lib::tag(data, args)),
+        Command::Tags(args) => runtime.block_on(lib::tags(data, args)),
+        Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),
+        Command::Work(args) => runtime.block_on(lib::work(data, args)),
+        Command::Versions(args) => runtime.block_on(lib::versions(data, args)),
+        Command::Rm(args) => runtime.block_on(lib::rm(data, args)),
+        Command::Open(args) => runtime.block_on(lib::open(data, args)),
+        Command::Fsck => runtime.block_on(lib::fsck(data)),
+        Command::Gc(args) => runtime.block_on(lib::gc(data, args)),
     }
 }
 
@@ -292,7 +334,9 @@ mod tests {
     #[test]
     fn flag_defaults_are_the_library_defaults() {
         let cli = Cli::try_parse_from(["linksnap", "snap", "http://a.test/"]).unwrap();
-        let Command::Snap(args) = cli.command;
+        let Command::Snap(args) = cli.command else {
+            panic!("parsed as snap")
+        };
         let (options, _) = args.fetch.build(true).unwrap();
         assert_eq!(options.limits, Limits::default());
         assert_eq!(options.limits.timeout, DEFAULT_TIMEOUT);

@@ -3,6 +3,7 @@
 
 mod cli;
 mod exit;
+mod library_cmds;
 mod snap;
 mod wire;
 

@@ -5,6 +5,7 @@ mod support;
 
 mod charset;
 mod corpus;
+mod library;
 mod limits;
 mod policy;
 mod render;

@@ -1,0 +1,910 @@
+//! The library's operations: links, tags, snapshot versions, integrity.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use linksnap_capture::{Capture, Snapshot, SnapshotParts};
+use sqlx::{Row as _, SqlitePool};
+
+use crate::blob::{BlobError, BlobHash, BlobStore};
+use crate::datadir::{DataDir, OpenError};
+use crate::domain::{NormalizedUrl, TagName, TrackingRules};
+
+/// A link's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub i64);
+
+impl std::fmt::Display for LinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a link's capture stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Waiting for a capture.
+    Queued,
+    /// Being captured.
+    Capturing,
+    /// The latest capture succeeded.
+    Ok,
+    /// The latest capture failed; see [`Link::failure`].
+    Failed,
+}
+
+impl LinkStatus {
+    /// The stored and printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Capturing => "capturing",
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "capturing" => Self::Capturing,
+            "ok" => Self::Ok,
+            "failed" => Self::Failed,
+            _ => Self::Queued,
+        }
+    }
+}
+
+/// A saved link.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: LinkId,
+    pub url: NormalizedUrl,
+    pub title: String,
+    pub note: String,
+    pub favourite: bool,
+    pub unread: bool,
+    pub status: LinkStatus,
+    /// The reason of the last failed capture.
+    pub failure: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+    /// Full tag names, sorted.
+    pub tags: Vec<TagName>,
+    /// How many snapshot versions it has.
+    pub snapshots: i64,
+}
+
+/// One snapshot version of a link.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub version: i64,
+    /// Unix milliseconds.
+    pub captured_at: i64,
+    pub final_url: String,
+    pub http_status: u16,
+    pub media_type: String,
+    /// `html` or `original`.
+    pub kind: String,
+    /// Size of the file a user downloads.
+    pub bytes: i64,
+    pub title: String,
+    /// Resources inlined / left out.
+    pub inlined: i64,
+    pub failed: i64,
+}
+
+/// Why a library operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No link with that id.
+    #[error("no link with id {0}")]
+    NoLink(LinkId),
+    /// The link has no such version (or none at all).
+    #[error("link {link} has no snapshot version {version}")]
+    NoVersion {
+        /// The link.
+        link: LinkId,
+        /// The version asked for (0: the latest).
+        version: i64,
+    },
+    /// No tag by that name.
+    #[error("no tag named `{0}`")]
+    NoTag(String),
+    /// Renaming onto a tag that exists.
+    #[error("a tag named `{0}` exists already: merge instead")]
+    TagExists(String),
+    /// A snapshot's content is damaged or missing.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The library: a data directory opened for writing.
+#[derive(Debug)]
+pub struct Library {
+    dir: DataDir,
+    rules: TrackingRules,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What [`Library::fsck`] found.
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    /// Blobs read and re-hashed.
+    pub blobs_checked: usize,
+    /// Rows referencing a blob that is missing or damaged: (what, blob, problem).
+    pub damaged: Vec<(String, String, String)>,
+    /// Blobs no row references (collected by `gc`).
+    pub unreferenced: usize,
+}
+
+/// What [`Library::gc`] removed.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed: usize,
+    pub freed_bytes: u64,
+    /// Unreferenced but younger than the grace period: a capture may be about to use them.
+    pub kept_young: usize,
+}
+
+/// Unreferenced blobs younger than this are kept by `gc`: a capture writes its blobs
+/// before the row that references them commits.
+pub const GC_GRACE: Duration = Duration::from_secs(3600);
+
+impl Library {
+    /// Opens (creating if needed) the library at `path` for writing.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        let library = Self {
+            dir: DataDir::open(path).await?,
+            rules: TrackingRules::default(),
+        };
+        let requeued = library
+            .requeue_abandoned()
+            .await
+            .map_err(|e| OpenError::Database {
+                path: path.join("linksnap.db"),
+                reason: e.to_string(),
+            })?;
+        if requeued > 0 {
+            tracing::info!(
+                requeued,
+                "captures interrupted by a process that died are queued again"
+            );
+        }
+        Ok(library)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// The URL normalisation rules.
+    pub fn tracking_rules(&self) -> &TrackingRules {
+        &self.rules
+    }
+
+    fn db(&self) -> &SqlitePool {
+        &self.dir.db
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.dir.db
+    }
+
+    fn blobs(&self) -> &BlobStore {
+        &self.dir.blobs
+    }
+
+    /// Adds `url`, or finds the link that has it; adds `tags` either way, and the note
+    /// when given. Returns the link and whether it was new.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn add(
+        &self,
+        url: &NormalizedUrl,
+        tags: &[TagName],
+        note: Option<&str>,
+    ) -> Result<(LinkId, bool), StoreError> {
+        let mut tx = self.db().begin().await?;
+        let now = now_ms();
+        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM links WHERE url = ?")
+            .bind(url.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (id, created) = match existing {
+            Some(id) => (id, false),
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO links (url, note, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+                )
+                .bind(url.as_str())
+                .bind(note.unwrap_or(""))
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, true)
+            }
+        };
+        if !created && let Some(note) = note {
+            sqlx::query("UPDATE links SET note = ?, updated_at = ? WHERE id = ?")
+                .bind(note)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for tag in tags {
+            let tag_id = upsert_tag(&mut tx, tag).await?;
+            sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(tag_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((LinkId(id), created))
+    }
+
+    /// One link.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`].
+    pub async fn get(&self, id: LinkId) -> Result<Link, StoreError> {
+        let mut links = self.query_links(Some(id), &[]).await?;
+        links.pop().ok_or(StoreError::NoLink(id))
+    }
+
+    /// Links, newest first, carrying every tag of `all_of` (a tag matches its nested
+    /// tags too: `lang` matches `lang/rust`).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn list(&self, all_of: &[TagName]) -> Result<Vec<Link>, StoreError> {
+        self.query_links(None, all_of).await
+    }
+
+    async fn query_links(
+        &self,
+        one: Option<LinkId>,
+        all_of: &[TagName],
+    ) -> Result<Vec<Link>, StoreError> {
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT l.id, l.url, l.title, l.note, l.favourite, l.unread, l.status, l.failure, l.created_at, l.updated_at, \
+             (SELECT count(*) FROM snapshots s WHERE s.link_id = l.id) AS snapshots \
+             FROM links l WHERE 1 = 1",
+        );
+        if let Some(id) = one {
+            qb.push(" AND l.id = ").push_bind(id.0);
+        }
+        for tag in all_of {
+            qb.push(" AND EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ")
+                .push_bind(tag.key().to_owned())
+                .push(" OR substr(t.key, 1, ")
+                .push_bind(tag.key().len() as i64 + 1)
+                .push(") = ")
+                .push_bind(format!("{}/", tag.key()))
+                .push("))");
+        }
+        qb.push(" ORDER BY l.created_at DESC, l.id DESC");
+        let rows = qb.build().fetch_all(self.db()).await?;
+        let mut links = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get("id");
+            let url: String = row.get("url");
+            let Some(url) = NormalizedUrl::from_stored(&url) else {
+                tracing::warn!(id, url, "skipping a link whose stored URL does not parse");
+                continue;
+            };
+            links.push(Link {
+                id: LinkId(id),
+                url,
+                title: row.get("title"),
+                note: row.get("note"),
+                favourite: row.get::<i64, _>("favourite") != 0,
+                unread: row.get::<i64, _>("unread") != 0,
+                status: LinkStatus::parse(row.get::<&str, _>("status")),
+                failure: row.get("failure"),
+                created_at: row.get("created_at"),
+                updated_at: row.get("updated_at"),
+                tags: Vec::new(),
+                snapshots: row.get("snapshots"),
+            });
+        }
+        let tag_rows = sqlx::query(
+            "SELECT lt.link_id, t.name, t.key FROM link_tags lt JOIN tags t ON t.id = lt.tag_id",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let mut by_link: BTreeMap<i64, Vec<TagName>> = BTreeMap::new();
+        for r in tag_rows {
+            by_link
+                .entry(r.get("link_id"))
+                .or_default()
+                .push(TagName::from_stored(r.get("name"), r.get("key")));
+        }
+        for link in &mut links {
+            let mut tags = by_link.remove(&link.id.0).unwrap_or_default();
+            tags.sort_by(|a, b| a.key().cmp(b.key()));
+            link.tags = tags;
+        }
+        Ok(links)
+    }
+
+    /// Adds and removes tags on links.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`] (nothing is changed then).
+    pub async fn retag(
+        &self,
+        ids: &[LinkId],
+        add: &[TagName],
+        remove: &[TagName],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await?;
+        let now = now_ms();
+        for id in ids {
+            let n = sqlx::query("UPDATE links SET updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NoLink(*id));
+            }
+            for tag in add {
+                let tag_id = upsert_tag(&mut tx, tag).await?;
+                sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) VALUES (?, ?)")
+                    .bind(id.0)
+                    .bind(tag_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for tag in remove {
+                sqlx::query("DELETE FROM link_tags WHERE link_id = ? AND tag_id = (SELECT id FROM tags WHERE key = ?)")
+                    .bind(id.0)
+                    .bind(tag.key())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        prune_orphan_tags(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every tag with the number of links carrying it, sorted by name.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn tags(&self) -> Result<Vec<(TagName, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.name, t.key, count(lt.link_id) AS n FROM tags t LEFT JOIN link_tags lt ON lt.tag_id = t.id \
+             GROUP BY t.id ORDER BY t.key",
+        )
+        .fetch_all(self.db())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    TagName::from_stored(r.get("name"), r.get("key")),
+                    r.get("n"),
+                )
+            })
+            .collect())
+    }
+
+    /// Renames `old` to `new`; tags nested under `old` move with it (`lang/rust` becomes
+    /// `code/rust` when `lang` becomes `code`). Changing only the case is a rename too.
+    ///
+    /// # Errors
+    /// [`StoreError::NoTag`] when nothing is named `old`; [`StoreError::TagExists`] when a
+    /// tag would collide with an existing one.
+    pub async fn rename_tag(&self, old: &TagName, new: &TagName) -> Result<usize, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let affected = tags_under(&mut tx, old).await?;
+        if affected.is_empty() {
+            return Err(StoreError::NoTag(old.to_string()));
+        }
+        for (id, name, _key) in &affected {
+            let depth = old.as_str().split('/').count();
+            let suffix: Vec<&str> = name.split('/').skip(depth).collect();
+            let full = std::iter::once(new.as_str())
+                .chain(suffix)
+                .collect::<Vec<_>>()
+                .join("/");
+            let renamed = TagName::parse(&full).map_err(|_| StoreError::NoTag(name.clone()))?;
+            let clash: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM tags WHERE key = ? AND id != ?")
+                    .bind(renamed.key())
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if clash.is_some() && !affected.iter().any(|(a, _, _)| Some(*a) == clash) {
+                return Err(StoreError::TagExists(renamed.to_string()));
+            }
+            sqlx::query("UPDATE tags SET name = ?, key = ? WHERE id = ?")
+                .bind(renamed.as_str())
+                .bind(format!("\u{1}{}", renamed.key()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Keys were given a temporary prefix (U+0001, which no tag name may contain) so that
+        // renames within the subtree cannot clash with each other.
+        sqlx::query("UPDATE tags SET key = substr(key, 2) WHERE substr(key, 1, 1) = char(1)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(affected.len())
+    }
+
+    /// Moves every link of each tag in `from` (and the tags nested under them) to `into`,
+    /// then deletes the `from` tags.
+    ///
+    /// # Errors
+    /// [`StoreError::NoTag`] when a `from` tag does not exist.
+    pub async fn merge_tags(&self, from: &[TagName], into: &TagName) -> Result<usize, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let target = upsert_tag(&mut tx, into).await?;
+        let mut moved = 0;
+        for tag in from {
+            let under = tags_under(&mut tx, tag).await?;
+            if under.is_empty() {
+                return Err(StoreError::NoTag(tag.to_string()));
+            }
+            for (id, _, _) in under.into_iter().filter(|(id, _, _)| *id != target) {
+                moved += sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) SELECT link_id, ? FROM link_tags WHERE tag_id = ?")
+                    .bind(target)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() as usize;
+                sqlx::query("DELETE FROM tags WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Deletes a tag and the tags nested under it from every link.
+    ///
+    /// # Errors
+    /// [`StoreError::NoTag`].
+    pub async fn delete_tag(&self, tag: &TagName) -> Result<usize, StoreError> {
+        let mut tx = self.db().begin().await?;
+        let under = tags_under(&mut tx, tag).await?;
+        if under.is_empty() {
+            return Err(StoreError::NoTag(tag.to_string()));
+        }
+        for (id, _, _) in &under {
+            sqlx::query("DELETE FROM tags WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(under.len())
+    }
+
+    /// Removes a link, its tags' associations and its snapshot rows. Blobs no longer
+    /// referenced go at the next `gc`.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`].
+    pub async fn remove(&self, id: LinkId) -> Result<(), StoreError> {
+        let mut tx = self.db().begin().await?;
+        let n = sqlx::query("DELETE FROM links WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NoLink(id));
+        }
+        prune_orphan_tags(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the link's capture state.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`].
+    pub async fn set_status(
+        &self,
+        id: LinkId,
+        status: LinkStatus,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let n =
+            sqlx::query("UPDATE links SET status = ?, failure = ?, updated_at = ? WHERE id = ?")
+                .bind(status.as_str())
+                .bind(failure)
+                .bind(now_ms())
+                .bind(id.0)
+                .execute(self.db())
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NoLink(id));
+        }
+        Ok(())
+    }
+
+    /// Stores a capture as the link's next snapshot version: every part, the page and every
+    /// fetched resource as blobs (each once, however many pages share it), then the rows,
+    /// in one transaction. The link becomes `ok` and takes the page title unless the user
+    /// edited it.
+    ///
+    /// # Errors
+    /// [`StoreError::Blob`] when a blob cannot be written (disk full): no row is written
+    /// then, and the blobs already written are collected by `gc`.
+    pub async fn save_capture(&self, id: LinkId, capture: &Capture) -> Result<i64, StoreError> {
+        let page_blob = self.blobs().put(&capture.page.bytes).await?;
+        let mut parts: Vec<(BlobHash, &'static str)> = Vec::new();
+        let root_blob = match (&capture.snapshot, &capture.parts) {
+            (Snapshot::Html(_), Some(p)) => {
+                for (hash, text) in &p.texts {
+                    self.blobs().put(text.as_bytes()).await?;
+                    parts.push((hash.clone(), "text"));
+                }
+                for (hash, bytes) in &p.binaries {
+                    self.blobs().put(bytes).await?;
+                    parts.push((hash.clone(), "binary"));
+                }
+                self.blobs().put(p.root.as_bytes()).await?
+            }
+            _ => page_blob.clone(),
+        };
+        let kind = if matches!(capture.snapshot, Snapshot::Html(_)) {
+            "html"
+        } else {
+            "original"
+        };
+        let text_blob = match &capture.readable {
+            Some(r) if !r.text.is_empty() => Some(self.blobs().put(r.text.as_bytes()).await?),
+            _ => None,
+        };
+        let mut resource_blobs = Vec::with_capacity(capture.resources.len());
+        for r in &capture.resources {
+            resource_blobs.push(match &r.result {
+                Ok(f) => Some(self.blobs().put(&f.bytes).await?),
+                Err(_) => None,
+            });
+        }
+
+        let mut tx = self.db().begin().await?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(version), 0) + 1 FROM snapshots WHERE link_id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let readable = capture.readable.as_ref();
+        let title = readable.map(|r| r.title.clone()).unwrap_or_default();
+        let snapshot_id: i64 = sqlx::query_scalar(
+            "INSERT INTO snapshots (link_id, version, captured_at, final_url, http_status, media_type, kind, root_blob, page_blob, bytes, \
+             title, text_blob, byline, excerpt, lang, site_name, published, elapsed_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(id.0)
+        .bind(version)
+        .bind(now_ms())
+        .bind(capture.page.final_url.as_str())
+        .bind(i64::from(capture.page.status))
+        .bind(&capture.page.media_type)
+        .bind(kind)
+        .bind(root_blob.as_str())
+        .bind(page_blob.as_str())
+        .bind(capture.snapshot_bytes().len() as i64)
+        .bind(&title)
+        .bind(text_blob.as_ref().map(BlobHash::as_str))
+        .bind(readable.and_then(|r| r.byline.as_deref()))
+        .bind(readable.and_then(|r| r.excerpt.as_deref()))
+        .bind(readable.and_then(|r| r.lang.as_deref()))
+        .bind(readable.and_then(|r| r.site_name.as_deref()))
+        .bind(readable.and_then(|r| r.published_time.as_deref()))
+        .bind(capture.elapsed.as_millis() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (hash, kind) in &parts {
+            sqlx::query(
+                "INSERT OR IGNORE INTO snapshot_parts (snapshot_id, blob, kind) VALUES (?, ?, ?)",
+            )
+            .bind(snapshot_id)
+            .bind(hash.as_str())
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (seq, (r, blob)) in capture.resources.iter().zip(&resource_blobs).enumerate() {
+            let (outcome, status, media, bytes, error) = match &r.result {
+                Ok(f) => (
+                    "inlined".to_owned(),
+                    Some(i64::from(f.status)),
+                    Some(f.media_type.clone()),
+                    Some(f.bytes.len() as i64),
+                    None,
+                ),
+                Err(failure) => (
+                    failure.code().to_owned(),
+                    None,
+                    None,
+                    None,
+                    Some(failure.to_string()),
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO snapshot_resources (snapshot_id, seq, url, kind, outcome, http_status, media_type, bytes, blob, error) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(snapshot_id)
+            .bind(seq as i64)
+            .bind(r.url.as_str())
+            .bind(r.kind.as_str())
+            .bind(outcome)
+            .bind(status)
+            .bind(media)
+            .bind(bytes)
+            .bind(blob.as_ref().map(BlobHash::as_str))
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE links SET status = 'ok', failure = NULL, updated_at = ?, \
+             title = CASE WHEN title_edited = 1 OR ? = '' THEN title ELSE ? END WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(&title)
+        .bind(&title)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// A link's versions, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`].
+    pub async fn versions(&self, id: LinkId) -> Result<Vec<Version>, StoreError> {
+        self.get(id).await?;
+        let rows = sqlx::query(
+            "SELECT s.*, \
+             (SELECT count(*) FROM snapshot_resources r WHERE r.snapshot_id = s.id AND r.outcome = 'inlined') AS inlined, \
+             (SELECT count(*) FROM snapshot_resources r WHERE r.snapshot_id = s.id AND r.outcome != 'inlined') AS failed \
+             FROM snapshots s WHERE s.link_id = ? ORDER BY s.version",
+        )
+        .bind(id.0)
+        .fetch_all(self.db())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Version {
+                version: r.get("version"),
+                captured_at: r.get("captured_at"),
+                final_url: r.get("final_url"),
+                http_status: r.get::<i64, _>("http_status") as u16,
+                media_type: r.get("media_type"),
+                kind: r.get("kind"),
+                bytes: r.get("bytes"),
+                title: r.get("title"),
+                inlined: r.get("inlined"),
+                failed: r.get("failed"),
+            })
+            .collect())
+    }
+
+    /// The file of a version (the latest when `version` is `None`), rebuilt from its
+    /// parts: byte for byte what the capture produced. Returns the bytes and media type.
+    ///
+    /// # Errors
+    /// [`StoreError::NoVersion`]; [`StoreError::Blob`] when a part is missing or damaged.
+    pub async fn render(
+        &self,
+        id: LinkId,
+        version: Option<i64>,
+    ) -> Result<(Bytes, String), StoreError> {
+        self.get(id).await?;
+        let row = sqlx::query(
+            "SELECT id, kind, root_blob, media_type FROM snapshots WHERE link_id = ? AND (? IS NULL OR version = ?) \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(id.0)
+        .bind(version)
+        .bind(version)
+        .fetch_optional(self.db())
+        .await?
+        .ok_or(StoreError::NoVersion {
+            link: id,
+            version: version.unwrap_or(0),
+        })?;
+        let root = stored_hash(row.get("root_blob"));
+        let root_bytes = self.blobs().get(&root).await?;
+        if row.get::<&str, _>("kind") != "html" {
+            return Ok((root_bytes, row.get("media_type")));
+        }
+        let mut parts = SnapshotParts {
+            root: String::from_utf8_lossy(&root_bytes).into_owned(),
+            ..SnapshotParts::default()
+        };
+        let part_rows = sqlx::query("SELECT blob, kind FROM snapshot_parts WHERE snapshot_id = ?")
+            .bind(row.get::<i64, _>("id"))
+            .fetch_all(self.db())
+            .await?;
+        for p in part_rows {
+            let hash = stored_hash(p.get("blob"));
+            let bytes = self.blobs().get(&hash).await?;
+            if p.get::<&str, _>("kind") == "text" {
+                parts
+                    .texts
+                    .insert(hash, String::from_utf8_lossy(&bytes).into_owned());
+            } else {
+                parts.binaries.insert(hash, bytes);
+            }
+        }
+        Ok((
+            Bytes::from(parts.expand()),
+            "text/html; charset=utf-8".to_owned(),
+        ))
+    }
+
+    /// Every blob name the database references, with what references it.
+    async fn referenced_blobs(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT root_blob AS blob, 'snapshot ' || id || ' root' AS what FROM snapshots \
+             UNION ALL SELECT page_blob, 'snapshot ' || id || ' page' FROM snapshots \
+             UNION ALL SELECT text_blob, 'snapshot ' || id || ' text' FROM snapshots WHERE text_blob IS NOT NULL \
+             UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' part' FROM snapshot_parts \
+             UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' resource ' || seq FROM snapshot_resources WHERE blob IS NOT NULL",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            out.entry(r.get::<String, _>("blob"))
+                .or_insert_with(|| r.get::<String, _>("what"));
+        }
+        Ok(out)
+    }
+
+    /// Re-hashes every blob and checks references both ways.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] or a store that cannot be listed.
+    pub async fn fsck(&self) -> Result<FsckReport, StoreError> {
+        let referenced = self.referenced_blobs().await?;
+        let stored = self.blobs().list().await?;
+        let mut report = FsckReport::default();
+        let present: HashSet<String> = stored.iter().map(|b| b.hash.to_string()).collect();
+        for entry in &stored {
+            report.blobs_checked += 1;
+            match self.blobs().get(&entry.hash).await {
+                Ok(_) => {}
+                Err(e) => {
+                    let what = referenced
+                        .get(entry.hash.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| "unreferenced blob".to_owned());
+                    report
+                        .damaged
+                        .push((what, entry.hash.to_string(), e.to_string()));
+                }
+            }
+            if !referenced.contains_key(entry.hash.as_str()) {
+                report.unreferenced += 1;
+            }
+        }
+        for (blob, what) in &referenced {
+            if !present.contains(blob) {
+                report
+                    .damaged
+                    .push((what.clone(), blob.clone(), "missing".to_owned()));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes blobs no row references, except those younger than [`GC_GRACE`].
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] or [`StoreError::Blob`].
+    pub async fn gc(&self) -> Result<GcReport, StoreError> {
+        self.gc_older_than(GC_GRACE).await
+    }
+
+    /// [`Library::gc`] with another grace period.
+    ///
+    /// # Errors
+    /// As [`Library::gc`].
+    pub async fn gc_older_than(&self, grace: Duration) -> Result<GcReport, StoreError> {
+        let referenced: BTreeSet<String> = self.referenced_blobs().await?.into_keys().collect();
+        let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(UNIX_EPOCH);
+        let mut report = GcReport::default();
+        for entry in self.blobs().list().await? {
+            if referenced.contains(entry.hash.as_str()) {
+                continue;
+            }
+            if entry.modified > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            self.blobs().delete(&entry.hash).await?;
+            report.removed += 1;
+            report.freed_bytes += entry.stored_bytes;
+        }
+        Ok(report)
+    }
+}
+
+fn stored_hash(s: &str) -> BlobHash {
+    // Written by this code from a BlobHash; a hand-edited row that is not a hash names a
+    // blob that cannot exist, which the blob store then reports as missing.
+    BlobHash::parse(s).unwrap_or_else(|| BlobHash::of(s.as_bytes()))
+}
+
+async fn upsert_tag(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tag: &TagName,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO tags (name, key) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id")
+        .bind(tag.as_str())
+        .bind(tag.key())
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// A tag lives through its links: one that no link carries any more goes.
+async fn prune_orphan_tags(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.tag_id = tags.id)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The tag and every tag nested under it: (id, name, key).
+async fn tags_under(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tag: &TagName,
+) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, name, key FROM tags WHERE key = ? OR substr(key, 1, ?) = ? ORDER BY key",
+    )
+    .bind(tag.key())
+    .bind(tag.key().len() as i64 + 1)
+    .bind(format!("{}/", tag.key()))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get("id"), r.get("name"), r.get("key")))
+        .collect())
+}

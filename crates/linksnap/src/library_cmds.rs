@@ -1,0 +1,572 @@
+//! The library commands: add, ls, show, tag, tags, recapture, work, versions, rm, open,
+//! fsck, gc. Each opens the data directory (taking the writer lock) for its duration.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use linksnap_capture::Capturer;
+use linksnap_store::{Library, Link, LinkId, NormalizedUrl, Outcome, TagName, Version};
+use serde::Serialize;
+
+use crate::cli::FetchArgs;
+use crate::exit::{Code, UsageError};
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// One or more URLs.
+    #[arg(required = true, value_name = "URL")]
+    urls: Vec<String>,
+    /// Tag to add (repeatable; nested with `/`, e.g. lang/rust).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// A note to keep with the link.
+    #[arg(long)]
+    note: Option<String>,
+    /// Capture now and wait; otherwise the capture is queued (`linksnap work` runs it).
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only links with this tag or a tag nested under it (repeatable: all must match).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Link ids, then +name to add and -name to remove.
+    #[arg(
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "ID|+TAG|-TAG"
+    )]
+    args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    #[command(subcommand)]
+    action: Option<TagsAction>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TagsAction {
+    /// Rename a tag; the tags nested under it follow.
+    Rename { old: String, new: String },
+    /// Move every link of FROM... to INTO and delete FROM...
+    Merge {
+        #[arg(required = true, num_args = 2.., value_name = "FROM... INTO")]
+        names: Vec<String>,
+    },
+    /// Delete a tag (and the tags nested under it) from every link.
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RecaptureArgs {
+    id: i64,
+    /// Capture now and wait; otherwise queued.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Stop when no queued capture is due, instead of waiting for more.
+    #[arg(long)]
+    once: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    ids: Vec<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    id: i64,
+    /// The version (default: the latest).
+    #[arg(long)]
+    version: Option<i64>,
+    /// Where to write (default: DATA/open/link-ID-vN.html).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+async fn open_library(data: Option<PathBuf>) -> anyhow::Result<Library> {
+    let path = linksnap_store::datadir::resolve(data.as_deref())?;
+    let library = Library::open(&path).await?;
+    if library.data_dir().created {
+        eprintln!("linksnap: created a new library in {}", path.display());
+    }
+    Ok(library)
+}
+
+fn parse_tags(raw: &[String]) -> anyhow::Result<Vec<TagName>> {
+    raw.iter()
+        .map(|t| TagName::parse(t).map_err(|e| UsageError(format!("tag: {e}")).into()))
+        .collect()
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A link as `ls --json` and `show --json` print it (documented in the README).
+#[derive(Serialize)]
+struct LinkJson<'a> {
+    id: i64,
+    url: &'a str,
+    title: &'a str,
+    tags: Vec<&'a str>,
+    status: &'static str,
+    failure: Option<&'a str>,
+    note: &'a str,
+    favourite: bool,
+    unread: bool,
+    created_at: String,
+    updated_at: String,
+    snapshots: i64,
+}
+
+impl<'a> LinkJson<'a> {
+    fn new(l: &'a Link) -> Self {
+        Self {
+            id: l.id.0,
+            url: l.url.as_str(),
+            title: &l.title,
+            tags: l.tags.iter().map(TagName::as_str).collect(),
+            status: l.status.as_str(),
+            failure: l.failure.as_deref(),
+            note: &l.note,
+            favourite: l.favourite,
+            unread: l.unread,
+            created_at: rfc3339(l.created_at),
+            updated_at: rfc3339(l.updated_at),
+            snapshots: l.snapshots,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VersionJson<'a> {
+    version: i64,
+    captured_at: String,
+    final_url: &'a str,
+    http_status: u16,
+    media_type: &'a str,
+    kind: &'a str,
+    bytes: i64,
+    title: &'a str,
+    resources_inlined: i64,
+    resources_failed: i64,
+}
+
+impl<'a> VersionJson<'a> {
+    fn new(v: &'a Version) -> Self {
+        Self {
+            version: v.version,
+            captured_at: rfc3339(v.captured_at),
+            final_url: &v.final_url,
+            http_status: v.http_status,
+            media_type: &v.media_type,
+            kind: &v.kind,
+            bytes: v.bytes,
+            title: &v.title,
+            resources_inlined: v.inlined,
+            resources_failed: v.failed,
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Runs queued jobs `only` (or every due job when empty), reporting each on stderr.
+/// Returns how many failed for good.
+async fn run_jobs(library: &Library, capturer: &Capturer, only: &[i64]) -> anyhow::Result<usize> {
+    let mut failed = 0;
+    let mut run = |outcome: Outcome, link: LinkId| match outcome {
+        Outcome::Saved {
+            version,
+            http_status,
+        } => {
+            eprintln!("linksnap: link {link}: saved version {version} (HTTP {http_status})")
+        }
+        Outcome::Retrying(why) => eprintln!("linksnap: link {link}: failed, will retry: {why}"),
+        Outcome::Failed(why) => {
+            failed += 1;
+            eprintln!("linksnap: link {link}: failed: {why}");
+        }
+    };
+    if only.is_empty() {
+        while let Some(job) = library.claim(None).await? {
+            let outcome = library.run_job(capturer, job).await?;
+            run(outcome, job.link);
+        }
+    } else {
+        for id in only {
+            if let Some(job) = library.claim(Some(*id)).await? {
+                let outcome = library.run_job(capturer, job).await?;
+                run(outcome, job.link);
+            }
+        }
+    }
+    Ok(failed)
+}
+
+fn capturer(fetch: &FetchArgs) -> anyhow::Result<Capturer> {
+    let (options, names) = fetch.build(true)?;
+    Ok(Capturer::with_resolver(options, names)?)
+}
+
+pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
+    let tags = parse_tags(&args.tags)?;
+    // Every URL is checked before anything is written: bad input adds nothing.
+    let library = open_library(data).await?;
+    let urls = args
+        .urls
+        .iter()
+        .map(|u| {
+            NormalizedUrl::parse(u, library.tracking_rules()).map_err(|e| UsageError(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut jobs = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for url in &urls {
+        let (id, created) = library.add(url, &tags, args.note.as_deref()).await?;
+        if created || args.wait && library.get(id).await?.snapshots == 0 {
+            jobs.push(library.enqueue(id).await?);
+        }
+        writeln!(out, "{id}")?;
+    }
+    out.flush()?;
+    drop(out);
+    if args.wait && !jobs.is_empty() {
+        let capturer = capturer(&args.fetch)?;
+        if run_jobs(&library, &capturer, &jobs).await? > 0 {
+            return Ok(Code::Failure);
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn ls(data: Option<PathBuf>, args: LsArgs) -> anyhow::Result<Code> {
+    let tags = parse_tags(&args.tags)?;
+    let library = open_library(data).await?;
+    let links = library.list(&tags).await?;
+    if args.json {
+        print_json(&links.iter().map(LinkJson::new).collect::<Vec<_>>())?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for l in &links {
+            let title = if l.title.is_empty() {
+                l.url.as_str()
+            } else {
+                &l.title
+            };
+            let tags: Vec<&str> = l.tags.iter().map(TagName::as_str).collect();
+            writeln!(
+                out,
+                "{:>6}  {:<9}  {}  [{}]",
+                l.id,
+                l.status.as_str(),
+                title,
+                tags.join(", ")
+            )?;
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn show(data: Option<PathBuf>, args: ShowArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let link = library.get(LinkId(args.id)).await?;
+    let versions = library.versions(link.id).await?;
+    if args.json {
+        #[derive(Serialize)]
+        struct Show<'a> {
+            #[serde(flatten)]
+            link: LinkJson<'a>,
+            versions: Vec<VersionJson<'a>>,
+        }
+        print_json(&Show {
+            link: LinkJson::new(&link),
+            versions: versions.iter().map(VersionJson::new).collect(),
+        })?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "id:        {}", link.id)?;
+        writeln!(out, "url:       {}", link.url)?;
+        writeln!(out, "title:     {}", link.title)?;
+        let tags: Vec<&str> = link.tags.iter().map(TagName::as_str).collect();
+        writeln!(out, "tags:      {}", tags.join(", "))?;
+        writeln!(out, "status:    {}", link.status.as_str())?;
+        if let Some(f) = &link.failure {
+            writeln!(out, "failure:   {f}")?;
+        }
+        if !link.note.is_empty() {
+            writeln!(out, "note:      {}", link.note)?;
+        }
+        writeln!(out, "added:     {}", rfc3339(link.created_at))?;
+        writeln!(out, "versions:  {}", versions.len())?;
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn tag(data: Option<PathBuf>, args: TagArgs) -> anyhow::Result<Code> {
+    let (mut ids, mut add, mut remove) = (Vec::new(), Vec::new(), Vec::new());
+    for a in &args.args {
+        if let Some(t) = a.strip_prefix('+') {
+            add.push(TagName::parse(t).map_err(|e| UsageError(format!("tag: {e}")))?);
+        } else if let Some(t) = a.strip_prefix('-') {
+            remove.push(TagName::parse(t).map_err(|e| UsageError(format!("tag: {e}")))?);
+        } else {
+            ids.push(LinkId(a.parse().map_err(|_| {
+                UsageError(format!("`{a}` is not a link id, +tag or -tag"))
+            })?));
+        }
+    }
+    if ids.is_empty() || add.is_empty() && remove.is_empty() {
+        return Err(UsageError("usage: linksnap tag ID... +TAG|-TAG...".to_owned()).into());
+    }
+    let library = open_library(data).await?;
+    library.retag(&ids, &add, &remove).await?;
+    Ok(Code::Ok)
+}
+
+pub async fn tags(data: Option<PathBuf>, args: TagsArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    match args.action {
+        None => {
+            let tags = library.tags().await?;
+            if args.json {
+                #[derive(Serialize)]
+                struct TagJson<'a> {
+                    name: &'a str,
+                    links: i64,
+                }
+                print_json(
+                    &tags
+                        .iter()
+                        .map(|(t, n)| TagJson {
+                            name: t.as_str(),
+                            links: *n,
+                        })
+                        .collect::<Vec<_>>(),
+                )?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for (t, n) in &tags {
+                    writeln!(out, "{n:>6}  {t}")?;
+                }
+            }
+        }
+        Some(TagsAction::Rename { old, new }) => {
+            let (old, new) = (parse_tags(&[old])?.remove(0), parse_tags(&[new])?.remove(0));
+            let n = library.rename_tag(&old, &new).await?;
+            eprintln!("linksnap: renamed {n} tag(s)");
+        }
+        Some(TagsAction::Merge { mut names }) => {
+            let into = parse_tags(&[names.pop().context("INTO is required")?])?.remove(0);
+            let from = parse_tags(&names)?;
+            let n = library.merge_tags(&from, &into).await?;
+            eprintln!("linksnap: merged into {into} ({n} link tag(s) moved)");
+        }
+        Some(TagsAction::Delete { name }) => {
+            let tag = parse_tags(&[name])?.remove(0);
+            let n = library.delete_tag(&tag).await?;
+            eprintln!("linksnap: deleted {n} tag(s)");
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn recapture(data: Option<PathBuf>, args: RecaptureArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let id = LinkId(args.id);
+    library.get(id).await?;
+    let job = library.enqueue(id).await?;
+    if args.wait {
+        let capturer = capturer(&args.fetch)?;
+        if run_jobs(&library, &capturer, &[job]).await? > 0 {
+            return Ok(Code::Failure);
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn work(data: Option<PathBuf>, args: WorkArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let capturer = capturer(&args.fetch)?;
+    if !args.once {
+        eprintln!(
+            "linksnap: capturing queued links in {} (Ctrl-C stops)",
+            library.data_dir().path.display()
+        );
+    }
+    loop {
+        run_jobs(&library, &capturer, &[]).await?;
+        if args.once {
+            let left = library.queued_jobs().await?;
+            if left > 0 {
+                eprintln!("linksnap: {left} capture(s) are waiting to be retried later");
+            }
+            return Ok(Code::Ok);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Code::Ok),
+        }
+    }
+}
+
+pub async fn versions(data: Option<PathBuf>, args: VersionsArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let versions = library.versions(LinkId(args.id)).await?;
+    if args.json {
+        print_json(&versions.iter().map(VersionJson::new).collect::<Vec<_>>())?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for v in &versions {
+            writeln!(
+                out,
+                "v{:<3} {}  HTTP {}  {:>9} bytes  {} inlined, {} left out  {}",
+                v.version,
+                rfc3339(v.captured_at),
+                v.http_status,
+                v.bytes,
+                v.inlined,
+                v.failed,
+                v.title
+            )?;
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn rm(data: Option<PathBuf>, args: RmArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    for id in &args.ids {
+        library.get(LinkId(*id)).await?;
+    }
+    for id in args.ids {
+        library.remove(LinkId(id)).await?;
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn open(data: Option<PathBuf>, args: OpenArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let id = LinkId(args.id);
+    let (bytes, media_type) = library.render(id, args.version).await?;
+    let version = match args.version {
+        Some(v) => v,
+        None => library.versions(id).await?.last().map_or(0, |v| v.version),
+    };
+    let path = match args.output {
+        Some(p) => p,
+        None => {
+            let ext = if media_type.starts_with("text/html") {
+                "html"
+            } else {
+                media_type
+                    .split('/')
+                    .nth(1)
+                    .unwrap_or("bin")
+                    .split(['+', ';'])
+                    .next()
+                    .unwrap_or("bin")
+            };
+            let dir = library.data_dir().path.join("open");
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.join(format!("link-{id}-v{version}.{ext}"))
+        }
+    };
+    write_file(&path, &bytes)?;
+    println!("{}", path.display());
+    Ok(Code::Ok)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub async fn fsck(data: Option<PathBuf>) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let report = library.fsck().await?;
+    for (what, blob, problem) in &report.damaged {
+        println!("damaged: {what}: blob {blob}: {problem}");
+    }
+    eprintln!(
+        "linksnap: fsck: {} blobs re-hashed, {} damaged or missing, {} unreferenced (gc removes them)",
+        report.blobs_checked,
+        report.damaged.len(),
+        report.unreferenced
+    );
+    Ok(if report.damaged.is_empty() {
+        Code::Ok
+    } else {
+        Code::Failure
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep unreferenced blobs younger than this many seconds: a capture in progress
+    /// writes its blobs before the rows that reference them.
+    #[arg(long, value_name = "SECS", default_value_t = linksnap_store::library::GC_GRACE.as_secs())]
+    older_than: u64,
+}
+
+pub async fn gc(data: Option<PathBuf>, args: GcArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let report = library
+        .gc_older_than(Duration::from_secs(args.older_than))
+        .await?;
+    eprintln!(
+        "linksnap: gc: removed {} blobs ({} bytes); kept {} unreferenced blobs younger than {} s",
+        report.removed, report.freed_bytes, report.kept_young, args.older_than
+    );
+    Ok(Code::Ok)
+}

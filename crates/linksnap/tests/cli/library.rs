@@ -1,0 +1,400 @@
+//! The library commands, black-box: a real SQLite file and blob directory per test.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{FixtureServer, artifact_dir, linksnap};
+
+/// `linksnap --data DIR ARGS… --allow-net 127.0.0.0/8` for commands that fetch.
+fn lib(dir: &Path, args: &[&str]) -> crate::support::Run {
+    let mut all = vec!["--data", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    if matches!(args.first(), Some(&"add" | &"recapture" | &"work")) {
+        all.extend_from_slice(&["--allow-net", "127.0.0.0/8"]);
+    }
+    linksnap(&all)
+}
+
+fn blob_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "zst") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("blobs"), &mut out);
+    out
+}
+
+#[test]
+fn an_added_link_is_captured_listed_and_opens_byte_identical_to_snap() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-add");
+    let url = server.url("/site/pages/index.html");
+    let run = lib(
+        &dir,
+        &[
+            "add",
+            &url,
+            "--tag",
+            "Lang/Rust",
+            "--tag",
+            "编程",
+            "--note",
+            "first",
+            "--wait",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout_str(), "1\n");
+    assert!(
+        run.stderr
+            .contains(&format!("created a new library in {}", dir.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("link 1: saved version 1 (HTTP 200)"),
+        "{}",
+        run.stderr
+    );
+
+    let ls = lib(&dir, &["ls", "--json"]).json();
+    let link = &ls[0];
+    assert_eq!(link["id"], 1);
+    assert_eq!(link["url"], url);
+    assert_eq!(link["title"], "linksnap fixture: every construct");
+    assert_eq!(link["tags"], serde_json::json!(["Lang/Rust", "编程"]));
+    assert_eq!(link["status"], "ok");
+    assert_eq!(link["snapshots"], 1);
+    assert!(link["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let open = lib(&dir, &["open", "1"]);
+    assert_eq!(open.code, 0, "{}", open.stderr);
+    let path = PathBuf::from(open.stdout_str().trim());
+    let stored = std::fs::read(&path).unwrap();
+    let direct = crate::support::snap(&url, &["-q"]).stdout;
+    assert_eq!(stored, direct, "the stored snapshot rebuilds byte for byte");
+    assert_eq!(
+        crate::remote_references(std::str::from_utf8(&stored).unwrap()),
+        Vec::<String>::new()
+    );
+
+    let fsck = lib(&dir, &["fsck"]);
+    assert_eq!(fsck.code, 0, "{}", fsck.stderr);
+    assert!(
+        fsck.stderr.contains("0 damaged or missing"),
+        "{}",
+        fsck.stderr
+    );
+}
+
+#[test]
+fn adding_a_url_again_returns_the_existing_link_and_adds_tags() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-dedupe");
+    let url = server.url("/plain");
+    assert_eq!(
+        lib(&dir, &["add", &url, "--tag", "a", "--wait"]).stdout_str(),
+        "1\n"
+    );
+    let again = lib(
+        &dir,
+        &["add", &format!("{url}?utm_source=feed#top"), "--tag", "B"],
+    );
+    assert_eq!(again.stdout_str(), "1\n", "{}", again.stderr);
+    let ls = lib(&dir, &["ls", "--json"]).json();
+    assert_eq!(ls.as_array().unwrap().len(), 1);
+    assert_eq!(ls[0]["tags"], serde_json::json!(["a", "B"]));
+    assert_eq!(ls[0]["snapshots"], 1, "no second capture for a duplicate");
+}
+
+#[test]
+fn nested_tags_filter_rename_merge_and_delete() {
+    let dir = artifact_dir("library-tags");
+    for (url, tag) in [
+        ("https://a.test/1", "lang/rust"),
+        ("https://a.test/2", "Lang/Go"),
+        ("https://a.test/3", "language"),
+        ("https://a.test/4", "todo"),
+    ] {
+        assert_eq!(lib(&dir, &["add", url, "--tag", tag]).code, 0);
+    }
+    let ids = |args: &[&str]| -> Vec<i64> {
+        let mut all = vec!["ls", "--json"];
+        all.extend_from_slice(args);
+        let mut v: Vec<i64> = lib(&dir, &all)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        ids(&["--tag", "LANG"]),
+        [1, 2],
+        "lang matches lang/rust and Lang/Go, not language"
+    );
+    assert_eq!(ids(&["--tag", "lang/rust"]), [1]);
+    assert_eq!(lib(&dir, &["tag", "4", "+lang/zig", "-todo"]).code, 0);
+    assert_eq!(ids(&["--tag", "lang"]), [1, 2, 4]);
+    assert_eq!(ids(&["--tag", "todo"]), Vec::<i64>::new());
+
+    let run = lib(&dir, &["tags", "rename", "lang", "code"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let names: Vec<String> = lib(&dir, &["tags", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        names.contains(&"code/rust".to_owned()) && names.contains(&"code/Go".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.starts_with("lang/")), "{names:?}");
+    assert_eq!(ids(&["--tag", "code"]), [1, 2, 4]);
+
+    assert_eq!(
+        lib(&dir, &["tags", "merge", "language", "code/zig", "misc"]).code,
+        0
+    );
+    assert_eq!(ids(&["--tag", "misc"]), [3, 4]);
+    assert_eq!(lib(&dir, &["tags", "delete", "code"]).code, 0);
+    assert_eq!(ids(&["--tag", "code"]), Vec::<i64>::new());
+    let counts = lib(&dir, &["tags", "--json"]).json();
+    assert_eq!(counts, serde_json::json!([{"name": "misc", "links": 2}]));
+
+    let run = lib(&dir, &["tags", "rename", "nothing", "x"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("no tag named `nothing`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_queued_link_is_captured_by_work_and_recapture_adds_a_version() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-queue");
+    let url = server.url("/plain");
+    assert_eq!(lib(&dir, &["add", &url]).stdout_str(), "1\n");
+    assert_eq!(lib(&dir, &["ls", "--json"]).json()[0]["status"], "queued");
+    assert_eq!(
+        server.hits("/plain"),
+        0,
+        "add without --wait returns at once"
+    );
+    let work = lib(&dir, &["work", "--once"]);
+    assert_eq!(work.code, 0, "{}", work.stderr);
+    assert_eq!(lib(&dir, &["ls", "--json"]).json()[0]["status"], "ok");
+    assert_eq!(lib(&dir, &["recapture", "1", "--wait"]).code, 0);
+    let versions = lib(&dir, &["versions", "1", "--json"]).json();
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    assert_eq!(versions[1]["version"], 2);
+    assert_eq!(versions[1]["http_status"], 200);
+    assert!(lib(&dir, &["open", "1", "--version", "1"]).code == 0);
+    let run = lib(&dir, &["open", "1", "--version", "9"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("link 1 has no snapshot version 9"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_refused_capture_marks_the_link_failed_with_the_reason() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-failed");
+    // No --allow-net: the loopback page is refused by the address policy.
+    let run = linksnap(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "add",
+        &server.url("/plain"),
+        "--wait",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let link = &lib(&dir, &["ls", "--json"]).json()[0];
+    assert_eq!(link["status"], "failed");
+    assert!(
+        link["failure"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the rule loopback"),
+        "{link}"
+    );
+}
+
+#[test]
+fn pages_of_one_site_store_their_shared_assets_once() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-dedupe-blobs");
+    let page = |n: u32| {
+        server.url(&format!(
+            "/page-with?css=/site/css/main.css&img=/site/img/photo.png&img=/blob/{}",
+            1000 + n
+        ))
+    };
+    assert_eq!(lib(&dir, &["add", &page(1), "--wait"]).code, 0);
+    let after_one = blob_files(&dir).len();
+    assert_eq!(lib(&dir, &["add", &page(2), "--wait"]).code, 0);
+    let after_two = blob_files(&dir).len();
+    // The second page brings its own page, template and one new image; the stylesheets,
+    // their background and font, and photo.png are already there.
+    assert!(
+        after_two - after_one <= 4,
+        "{after_one} → {after_two} blobs"
+    );
+    for id in ["1", "2"] {
+        assert_eq!(lib(&dir, &["open", id]).code, 0);
+    }
+}
+
+#[test]
+fn removed_links_leave_blobs_that_gc_collects_and_fsck_finds_damage() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-gc");
+    assert_eq!(
+        lib(
+            &dir,
+            &["add", &server.url("/site/pages/index.html"), "--wait"]
+        )
+        .code,
+        0
+    );
+    assert_eq!(lib(&dir, &["add", &server.url("/plain"), "--wait"]).code, 0);
+    let before = blob_files(&dir).len();
+    assert_eq!(lib(&dir, &["rm", "1"]).code, 0);
+    let young = lib(&dir, &["gc"]);
+    assert!(
+        young.stderr.contains("removed 0 blobs"),
+        "fresh blobs are kept: {}",
+        young.stderr
+    );
+    let gc = lib(&dir, &["gc", "--older-than", "0"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    let after = blob_files(&dir).len();
+    assert!(after < before && after > 0, "{before} → {after}");
+    assert_eq!(lib(&dir, &["fsck"]).code, 0);
+    assert_eq!(
+        lib(&dir, &["open", "2"]).code,
+        0,
+        "the other link is intact"
+    );
+
+    // Damage one blob: fsck says which, and exits 1.
+    let victim = &blob_files(&dir)[0];
+    std::fs::write(victim, b"garbage").unwrap();
+    let fsck = lib(&dir, &["fsck"]);
+    assert_eq!(fsck.code, 1, "{}", fsck.stderr);
+    assert!(
+        fsck.stdout_str().contains("damaged: snapshot"),
+        "{}",
+        fsck.stdout_str()
+    );
+    assert!(
+        fsck.stdout_str().contains("does not decompress"),
+        "{}",
+        fsck.stdout_str()
+    );
+    std::fs::remove_file(victim).unwrap();
+    let fsck = lib(&dir, &["fsck"]);
+    assert_eq!(fsck.code, 1);
+    assert!(
+        fsck.stdout_str().contains(": missing"),
+        "{}",
+        fsck.stdout_str()
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let dir = artifact_dir("library-bad-input");
+    assert_eq!(lib(&dir, &["add", "https://a.test/ok"]).code, 0);
+    let run = lib(&dir, &["add", "https://a.test/2", "ftp://a.test/x"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unsupported scheme `ftp:`"),
+        "{}",
+        run.stderr
+    );
+    // 100 KB: a command-line argument cannot be larger (Linux's MAX_ARG_STRLEN is 128 KB).
+    let huge = "x".repeat(100 << 10);
+    let run = lib(&dir, &["add", "https://a.test/3", "--tag", &huge]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("longer than the limit of 256 bytes"),
+        "{}",
+        run.stderr
+    );
+    let deep = vec!["a"; 10_000].join("/");
+    let run = lib(&dir, &["add", "https://a.test/4", "--tag", &deep]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("tag:"), "{}", run.stderr);
+    assert_eq!(
+        lib(&dir, &["ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing was added"
+    );
+    let run = lib(&dir, &["show", "42"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stderr.trim(), "linksnap: error: no link with id 42");
+    let run = lib(&dir, &["tag", "1", "oops"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn a_second_writer_gets_a_clear_error() {
+    let dir = artifact_dir("library-lock");
+    assert_eq!(lib(&dir, &["add", "https://a.test/1"]).code, 0);
+    // A worker without --once holds the library until it is stopped.
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_linksnap"))
+        .args([
+            "--data",
+            dir.to_str().unwrap(),
+            "work",
+            "--dns-server",
+            &crate::support::stub_dns().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it says it is working, it holds the lock.
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(worker.stderr.as_mut().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    assert!(
+        first_line.contains("capturing queued links"),
+        "{first_line}"
+    );
+    let run = lib(&dir, &["ls"]);
+    let _ = worker.kill();
+    let output = worker.wait_with_output().unwrap();
+    let worker_err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(run.code, 1, "the worker said: {worker_err}");
+    assert!(
+        run.stderr.contains("is in use by another linksnap process"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lib(&dir, &["ls"]).code, 0, "the lock goes with the process");
+}
