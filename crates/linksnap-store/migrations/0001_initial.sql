@@ -4,6 +4,7 @@
 CREATE TABLE links (
     id           INTEGER PRIMARY KEY,
     url          TEXT    NOT NULL UNIQUE,          -- normalised
+    host         TEXT    NOT NULL,                 -- for domain filters
     title        TEXT    NOT NULL DEFAULT '',
     title_edited INTEGER NOT NULL DEFAULT 0,       -- 1: a capture no longer sets the title
     note         TEXT    NOT NULL DEFAULT '',
@@ -16,6 +17,7 @@ CREATE TABLE links (
     updated_at   INTEGER NOT NULL
 );
 CREATE INDEX links_created ON links (created_at DESC, id DESC);
+CREATE INDEX links_host ON links (host);
 
 CREATE TABLE tags (
     id   INTEGER PRIMARY KEY,

@@ -56,8 +56,7 @@ impl Default for TrackingRules {
 impl TrackingRules {
     fn is_tracking(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
-        self.prefixes.iter().any(|p| lower.starts_with(p.as_str()))
-            || self.names.contains(&lower)
+        self.prefixes.iter().any(|p| lower.starts_with(p.as_str())) || self.names.contains(&lower)
     }
 }
 
@@ -348,5 +347,268 @@ mod tests {
         ));
         let very_deep = vec!["a"; 10_000].join("/");
         assert!(TagName::parse(&very_deep).is_err());
+    }
+}
+
+/// A tag filter: `rust AND NOT (old OR archived)`, `"reading list" OR UNTAGGED`.
+/// Keywords are upper-case (`AND`, `OR`, `NOT`, `UNTAGGED`); two terms side by side mean
+/// AND; a tag matches its nested tags; quote names that contain spaces or parentheses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagExpr {
+    /// Carries this tag or one nested under it.
+    Tag(TagName),
+    /// Carries no tag.
+    Untagged,
+    /// Negation.
+    Not(Box<TagExpr>),
+    /// All of.
+    And(Vec<TagExpr>),
+    /// Any of.
+    Or(Vec<TagExpr>),
+}
+
+/// A tag expression that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tag expression `{input}`: {reason}")]
+pub struct TagExprError {
+    /// The expression.
+    pub input: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Deepest nesting of parentheses and NOTs in a tag expression.
+pub const MAX_TAG_EXPR_DEPTH: usize = 32;
+
+impl TagExpr {
+    /// Parses an expression.
+    ///
+    /// # Errors
+    /// [`TagExprError`] naming the problem.
+    pub fn parse(input: &str) -> Result<Self, TagExprError> {
+        let err = |reason: String| TagExprError {
+            input: input.to_owned(),
+            reason,
+        };
+        let tokens = tokenize(input).map_err(err)?;
+        if tokens.is_empty() {
+            return Err(err("empty".to_owned()));
+        }
+        let mut p = ExprParser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
+        let e = p.or().map_err(err)?;
+        if p.pos != p.tokens.len() {
+            return Err(err(format!("unexpected `{}`", p.tokens[p.pos].text())));
+        }
+        Ok(e)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Open,
+    Close,
+    Word(String),
+    Quoted(String),
+}
+
+impl Token {
+    fn text(&self) -> &str {
+        match self {
+            Self::Open => "(",
+            Self::Close => ")",
+            Self::Word(w) | Self::Quoted(w) => w,
+        }
+    }
+}
+
+fn tokenize(input: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = input.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                out.push(Token::Open);
+            }
+            ')' => {
+                chars.next();
+                out.push(Token::Close);
+            }
+            '"' => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some(c) => s.push(c),
+                        None => return Err("a quote is not closed".to_owned()),
+                    }
+                }
+                out.push(Token::Quoted(s));
+            }
+            _ => {
+                let mut s = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '(' || c == ')' || c == '"' {
+                        break;
+                    }
+                    s.push(c);
+                    chars.next();
+                }
+                out.push(Token::Word(s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct ExprParser {
+    tokens: Vec<Token>,
+    pos: usize,
+    depth: usize,
+}
+
+impl ExprParser {
+    fn peek_word(&self, w: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Token::Word(x)) if x == w)
+    }
+
+    fn or(&mut self) -> Result<TagExpr, String> {
+        let mut terms = vec![self.and()?];
+        while self.peek_word("OR") {
+            self.pos += 1;
+            terms.push(self.and()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            TagExpr::Or(terms)
+        })
+    }
+
+    fn and(&mut self) -> Result<TagExpr, String> {
+        let mut terms = vec![self.not()?];
+        loop {
+            if self.peek_word("AND") {
+                self.pos += 1;
+            } else if self.pos >= self.tokens.len()
+                || self.peek_word("OR")
+                || self.tokens[self.pos] == Token::Close
+            {
+                break;
+            }
+            terms.push(self.not()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            TagExpr::And(terms)
+        })
+    }
+
+    fn not(&mut self) -> Result<TagExpr, String> {
+        if self.peek_word("NOT") {
+            self.pos += 1;
+            self.deeper()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(TagExpr::Not(Box::new(inner)));
+        }
+        self.atom()
+    }
+
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_TAG_EXPR_DEPTH {
+            return Err(format!("nested deeper than {MAX_TAG_EXPR_DEPTH}"));
+        }
+        Ok(())
+    }
+
+    fn atom(&mut self) -> Result<TagExpr, String> {
+        let Some(tok) = self.tokens.get(self.pos).cloned() else {
+            return Err("ends where a tag was expected".to_owned());
+        };
+        self.pos += 1;
+        match tok {
+            Token::Open => {
+                self.deeper()?;
+                let e = self.or()?;
+                self.depth -= 1;
+                if self.tokens.get(self.pos) != Some(&Token::Close) {
+                    return Err("a parenthesis is not closed".to_owned());
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            Token::Close => Err("unexpected `)`".to_owned()),
+            Token::Word(w) if w == "UNTAGGED" => Ok(TagExpr::Untagged),
+            Token::Word(w) if matches!(w.as_str(), "AND" | "OR" | "NOT") => {
+                Err(format!("unexpected `{w}`"))
+            }
+            Token::Word(w) | Token::Quoted(w) => TagName::parse(&w)
+                .map(TagExpr::Tag)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod expr_tests {
+    use super::*;
+
+    fn t(s: &str) -> TagExpr {
+        TagExpr::Tag(TagName::parse(s).unwrap())
+    }
+
+    #[test]
+    fn expressions_parse_with_precedence() {
+        assert_eq!(TagExpr::parse("rust").unwrap(), t("rust"));
+        assert_eq!(
+            TagExpr::parse("a OR b c").unwrap(),
+            TagExpr::Or(vec![t("a"), TagExpr::And(vec![t("b"), t("c")])])
+        );
+        assert_eq!(
+            TagExpr::parse("NOT (a OR \"reading list\") AND UNTAGGED").unwrap(),
+            TagExpr::And(vec![
+                TagExpr::Not(Box::new(TagExpr::Or(vec![t("a"), t("reading list")]))),
+                TagExpr::Untagged
+            ])
+        );
+        assert_eq!(
+            TagExpr::parse("编程/中文 AND lang/rust").unwrap(),
+            TagExpr::And(vec![t("编程/中文"), t("lang/rust")])
+        );
+    }
+
+    #[test]
+    fn bad_expressions_say_why() {
+        for (input, reason) in [
+            ("", "empty"),
+            ("(a", "a parenthesis is not closed"),
+            ("a)", "unexpected `)`"),
+            ("a AND", "ends where a tag was expected"),
+            ("OR a", "unexpected `OR`"),
+            ("\"open", "a quote is not closed"),
+        ] {
+            let e = TagExpr::parse(input).unwrap_err();
+            assert_eq!(e.reason, reason, "{input}");
+        }
+        let deep = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        assert!(
+            TagExpr::parse(&deep)
+                .unwrap_err()
+                .reason
+                .contains("nested deeper")
+        );
+        let nots = format!("{}a", "NOT ".repeat(10_000));
+        assert!(TagExpr::parse(&nots).is_err());
     }
 }

@@ -8,6 +8,6 @@ pub mod library;
 pub mod queue;
 
 pub use datadir::OpenError;
-pub use domain::{NormalizedUrl, TagName, TrackingRules};
-pub use library::{Library, Link, LinkId, LinkStatus, StoreError, Version};
+pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
+pub use library::{EditLink, Filter, Library, Link, LinkId, LinkStatus, StoreError, Version};
 pub use queue::{Job, Outcome};

@@ -10,7 +10,7 @@ use sqlx::{Row as _, SqlitePool};
 
 use crate::blob::{BlobError, BlobHash, BlobStore};
 use crate::datadir::{DataDir, OpenError};
-use crate::domain::{NormalizedUrl, TagName, TrackingRules};
+use crate::domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 
 /// A link's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,6 +76,114 @@ pub struct Link {
     pub tags: Vec<TagName>,
     /// How many snapshot versions it has.
     pub snapshots: i64,
+}
+
+/// Which links to list. Every set field must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Tag expressions, all of which must hold.
+    pub tags: Vec<TagExpr>,
+    /// Host equal to this, or a subdomain of it.
+    pub domain: Option<String>,
+    /// Added at or after (Unix ms).
+    pub since: Option<i64>,
+    /// Added before (Unix ms).
+    pub until: Option<i64>,
+    pub favourite: Option<bool>,
+    pub unread: Option<bool>,
+    pub status: Option<LinkStatus>,
+    /// Only these links (a search's hits, or one link).
+    pub ids: Option<Vec<LinkId>>,
+}
+
+impl Filter {
+    fn push_sql(&self, qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>) {
+        for expr in &self.tags {
+            qb.push(" AND ");
+            push_tag_expr(qb, expr);
+        }
+        if let Some(d) = &self.domain {
+            let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
+            qb.push(" AND (l.host = ")
+                .push_bind(d.clone())
+                .push(" OR l.host LIKE ")
+                .push_bind(format!("%.{d}"))
+                .push(")");
+        }
+        if let Some(t) = self.since {
+            qb.push(" AND l.created_at >= ").push_bind(t);
+        }
+        if let Some(t) = self.until {
+            qb.push(" AND l.created_at < ").push_bind(t);
+        }
+        if let Some(f) = self.favourite {
+            qb.push(" AND l.favourite = ").push_bind(i64::from(f));
+        }
+        if let Some(u) = self.unread {
+            qb.push(" AND l.unread = ").push_bind(i64::from(u));
+        }
+        if let Some(s) = self.status {
+            qb.push(" AND l.status = ").push_bind(s.as_str());
+        }
+        if let Some(ids) = &self.ids {
+            if ids.is_empty() {
+                qb.push(" AND 0");
+            } else {
+                qb.push(" AND l.id IN (");
+                let mut sep = qb.separated(", ");
+                for id in ids {
+                    sep.push_bind(id.0);
+                }
+                qb.push(")");
+            }
+        }
+    }
+}
+
+fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr) {
+    match expr {
+        TagExpr::Tag(tag) => {
+            qb.push("EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ")
+                .push_bind(tag.key().to_owned())
+                .push(" OR substr(t.key, 1, ")
+                .push_bind(tag.key().chars().count() as i64 + 1)
+                .push(") = ")
+                .push_bind(format!("{}/", tag.key()))
+                .push("))");
+        }
+        TagExpr::Untagged => {
+            qb.push("NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.link_id = l.id)");
+        }
+        TagExpr::Not(inner) => {
+            qb.push("NOT (");
+            push_tag_expr(qb, inner);
+            qb.push(")");
+        }
+        TagExpr::And(terms) | TagExpr::Or(terms) => {
+            let op = if matches!(expr, TagExpr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            qb.push("(");
+            for (i, t) in terms.iter().enumerate() {
+                if i > 0 {
+                    qb.push(op);
+                }
+                push_tag_expr(qb, t);
+            }
+            qb.push(")");
+        }
+    }
+}
+
+/// What [`Library::edit`] changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EditLink {
+    pub title: Option<String>,
+    pub note: Option<String>,
+    pub favourite: Option<bool>,
+    pub unread: Option<bool>,
 }
 
 /// One snapshot version of a link.
@@ -231,9 +339,10 @@ impl Library {
             Some(id) => (id, false),
             None => {
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO links (url, note, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO links (url, host, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 )
                 .bind(url.as_str())
+                .bind(url.host())
                 .bind(note.unwrap_or(""))
                 .bind(now)
                 .bind(now)
@@ -267,41 +376,50 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoLink`].
     pub async fn get(&self, id: LinkId) -> Result<Link, StoreError> {
-        let mut links = self.query_links(Some(id), &[]).await?;
+        let filter = Filter {
+            ids: Some(vec![id]),
+            ..Filter::default()
+        };
+        let mut links = self.list(&filter).await?;
         links.pop().ok_or(StoreError::NoLink(id))
     }
 
-    /// Links, newest first, carrying every tag of `all_of` (a tag matches its nested
-    /// tags too: `lang` matches `lang/rust`).
+    /// Edits what the user owns of a link. A title set here is kept by later captures.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`].
+    pub async fn edit(&self, id: LinkId, edit: &EditLink) -> Result<(), StoreError> {
+        let n = sqlx::query(
+            "UPDATE links SET title = coalesce(?, title), title_edited = CASE WHEN ? IS NULL THEN title_edited ELSE 1 END, \
+             note = coalesce(?, note), favourite = coalesce(?, favourite), unread = coalesce(?, unread), updated_at = ? WHERE id = ?",
+        )
+        .bind(edit.title.as_deref())
+        .bind(edit.title.as_deref())
+        .bind(edit.note.as_deref())
+        .bind(edit.favourite)
+        .bind(edit.unread)
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(self.db())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NoLink(id));
+        }
+        Ok(())
+    }
+
+    /// Links matching `filter`, newest first.
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub async fn list(&self, all_of: &[TagName]) -> Result<Vec<Link>, StoreError> {
-        self.query_links(None, all_of).await
-    }
-
-    async fn query_links(
-        &self,
-        one: Option<LinkId>,
-        all_of: &[TagName],
-    ) -> Result<Vec<Link>, StoreError> {
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Link>, StoreError> {
         let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "SELECT l.id, l.url, l.title, l.note, l.favourite, l.unread, l.status, l.failure, l.created_at, l.updated_at, \
              (SELECT count(*) FROM snapshots s WHERE s.link_id = l.id) AS snapshots \
              FROM links l WHERE 1 = 1",
         );
-        if let Some(id) = one {
-            qb.push(" AND l.id = ").push_bind(id.0);
-        }
-        for tag in all_of {
-            qb.push(" AND EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ")
-                .push_bind(tag.key().to_owned())
-                .push(" OR substr(t.key, 1, ")
-                .push_bind(tag.key().len() as i64 + 1)
-                .push(") = ")
-                .push_bind(format!("{}/", tag.key()))
-                .push("))");
-        }
+        filter.push_sql(&mut qb);
         qb.push(" ORDER BY l.created_at DESC, l.id DESC");
         let rows = qb.build().fetch_all(self.db()).await?;
         let mut links = Vec::with_capacity(rows.len());

@@ -40,6 +40,8 @@ enum Command {
     Ls(crate::library_cmds::LsArgs),
     /// Show one link.
     Show(crate::library_cmds::ShowArgs),
+    /// Edit a link's title, note and flags.
+    Edit(crate::library_cmds::EditArgs),
     /// Add (+name) and remove (-name) tags on links: `tag 3 7 +lang/rust -todo`.
     Tag(crate::library_cmds::TagArgs),
     /// List tags with their counts, or rename, merge or delete them.
@@ -294,6 +296,7 @@ pub fn run() -> anyhow::Result<Code> {
         Command::Add(args) => runtime.block_on(lib::add(data, args)),
         Command::Ls(args) => runtime.block_on(lib::ls(data, args)),
         Command::Show(args) => runtime.block_on(lib::show(data, args)),
+        Command::Edit(args) => runtime.block_on(lib::edit(data, args)),
         Command::Tag(args) => runtime.block_on(lib::tag(data, args)),
         Command::Tags(args) => runtime.block_on(lib::tags(data, args)),
         Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),

@@ -8,7 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use linksnap_capture::Capturer;
-use linksnap_store::{Library, Link, LinkId, NormalizedUrl, Outcome, TagName, Version};
+use linksnap_store::{
+    EditLink, Filter, Library, Link, LinkId, LinkStatus, NormalizedUrl, Outcome, TagExpr, TagName,
+    Version,
+};
 use serde::Serialize;
 
 use crate::cli::FetchArgs;
@@ -33,13 +36,108 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LsArgs {
-    /// Only links with this tag or a tag nested under it (repeatable: all must match).
-    #[arg(long = "tag", value_name = "TAG")]
+pub struct FilterArgs {
+    /// A tag expression: `rust`, `lang AND NOT go`, `a OR (b c)`, `UNTAGGED`; a tag matches
+    /// the tags nested under it. Repeatable: all must hold.
+    #[arg(long = "tag", value_name = "EXPR")]
     tags: Vec<String>,
+    /// Only links on this host or its subdomains.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Added on or after (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Added before (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
+    /// Only favourites.
+    #[arg(long)]
+    favourite: bool,
+    /// Only unread links.
+    #[arg(long, conflicts_with = "read")]
+    unread: bool,
+    /// Only read links.
+    #[arg(long)]
+    read: bool,
+    /// Only links in this capture state (queued, capturing, ok, failed).
+    #[arg(long, value_parser = ["queued", "capturing", "ok", "failed"])]
+    status: Option<String>,
+}
+
+impl FilterArgs {
+    fn build(&self) -> anyhow::Result<Filter> {
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| TagExpr::parse(t).map_err(|e| UsageError(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Filter {
+            tags,
+            domain: self.domain.clone(),
+            since: self.since.as_deref().map(parse_date).transpose()?,
+            until: self.until.as_deref().map(parse_date).transpose()?,
+            favourite: self.favourite.then_some(true),
+            unread: if self.unread {
+                Some(true)
+            } else if self.read {
+                Some(false)
+            } else {
+                None
+            },
+            status: self.status.as_deref().map(|s| match s {
+                "queued" => LinkStatus::Queued,
+                "capturing" => LinkStatus::Capturing,
+                "ok" => LinkStatus::Ok,
+                _ => LinkStatus::Failed,
+            }),
+            ids: None,
+        })
+    }
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time, as Unix milliseconds.
+fn parse_date(s: &str) -> anyhow::Result<i64> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    let t = humantime::parse_rfc3339_weak(&full)
+        .map_err(|_| UsageError(format!("`{s}` is not a date (YYYY-MM-DD or RFC 3339)")))?;
+    Ok(t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    id: i64,
+    /// A new title (kept by later captures).
+    #[arg(long)]
+    title: Option<String>,
+    /// A new note.
+    #[arg(long)]
+    note: Option<String>,
+    /// Mark as a favourite.
+    #[arg(long, conflicts_with = "no_favourite")]
+    favourite: bool,
+    /// Unmark as a favourite.
+    #[arg(long)]
+    no_favourite: bool,
+    /// Mark as read.
+    #[arg(long, conflicts_with = "unread")]
+    read: bool,
+    /// Mark as unread.
+    #[arg(long)]
+    unread: bool,
 }
 
 #[derive(Debug, Args)]
@@ -291,9 +389,9 @@ pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
 }
 
 pub async fn ls(data: Option<PathBuf>, args: LsArgs) -> anyhow::Result<Code> {
-    let tags = parse_tags(&args.tags)?;
+    let filter = args.filter.build()?;
     let library = open_library(data).await?;
-    let links = library.list(&tags).await?;
+    let links = library.list(&filter).await?;
     if args.json {
         print_json(&links.iter().map(LinkJson::new).collect::<Vec<_>>())?;
     } else {
@@ -350,6 +448,30 @@ pub async fn show(data: Option<PathBuf>, args: ShowArgs) -> anyhow::Result<Code>
         writeln!(out, "added:     {}", rfc3339(link.created_at))?;
         writeln!(out, "versions:  {}", versions.len())?;
     }
+    Ok(Code::Ok)
+}
+
+pub async fn edit(data: Option<PathBuf>, args: EditArgs) -> anyhow::Result<Code> {
+    let edit = EditLink {
+        title: args.title,
+        note: args.note,
+        favourite: if args.favourite {
+            Some(true)
+        } else if args.no_favourite {
+            Some(false)
+        } else {
+            None
+        },
+        unread: if args.unread {
+            Some(true)
+        } else if args.read {
+            Some(false)
+        } else {
+            None
+        },
+    };
+    let library = open_library(data).await?;
+    library.edit(LinkId(args.id), &edit).await?;
     Ok(Code::Ok)
 }
 

@@ -173,6 +173,21 @@ fn nested_tags_filter_rename_merge_and_delete() {
     let counts = lib(&dir, &["tags", "--json"]).json();
     assert_eq!(counts, serde_json::json!([{"name": "misc", "links": 2}]));
 
+    // Expressions: AND, OR, NOT, UNTAGGED, quoting.
+    assert_eq!(lib(&dir, &["add", "https://b.test/5"]).code, 0);
+    // 1 and 2 lost their only tags when `code` was deleted.
+    assert_eq!(ids(&["--tag", "UNTAGGED"]), [1, 2, 5]);
+    assert_eq!(ids(&["--tag", "misc OR UNTAGGED"]), [1, 2, 3, 4, 5]);
+    assert_eq!(ids(&["--tag", "misc AND NOT UNTAGGED"]), [3, 4]);
+    assert_eq!(ids(&["--tag", "NOT misc"]), [1, 2, 5]);
+    let bad = lib(&dir, &["ls", "--tag", "(misc"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("a parenthesis is not closed"),
+        "{}",
+        bad.stderr
+    );
+
     let run = lib(&dir, &["tags", "rename", "nothing", "x"]);
     assert_eq!(run.code, 1);
     assert!(
@@ -397,4 +412,68 @@ fn a_second_writer_gets_a_clear_error() {
         run.stderr
     );
     assert_eq!(lib(&dir, &["ls"]).code, 0, "the lock goes with the process");
+}
+
+#[test]
+fn filters_combine_domain_dates_and_flags_and_edits_stick() {
+    let dir = artifact_dir("library-filters");
+    for url in [
+        "https://news.example.com/1",
+        "https://example.com/2",
+        "https://other.test/3",
+    ] {
+        assert_eq!(lib(&dir, &["add", url]).code, 0);
+    }
+    let ids = |args: &[&str]| -> Vec<i64> {
+        let mut all = vec!["ls", "--json"];
+        all.extend_from_slice(args);
+        let run = lib(&dir, &all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let mut v: Vec<i64> = run
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(ids(&["--domain", "example.com"]), [1, 2]);
+    assert_eq!(ids(&["--domain", "news.example.com"]), [1]);
+    assert_eq!(ids(&["--since", "2000-01-01"]), [1, 2, 3]);
+    assert_eq!(ids(&["--until", "2000-01-01"]), Vec::<i64>::new());
+    assert_eq!(
+        lib(
+            &dir,
+            &[
+                "edit",
+                "3",
+                "--favourite",
+                "--read",
+                "--title",
+                "My own title",
+                "--note",
+                "n"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(ids(&["--favourite"]), [3]);
+    assert_eq!(ids(&["--unread"]), [1, 2]);
+    assert_eq!(ids(&["--read", "--domain", "other.test"]), [3]);
+    assert_eq!(ids(&["--status", "queued"]), [1, 2, 3]);
+    let show = lib(&dir, &["show", "3", "--json"]).json();
+    assert_eq!(show["title"], "My own title");
+    assert_eq!(show["note"], "n");
+    assert_eq!(show["favourite"], true);
+    let bad = lib(&dir, &["ls", "--since", "yesterday"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`yesterday` is not a date"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(lib(&dir, &["edit", "99", "--read"]).code, 1);
 }
