@@ -6,8 +6,11 @@ pub mod datadir;
 pub mod domain;
 pub mod library;
 pub mod queue;
+pub mod search;
 
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
-pub use library::{EditLink, Filter, Library, Link, LinkId, LinkStatus, StoreError, Version};
+pub use library::{
+    EditLink, Filter, Library, Link, LinkId, LinkStatus, SearchResult, StoreError, Version,
+};
 pub use queue::{Job, Outcome};

@@ -11,6 +11,7 @@ use sqlx::{Row as _, SqlitePool};
 use crate::blob::{BlobError, BlobHash, BlobStore};
 use crate::datadir::{DataDir, OpenError};
 use crate::domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
+use crate::search::{SearchDoc, SearchIndex};
 
 /// A link's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,6 +232,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The search index failed.
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
 }
 
 /// The library: a data directory opened for writing.
@@ -238,6 +242,17 @@ pub enum StoreError {
 pub struct Library {
     dir: DataDir,
     rules: TrackingRules,
+    /// The full-text index, derived from the database.
+    search: SearchIndex,
+}
+
+/// One search result.
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    pub link: Link,
+    pub score: f32,
+    /// HTML: matched terms in `<b>`.
+    pub snippet: String,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -276,10 +291,37 @@ impl Library {
     /// # Errors
     /// [`OpenError`].
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        let library = Self {
-            dir: DataDir::open(path).await?,
-            rules: TrackingRules::default(),
+        let dir = DataDir::open(path).await?;
+        let index_dir = path.join("index");
+        let fresh = !index_dir.join("meta.json").exists();
+        let (search, rebuild) = match SearchIndex::open(&index_dir) {
+            Ok(s) => (s, fresh),
+            Err(e) => {
+                // The index is derived data: move the damaged one aside and rebuild.
+                let aside = path.join(format!("index.damaged-{}", now_ms()));
+                tracing::warn!(error = %e, aside = %aside.display(), "the search index is damaged; rebuilding it");
+                std::fs::rename(&index_dir, &aside).map_err(|e| OpenError::Dir {
+                    path: index_dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                let s = SearchIndex::open(&index_dir).map_err(|e| OpenError::Dir {
+                    path: index_dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                (s, true)
+            }
         };
+        let library = Self {
+            dir,
+            rules: TrackingRules::default(),
+            search,
+        };
+        if rebuild {
+            library.reindex().await.map_err(|e| OpenError::Dir {
+                path: index_dir.clone(),
+                reason: format!("rebuilding the search index: {e}"),
+            })?;
+        }
         let requeued = library
             .requeue_abandoned()
             .await
@@ -368,6 +410,7 @@ impl Library {
                 .await?;
         }
         tx.commit().await?;
+        self.reindex_links(&[id]).await?;
         Ok((LinkId(id), created))
     }
 
@@ -406,6 +449,7 @@ impl Library {
         if n == 0 {
             return Err(StoreError::NoLink(id));
         }
+        self.reindex_links(&[id.0]).await?;
         Ok(())
     }
 
@@ -505,6 +549,8 @@ impl Library {
         }
         prune_orphan_tags(&mut tx).await?;
         tx.commit().await?;
+        self.reindex_links(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
+            .await?;
         Ok(())
     }
 
@@ -537,6 +583,7 @@ impl Library {
     /// [`StoreError::NoTag`] when nothing is named `old`; [`StoreError::TagExists`] when a
     /// tag would collide with an existing one.
     pub async fn rename_tag(&self, old: &TagName, new: &TagName) -> Result<usize, StoreError> {
+        let touched = self.links_tagged(old).await?;
         let mut tx = self.db().begin().await?;
         let affected = tags_under(&mut tx, old).await?;
         if affected.is_empty() {
@@ -572,6 +619,7 @@ impl Library {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.reindex_links(&touched).await?;
         Ok(affected.len())
     }
 
@@ -581,6 +629,10 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoTag`] when a `from` tag does not exist.
     pub async fn merge_tags(&self, from: &[TagName], into: &TagName) -> Result<usize, StoreError> {
+        let mut touched = Vec::new();
+        for tag in from {
+            touched.extend(self.links_tagged(tag).await?);
+        }
         let mut tx = self.db().begin().await?;
         let target = upsert_tag(&mut tx, into).await?;
         let mut moved = 0;
@@ -603,6 +655,7 @@ impl Library {
             }
         }
         tx.commit().await?;
+        self.reindex_links(&touched).await?;
         Ok(moved)
     }
 
@@ -611,6 +664,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoTag`].
     pub async fn delete_tag(&self, tag: &TagName) -> Result<usize, StoreError> {
+        let touched = self.links_tagged(tag).await?;
         let mut tx = self.db().begin().await?;
         let under = tags_under(&mut tx, tag).await?;
         if under.is_empty() {
@@ -623,6 +677,7 @@ impl Library {
                 .await?;
         }
         tx.commit().await?;
+        self.reindex_links(&touched).await?;
         Ok(under.len())
     }
 
@@ -643,6 +698,7 @@ impl Library {
         }
         prune_orphan_tags(&mut tx).await?;
         tx.commit().await?;
+        self.reindex_links(&[id.0]).await?;
         Ok(())
     }
 
@@ -802,6 +858,7 @@ impl Library {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.reindex_links(&[id.0]).await?;
         Ok(version)
     }
 
@@ -889,6 +946,138 @@ impl Library {
             Bytes::from(parts.expand()),
             "text/html; charset=utf-8".to_owned(),
         ))
+    }
+
+    /// Links matching `query` (full text over title, URL, note, tags and readable text;
+    /// `"phrases"` in quotes) and `filter`, best first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn search(
+        &self,
+        query: &str,
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<SearchResult>, StoreError> {
+        let unfiltered = filter.tags.is_empty()
+            && filter.domain.is_none()
+            && filter.since.is_none()
+            && filter.until.is_none()
+            && filter.favourite.is_none()
+            && filter.unread.is_none()
+            && filter.status.is_none()
+            && filter.ids.is_none();
+        // With filters, rank more candidates so that `limit` survive the filter.
+        let candidates = if unfiltered {
+            limit
+        } else {
+            (limit * 50).max(10_000)
+        };
+        let hits = self.search.search(query, candidates)?;
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let restricted = Filter {
+            ids: Some(hits.iter().map(|h| LinkId(h.link_id)).collect()),
+            ..filter.clone()
+        };
+        let mut links: std::collections::HashMap<i64, Link> = self
+            .list(&restricted)
+            .await?
+            .into_iter()
+            .map(|l| (l.id.0, l))
+            .collect();
+        Ok(hits
+            .into_iter()
+            .filter_map(|h| {
+                links.remove(&h.link_id).map(|link| SearchResult {
+                    link,
+                    score: h.score,
+                    snippet: h.snippet,
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    /// Rebuilds the search index from the database. Returns the number of links indexed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reindex(&self) -> Result<usize, StoreError> {
+        self.search.clear()?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
+            .fetch_all(self.db())
+            .await?;
+        for chunk in ids.chunks(500) {
+            self.index_docs(chunk).await?;
+        }
+        self.search.commit()?;
+        Ok(ids.len())
+    }
+
+    /// Re-indexes these links (a removed one leaves the index) and commits.
+    pub(crate) async fn reindex_links(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.index_docs(ids).await?;
+        self.search.commit()?;
+        Ok(())
+    }
+
+    async fn index_docs(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let filter = Filter {
+            ids: Some(ids.iter().map(|i| LinkId(*i)).collect()),
+            ..Filter::default()
+        };
+        let links = self.list(&filter).await?;
+        let present: HashSet<i64> = links.iter().map(|l| l.id.0).collect();
+        for id in ids.iter().filter(|i| !present.contains(i)) {
+            self.search.delete(*id);
+        }
+        for link in links {
+            let text_blob: Option<String> = sqlx::query_scalar(
+                "SELECT text_blob FROM snapshots WHERE link_id = ? ORDER BY version DESC LIMIT 1",
+            )
+            .bind(link.id.0)
+            .fetch_optional(self.db())
+            .await?
+            .flatten();
+            let text = match text_blob {
+                Some(h) => match self.blobs().get(&stored_hash(&h)).await {
+                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    // A damaged text blob is fsck's to report; the link stays findable by
+                    // everything else.
+                    Err(e) => {
+                        tracing::warn!(link = link.id.0, error = %e, "readable text unavailable for the index");
+                        String::new()
+                    }
+                },
+                None => String::new(),
+            };
+            self.search.upsert(&SearchDoc {
+                link_id: link.id.0,
+                title: link.title.clone(),
+                url: link.url.to_string(),
+                note: link.note.clone(),
+                tags: link.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                text,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Ids of the links carrying `tag` or a tag under it.
+    async fn links_tagged(&self, tag: &TagName) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT lt.link_id FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE t.key = ? OR substr(t.key, 1, ?) = ?",
+        )
+        .bind(tag.key())
+        .bind(tag.key().chars().count() as i64 + 1)
+        .bind(format!("{}/", tag.key()))
+        .fetch_all(self.db())
+        .await?)
     }
 
     /// Every blob name the database references, with what references it.

@@ -40,6 +40,10 @@ enum Command {
     Ls(crate::library_cmds::LsArgs),
     /// Show one link.
     Show(crate::library_cmds::ShowArgs),
+    /// Full-text search: best first, with snippets.
+    Search(crate::library_cmds::SearchArgs),
+    /// Rebuild the search index from the database.
+    Reindex,
     /// Edit a link's title, note and flags.
     Edit(crate::library_cmds::EditArgs),
     /// Add (+name) and remove (-name) tags on links: `tag 3 7 +lang/rust -todo`.
@@ -297,6 +301,8 @@ pub fn run() -> anyhow::Result<Code> {
         Command::Ls(args) => runtime.block_on(lib::ls(data, args)),
         Command::Show(args) => runtime.block_on(lib::show(data, args)),
         Command::Edit(args) => runtime.block_on(lib::edit(data, args)),
+        Command::Search(args) => runtime.block_on(lib::search(data, args)),
+        Command::Reindex => runtime.block_on(lib::reindex(data)),
         Command::Tag(args) => runtime.block_on(lib::tag(data, args)),
         Command::Tags(args) => runtime.block_on(lib::tags(data, args)),
         Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),

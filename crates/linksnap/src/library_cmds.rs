@@ -118,6 +118,20 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to find (title, URL, note, tags, page text); "quoted phrases" match as phrases.
+    query: String,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// At most this many results.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct EditArgs {
     id: i64,
     /// A new title (kept by later captures).
@@ -448,6 +462,57 @@ pub async fn show(data: Option<PathBuf>, args: ShowArgs) -> anyhow::Result<Code>
         writeln!(out, "added:     {}", rfc3339(link.created_at))?;
         writeln!(out, "versions:  {}", versions.len())?;
     }
+    Ok(Code::Ok)
+}
+
+pub async fn search(data: Option<PathBuf>, args: SearchArgs) -> anyhow::Result<Code> {
+    let filter = args.filter.build()?;
+    let library = open_library(data).await?;
+    let results = library.search(&args.query, &filter, args.limit).await?;
+    if args.json {
+        #[derive(Serialize)]
+        struct Hit<'a> {
+            #[serde(flatten)]
+            link: LinkJson<'a>,
+            snippet: &'a str,
+            score: f32,
+        }
+        print_json(
+            &results
+                .iter()
+                .map(|r| Hit {
+                    link: LinkJson::new(&r.link),
+                    snippet: &r.snippet,
+                    score: r.score,
+                })
+                .collect::<Vec<_>>(),
+        )?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &results {
+            let title = if r.link.title.is_empty() {
+                r.link.url.as_str()
+            } else {
+                &r.link.title
+            };
+            writeln!(out, "{:>6}  {:>6.2}  {}", r.link.id, r.score, title)?;
+            let plain = r
+                .snippet
+                .replace("<b>", "*")
+                .replace("</b>", "*")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&");
+            writeln!(out, "        {}", plain.replace('\n', " "))?;
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn reindex(data: Option<PathBuf>) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let n = library.reindex().await?;
+    eprintln!("linksnap: reindexed {n} links");
     Ok(Code::Ok)
 }
 

@@ -477,3 +477,104 @@ fn filters_combine_domain_dates_and_flags_and_edits_stick() {
     );
     assert_eq!(lib(&dir, &["edit", "99", "--read"]).code, 1);
 }
+
+#[test]
+fn search_finds_chinese_japanese_and_english_text_and_follows_edits() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-search");
+    let corpus = |name: &str| server.url(&format!("/corpus/readability/{name}/source.html"));
+    // qq: a Chinese news page; wikipedia: English.
+    assert_eq!(
+        lib(
+            &dir,
+            &["add", &corpus("qq"), "--tag", "news/收藏夹", "--wait"]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        lib(
+            &dir,
+            &["add", &corpus("wikipedia"), "--tag", "reference", "--wait"]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        lib(&dir, &["add", &server.url("/encoded/sjis-meta"), "--wait"]).code,
+        0
+    );
+    let hits = |args: &[&str]| -> Vec<i64> {
+        let mut all = vec!["search"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let run = lib(&dir, &all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_i64().unwrap())
+            .collect()
+    };
+    // A Chinese word from the middle of the qq article's text.
+    let qq_text = crate::support::snap(&corpus("qq"), &["--format", "text", "-q"]).stdout_str();
+    assert!(
+        qq_text.contains("收购的人工智能公司"),
+        "人工智能 stands mid-sentence in the qq article"
+    );
+    assert_eq!(hits(&["人工智能"]), [1]);
+    assert_eq!(
+        hits(&["ウェブページ"]),
+        [3],
+        "Japanese by character bigrams"
+    );
+    assert_eq!(hits(&["promoting"]), [2]);
+    assert_eq!(
+        hits(&["promotes"]),
+        [2],
+        "stemmed: promoting, promotes → promot"
+    );
+    assert_eq!(hits(&["\"open standards\""]), [2]);
+    assert_eq!(
+        hits(&["\"standards open\""]),
+        Vec::<i64>::new(),
+        "a phrase keeps its order"
+    );
+    assert_eq!(
+        hits(&["人工智能", "--tag", "reference"]),
+        Vec::<i64>::new(),
+        "filters combine with search"
+    );
+    assert!(!qq_text.contains("收藏夹"));
+    assert_eq!(hits(&["收藏夹"]), [1], "tags are searched");
+    assert_eq!(hits(&["nothing-matches-this-zzqx"]), Vec::<i64>::new());
+
+    let first = &lib(&dir, &["search", "人工智能", "--json"]).json()[0];
+    assert!(
+        first["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<b>人工智能</b>"),
+        "{first}"
+    );
+    assert!(first["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(first["url"], corpus("qq"));
+
+    // The index follows edits, tags and removal.
+    assert_eq!(lib(&dir, &["edit", "2", "--note", "zebracorn"]).code, 0);
+    assert_eq!(hits(&["zebracorn"]), [2]);
+    assert_eq!(lib(&dir, &["tag", "2", "+unicornish"]).code, 0);
+    assert_eq!(hits(&["unicornish"]), [2]);
+    assert_eq!(lib(&dir, &["rm", "2"]).code, 0);
+    assert_eq!(hits(&["promoting"]), Vec::<i64>::new());
+
+    // Damage: the index is rebuilt from the database.
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    std::fs::create_dir_all(dir.join("index")).unwrap();
+    std::fs::write(dir.join("index/meta.json"), "{ not json").unwrap();
+    assert_eq!(hits(&["人工智能"]), [1], "rebuilt on open after damage");
+    let run = lib(&dir, &["reindex"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stderr.contains("reindexed 2 links"), "{}", run.stderr);
+}

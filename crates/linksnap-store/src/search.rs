@@ -1,0 +1,532 @@
+//! Full-text search over titles, URLs, notes, tags and the snapshots' readable text.
+//!
+//! tantivy with BM25. Two analyses of the text, searched together:
+//! - `words`: jieba segmentation (so a Chinese word in the middle of a sentence is a term),
+//!   lower-cased and stemmed as English (so `running` finds `run`);
+//! - `cjk`: overlapping character bigrams of every Han, kana and Hangul run, which finds
+//!   Japanese (and anything jieba segments differently) without a dictionary.
+//!
+//! The index is derived data: `linksnap reindex` rebuilds it from the database.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, Stemmer, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+
+/// Memory the index writer may use before it flushes a segment.
+pub const WRITER_HEAP_BYTES: usize = 20 << 20;
+/// Longest snippet, in characters.
+pub const SNIPPET_CHARS: usize = 200;
+
+const WORDS: &str = "linksnap_words";
+const CJK: &str = "linksnap_cjk";
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+#[error("search index: {0} (run `linksnap reindex` to rebuild it)")]
+pub struct SearchError(String);
+
+impl From<tantivy::TantivyError> for SearchError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// What is indexed for one link.
+#[derive(Debug, Clone, Default)]
+pub struct SearchDoc {
+    pub link_id: i64,
+    pub title: String,
+    pub url: String,
+    pub note: String,
+    pub tags: Vec<String>,
+    /// The latest snapshot's readable text.
+    pub text: String,
+}
+
+/// One result.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub link_id: i64,
+    /// BM25 score; higher is better.
+    pub score: f32,
+    /// Text around the best match, matched terms in `<b>…</b>`, HTML-escaped.
+    pub snippet: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    id: Field,
+    title: Field,
+    url: Field,
+    note: Field,
+    tags: Field,
+    text: Field,
+    title_cjk: Field,
+    text_cjk: Field,
+}
+
+/// The index of a library.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    /// Held for the library's lifetime (the library is the only writer).
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").finish_non_exhaustive()
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let words = |stored: bool| {
+        let o = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(WORDS)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        if stored { o.set_stored() } else { o }
+    };
+    let cjk = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(CJK)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        id: b.add_i64_field(
+            "link_id",
+            NumericOptions::default()
+                .set_indexed()
+                .set_stored()
+                .set_fast(),
+        ),
+        title: b.add_text_field("title", words(false)),
+        url: b.add_text_field("url", words(false)),
+        note: b.add_text_field("note", words(false)),
+        tags: b.add_text_field("tags", words(false)),
+        text: b.add_text_field("text", words(true)),
+        title_cjk: b.add_text_field("title_cjk", cjk.clone()),
+        text_cjk: b.add_text_field("text_cjk", cjk),
+    };
+    (b.build(), fields)
+}
+
+fn register(index: &Index) {
+    index.tokenizers().register(
+        WORDS,
+        TextAnalyzer::builder(WordTokenizer::default())
+            .filter(RemoveLongFilter::limit(64))
+            .filter(LowerCaser)
+            .filter(Stemmer::new(Language::English))
+            .build(),
+    );
+    index.tokenizers().register(
+        CJK,
+        TextAnalyzer::builder(CjkBigramTokenizer)
+            .filter(LowerCaser)
+            .build(),
+    );
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it when missing.
+    ///
+    /// # Errors
+    /// [`SearchError`] when the index is unreadable (rebuild it with `reindex`).
+    pub fn open(dir: &Path) -> Result<Self, SearchError> {
+        std::fs::create_dir_all(dir).map_err(|e| SearchError(format!("{}: {e}", dir.display())))?;
+        let (schema, fields) = schema();
+        let index = if dir.join("meta.json").exists() {
+            let index = Index::open_in_dir(dir)?;
+            if index.schema() != schema {
+                return Err(SearchError(
+                    "the index was built by another version of linksnap".to_owned(),
+                ));
+            }
+            index
+        } else {
+            Index::create_in_dir(dir, schema)?
+        };
+        register(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP_BYTES)?;
+        Ok(Self {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces a link's document. Visible after [`SearchIndex::commit`].
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn upsert(&self, d: &SearchDoc) -> Result<(), SearchError> {
+        let f = self.fields;
+        let w = self.writer();
+        w.delete_term(Term::from_field_i64(f.id, d.link_id));
+        w.add_document(doc!(
+            f.id => d.link_id,
+            f.title => d.title.as_str(),
+            f.title_cjk => d.title.as_str(),
+            f.url => d.url.as_str(),
+            f.note => d.note.as_str(),
+            f.tags => d.tags.join(" "),
+            f.text => d.text.as_str(),
+            f.text_cjk => d.text.as_str(),
+        ))?;
+        Ok(())
+    }
+
+    /// Removes a link's document.
+    pub fn delete(&self, link_id: i64) {
+        self.writer()
+            .delete_term(Term::from_field_i64(self.fields.id, link_id));
+    }
+
+    /// Removes every document (before a rebuild).
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn clear(&self) -> Result<(), SearchError> {
+        self.writer().delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Makes the changes durable and visible.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn commit(&self) -> Result<(), SearchError> {
+        self.writer().commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// The best `limit` links for `query`. Phrases in double quotes match as phrases; the
+    /// query is parsed leniently, so any text is a valid query.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let mut parser = QueryParser::for_index(
+            &self.index,
+            vec![
+                f.title,
+                f.title_cjk,
+                f.url,
+                f.note,
+                f.tags,
+                f.text,
+                f.text_cjk,
+            ],
+        );
+        parser.set_field_boost(f.title, 2.0);
+        parser.set_field_boost(f.title_cjk, 2.0);
+        parser.set_field_boost(f.tags, 1.5);
+        let (q, _errors) = parser.parse_query_lenient(query);
+        let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let mut words = SnippetGenerator::create(&searcher, &*q, f.text)?;
+        words.set_max_num_chars(SNIPPET_CHARS);
+        let mut cjk = SnippetGenerator::create(&searcher, &*q, f.text_cjk)?;
+        cjk.set_max_num_chars(SNIPPET_CHARS);
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let link_id = doc.get_first(f.id).and_then(|v| v.as_i64()).unwrap_or(0);
+            let text = doc.get_first(f.text).and_then(|v| v.as_str()).unwrap_or("");
+            let mut snippet = words.snippet(text);
+            if snippet.highlighted().is_empty() {
+                snippet = cjk.snippet(text);
+            }
+            let html = if snippet.fragment().is_empty() {
+                html_escape(&text.chars().take(SNIPPET_CHARS).collect::<String>())
+            } else {
+                snippet.to_html()
+            };
+            hits.push(Hit {
+                link_id,
+                score,
+                snippet: html,
+            });
+        }
+        Ok(hits)
+    }
+
+    /// Documents in the index.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// jieba's segmentation without the whitespace and punctuation tokens it also yields.
+#[derive(Clone, Default)]
+struct WordTokenizer(tantivy_jieba::JiebaTokenizer);
+
+struct WordStream<'a>(tantivy_jieba::JiebaTokenStream<'a>);
+
+impl Tokenizer for WordTokenizer {
+    type TokenStream<'a> = WordStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream<'a> {
+        WordStream(self.0.token_stream(text))
+    }
+}
+
+impl TokenStream for WordStream<'_> {
+    fn advance(&mut self) -> bool {
+        while self.0.advance() {
+            if self.0.token().text.chars().any(char::is_alphanumeric) {
+                return true;
+            }
+        }
+        false
+    }
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF   // Hiragana, Katakana
+        | 0x31F0..=0x31FF // Katakana extensions
+        | 0x3400..=0x4DBF // Han extension A
+        | 0x4E00..=0x9FFF // Han
+        | 0xAC00..=0xD7AF // Hangul syllables
+        | 0xF900..=0xFAFF // Han compatibility
+        | 0xFF66..=0xFF9F // half-width Katakana
+        | 0x20000..=0x2FA1F) // Han extensions B–F, compatibility supplement
+}
+
+/// Overlapping bigrams of every CJK run; a run of one character is one token.
+#[derive(Clone)]
+struct CjkBigramTokenizer;
+
+struct CjkStream<'a> {
+    text: &'a str,
+    /// Char boundaries of the current run.
+    chars: Vec<(usize, char)>,
+    /// Byte offset where scanning resumes after the current run.
+    next: usize,
+    /// Index in `chars` of the next bigram's first char.
+    at: usize,
+    token: Token,
+}
+
+impl Tokenizer for CjkBigramTokenizer {
+    type TokenStream<'a> = CjkStream<'a>;
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CjkStream<'a> {
+        CjkStream {
+            text,
+            chars: Vec::new(),
+            next: 0,
+            at: 0,
+            token: Token::default(),
+        }
+    }
+}
+
+impl CjkStream<'_> {
+    /// Loads the next run of CJK characters; false at the end of the text.
+    fn next_run(&mut self) -> bool {
+        self.chars.clear();
+        self.at = 0;
+        let rest = &self.text[self.next..];
+        let Some(start) = rest
+            .char_indices()
+            .find(|(_, c)| is_cjk(*c))
+            .map(|(i, _)| i + self.next)
+        else {
+            self.next = self.text.len();
+            return false;
+        };
+        for (i, c) in self.text[start..].char_indices() {
+            if !is_cjk(c) {
+                break;
+            }
+            self.chars.push((start + i, c));
+        }
+        let (last_i, last_c) = *self.chars.last().unwrap_or(&(start, ' '));
+        self.next = last_i + last_c.len_utf8();
+        true
+    }
+}
+
+impl TokenStream for CjkStream<'_> {
+    fn advance(&mut self) -> bool {
+        loop {
+            let n = self.chars.len();
+            let single = n == 1 && self.at == 0;
+            if single || self.at + 1 < n {
+                let (from, _) = self.chars[self.at];
+                let end_idx = if single { 0 } else { self.at + 1 };
+                let (last_i, last_c) = self.chars[end_idx];
+                let to = last_i + last_c.len_utf8();
+                self.token.text.clear();
+                self.token.text.push_str(&self.text[from..to]);
+                self.token.offset_from = from;
+                self.token.offset_to = to;
+                self.token.position = self.token.position.wrapping_add(1);
+                self.at += 1;
+                return true;
+            }
+            if !self.next_run() {
+                return false;
+            }
+            // Runs are not adjacent: a gap in positions keeps phrases from spanning them.
+            self.token.position = self.token.position.wrapping_add(1);
+        }
+    }
+    fn token(&self) -> &Token {
+        &self.token
+    }
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(mut t: impl Tokenizer, text: &str) -> Vec<String> {
+        let mut s = t.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(tok) = s.next() {
+            out.push(tok.text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn cjk_runs_become_bigrams_and_everything_else_is_skipped() {
+        assert_eq!(
+            tokens(CjkBigramTokenizer, "東京タワー is tall。日本"),
+            ["東京", "京タ", "タワ", "ワー", "日本"]
+        );
+        assert_eq!(tokens(CjkBigramTokenizer, "a 中 b"), ["中"]);
+        assert!(tokens(CjkBigramTokenizer, "plain English").is_empty());
+    }
+
+    #[test]
+    fn jieba_words_drop_spaces_and_punctuation() {
+        assert_eq!(
+            tokens(WordTokenizer::default(), "我喜欢学习中文。 Hello, world!"),
+            ["我", "喜欢", "学习", "中文", "Hello", "world"]
+        );
+    }
+
+    fn index_with(docs: &[(i64, &str, &str)]) -> (SearchIndex, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "linksnap-search-{}-{}",
+            std::process::id(),
+            docs[0].0
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let idx = SearchIndex::open(&dir).unwrap();
+        for (id, title, text) in docs {
+            idx.upsert(&SearchDoc {
+                link_id: *id,
+                title: (*title).into(),
+                text: (*text).into(),
+                ..SearchDoc::default()
+            })
+            .unwrap();
+        }
+        idx.commit().unwrap();
+        (idx, dir)
+    }
+
+    fn ids(idx: &SearchIndex, q: &str) -> Vec<i64> {
+        idx.search(q, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.link_id)
+            .collect()
+    }
+
+    #[test]
+    fn chinese_japanese_and_stemmed_english_are_found() {
+        let (idx, dir) = index_with(&[
+            (
+                1,
+                "学习笔记",
+                "我们每天都在学习中文和英语，这是很好的习惯。",
+            ),
+            (
+                2,
+                "旅行",
+                "東京タワーは高いです。私は昨日そこへ行きました。",
+            ),
+            (
+                3,
+                "Running notes",
+                "The runners were running through the park every morning.",
+            ),
+        ]);
+        assert_eq!(ids(&idx, "中文"), [1]);
+        assert_eq!(ids(&idx, "タワー"), [2]);
+        assert_eq!(ids(&idx, "東京"), [2]);
+        assert_eq!(ids(&idx, "run"), [3]);
+        assert_eq!(ids(&idx, "\"through the park\""), [3]);
+        assert_eq!(ids(&idx, "\"park the through\""), Vec::<i64>::new());
+        let hit = &idx.search("中文", 1).unwrap()[0];
+        assert!(hit.snippet.contains("<b>中文</b>"), "{}", hit.snippet);
+        let hit = &idx.search("running", 1).unwrap()[0];
+        assert!(hit.snippet.contains("<b>running</b>"), "{}", hit.snippet);
+        // Deleting and replacing documents.
+        idx.delete(3);
+        idx.upsert(&SearchDoc {
+            link_id: 1,
+            title: "other".into(),
+            text: "nothing here".into(),
+            ..SearchDoc::default()
+        })
+        .unwrap();
+        idx.commit().unwrap();
+        assert_eq!(ids(&idx, "running"), Vec::<i64>::new());
+        assert_eq!(ids(&idx, "中文"), Vec::<i64>::new());
+        assert_eq!(idx.len(), 2);
+        // Any text is a query.
+        assert!(idx.search("((( AND \" title:", 5).is_ok());
+        drop(idx);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
