@@ -1080,6 +1080,28 @@ impl Library {
         .await?)
     }
 
+    /// The readable text of a version.
+    ///
+    /// # Errors
+    /// [`StoreError::NoVersion`]; [`StoreError::Blob`] when the text blob is damaged.
+    pub async fn version_text(&self, id: LinkId, version: i64) -> Result<String, StoreError> {
+        self.get(id).await?;
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT text_blob FROM snapshots WHERE link_id = ? AND version = ?")
+                .bind(id.0)
+                .bind(version)
+                .fetch_optional(self.db())
+                .await?;
+        match row {
+            None => Err(StoreError::NoVersion { link: id, version }),
+            Some(None) => Ok(String::new()),
+            Some(Some(h)) => Ok(String::from_utf8_lossy(
+                &self.blobs().get(&stored_hash(&h)).await?,
+            )
+            .into_owned()),
+        }
+    }
+
     /// Every blob name the database references, with what references it.
     async fn referenced_blobs(&self) -> Result<BTreeMap<String, String>, StoreError> {
         let rows = sqlx::query(

@@ -54,6 +54,8 @@ enum Command {
     Recapture(crate::library_cmds::RecaptureArgs),
     /// Capture queued links (until none is due with --once).
     Work(crate::library_cmds::WorkArgs),
+    /// Show what changed in a page's text between two versions (default: the last two).
+    Diff(crate::library_cmds::DiffArgs),
     /// List a link's snapshot versions.
     Versions(crate::library_cmds::VersionsArgs),
     /// Remove links.
@@ -308,6 +310,7 @@ pub fn run() -> anyhow::Result<Code> {
         Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),
         Command::Work(args) => runtime.block_on(lib::work(data, args)),
         Command::Versions(args) => runtime.block_on(lib::versions(data, args)),
+        Command::Diff(args) => runtime.block_on(lib::diff(data, args)),
         Command::Rm(args) => runtime.block_on(lib::rm(data, args)),
         Command::Open(args) => runtime.block_on(lib::open(data, args)),
         Command::Fsck => runtime.block_on(lib::fsck(data)),

@@ -132,6 +132,15 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    id: i64,
+    /// The older version (default: the one before the latest).
+    v1: Option<i64>,
+    /// The newer version (default: the latest).
+    v2: Option<i64>,
+}
+
+#[derive(Debug, Args)]
 pub struct EditArgs {
     id: i64,
     /// A new title (kept by later captures).
@@ -505,6 +514,51 @@ pub async fn search(data: Option<PathBuf>, args: SearchArgs) -> anyhow::Result<C
                 .replace("&amp;", "&");
             writeln!(out, "        {}", plain.replace('\n', " "))?;
         }
+    }
+    Ok(Code::Ok)
+}
+
+pub async fn diff(data: Option<PathBuf>, args: DiffArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let id = LinkId(args.id);
+    let versions = library.versions(id).await?;
+    let (v1, v2) = match (args.v1, args.v2) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(_), None) => {
+            return Err(
+                UsageError("give both versions, or none for the last two".to_owned()).into(),
+            );
+        }
+        _ => match versions.as_slice() {
+            [.., a, b] => (a.version, b.version),
+            _ => anyhow::bail!(
+                "link {id} has {} version(s); a diff needs two",
+                versions.len()
+            ),
+        },
+    };
+    let (a, b) = (
+        library.version_text(id, v1).await?,
+        library.version_text(id, v2).await?,
+    );
+    let when = |v: i64| {
+        versions
+            .iter()
+            .find(|x| x.version == v)
+            .map_or_else(String::new, |x| rfc3339(x.captured_at))
+    };
+    let diff = similar::TextDiff::from_lines(&a, &b);
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "{}",
+        diff.unified_diff().context_radius(2).header(
+            &format!("link {id} v{v1} {}", when(v1)),
+            &format!("link {id} v{v2} {}", when(v2))
+        )
+    )?;
+    if a == b {
+        eprintln!("linksnap: the readable text of v{v1} and v{v2} is the same");
     }
     Ok(Code::Ok)
 }

@@ -578,3 +578,43 @@ fn search_finds_chinese_japanese_and_english_text_and_follows_edits() {
     assert_eq!(run.code, 0);
     assert!(run.stderr.contains("reindexed 2 links"), "{}", run.stderr);
 }
+
+#[test]
+fn diff_shows_what_changed_in_the_text_between_versions() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-diff");
+    assert_eq!(
+        lib(&dir, &["add", &server.url("/changing"), "--wait"]).code,
+        0
+    );
+    let one = lib(&dir, &["diff", "1"]);
+    assert_eq!(one.code, 1);
+    assert!(
+        one.stderr
+            .contains("link 1 has 1 version(s); a diff needs two"),
+        "{}",
+        one.stderr
+    );
+    assert_eq!(lib(&dir, &["recapture", "1", "--wait"]).code, 0);
+    let diff = lib(&dir, &["diff", "1"]);
+    assert_eq!(diff.code, 0, "{}", diff.stderr);
+    let out = diff.stdout_str();
+    assert!(
+        out.contains("--- link 1 v1 ") && out.contains("+++ link 1 v2 "),
+        "{out}"
+    );
+    assert!(out.contains("-The price today is 10 euros."), "{out}");
+    assert!(out.contains("+The price today is 20 euros."), "{out}");
+    assert!(
+        !out.contains("+This paragraph stays"),
+        "unchanged text is context only: {out}"
+    );
+    let same = lib(&dir, &["diff", "1", "2", "2"]);
+    assert_eq!(same.code, 0);
+    assert!(
+        same.stdout.is_empty() && same.stderr.contains("is the same"),
+        "{}",
+        same.stderr
+    );
+    assert_eq!(lib(&dir, &["diff", "1", "1", "7"]).code, 1);
+}

@@ -43,6 +43,8 @@ struct Shared {
     log: Arc<Mutex<Vec<String>>>,
     /// The HTTP version of every request, in order (`HTTP/1.1`, `HTTP/2.0`).
     versions: Arc<Mutex<Vec<String>>>,
+    /// Requests to `/changing` so far.
+    changes: Arc<std::sync::atomic::AtomicUsize>,
     /// Requests to `/slow/…` in progress now, and the most there ever were at once.
     in_flight: Arc<Mutex<(usize, usize)>>,
 }
@@ -244,6 +246,7 @@ fn router(shared: Shared) -> Router {
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
+        .route("/changing", get(changing))
         .route("/compressed/{encoding}", get(compressed))
         .route(
             "/ua",
@@ -544,6 +547,20 @@ async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// An article whose second paragraph changes on every request.
+async fn changing(State(shared): State<Shared>) -> Response {
+    let n = shared
+        .changes
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    let para = "This paragraph stays the same in every version of the article. ".repeat(3);
+    html(format!(
+        "<html><head><title>Changing</title></head><body><article><h1>Changing</h1>\
+         <p>{para}</p><p>The price today is {} euros.</p><p>{para}</p></article></body></html>",
+        n * 10
+    ))
 }
 
 /// Pages in legacy encodings; the charset is declared the way the name says.
