@@ -4,6 +4,7 @@
 pub mod blob;
 pub mod datadir;
 pub mod domain;
+pub mod import;
 pub mod library;
 pub mod queue;
 pub mod search;

@@ -244,6 +244,8 @@ impl SearchIndex {
                 f.text_cjk,
             ],
         );
+        // Every word must match somewhere, as people expect of a search box; `OR` widens.
+        parser.set_conjunction_by_default();
         parser.set_field_boost(f.title, 2.0);
         parser.set_field_boost(f.title_cjk, 2.0);
         parser.set_field_boost(f.tags, 1.5);

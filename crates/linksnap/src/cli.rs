@@ -42,6 +42,10 @@ enum Command {
     Show(crate::library_cmds::ShowArgs),
     /// Full-text search: best first, with snippets.
     Search(crate::library_cmds::SearchArgs),
+    /// Import bookmarks: Netscape HTML, JSON or a list of URLs (`-` reads standard input).
+    Import(crate::library_cmds::ImportArgs),
+    /// Export every link to standard output.
+    Export(crate::library_cmds::ExportArgs),
     /// Rebuild the search index from the database.
     Reindex,
     /// Edit a link's title, note and flags.
@@ -305,6 +309,8 @@ pub fn run() -> anyhow::Result<Code> {
         Command::Edit(args) => runtime.block_on(lib::edit(data, args)),
         Command::Search(args) => runtime.block_on(lib::search(data, args)),
         Command::Reindex => runtime.block_on(lib::reindex(data)),
+        Command::Import(args) => runtime.block_on(lib::import(data, args)),
+        Command::Export(args) => runtime.block_on(lib::export(data, args)),
         Command::Tag(args) => runtime.block_on(lib::tag(data, args)),
         Command::Tags(args) => runtime.block_on(lib::tags(data, args)),
         Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),

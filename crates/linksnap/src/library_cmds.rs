@@ -132,6 +132,28 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file (`-` for standard input).
+    file: PathBuf,
+    /// Its format (default: recognised from the content).
+    #[arg(long, value_parser = ["netscape", "json", "urls"])]
+    format: Option<String>,
+    /// Do not queue captures of the new links.
+    #[arg(long)]
+    no_capture: bool,
+    /// Give each bookmark its folder path as a nested tag (Netscape files).
+    #[arg(long)]
+    folders_as_tags: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Netscape bookmark HTML (browsers, Pinboard, linkding…) or JSON.
+    #[arg(long, default_value = "netscape", value_parser = ["netscape", "json"])]
+    format: String,
+}
+
+#[derive(Debug, Args)]
 pub struct DiffArgs {
     id: i64,
     /// The older version (default: the one before the latest).
@@ -560,6 +582,180 @@ pub async fn diff(data: Option<PathBuf>, args: DiffArgs) -> anyhow::Result<Code>
     if a == b {
         eprintln!("linksnap: the readable text of v{v1} and v{v2} is the same");
     }
+    Ok(Code::Ok)
+}
+
+/// Bookmarks handed to the library per batch.
+const IMPORT_BATCH: usize = 1000;
+/// Bytes read from the file at a time.
+const IMPORT_CHUNK: usize = 64 << 10;
+
+pub async fn import(data: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<Code> {
+    use linksnap_store::import::{self, ImportError, NetscapeParser};
+    use std::io::Read as _;
+    let mut input: Box<dyn std::io::Read> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?,
+        )
+    };
+    let total = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    let mut first = vec![0u8; IMPORT_CHUNK];
+    let n = read_full(&mut input, &mut first)?;
+    first.truncate(n);
+    let head = String::from_utf8_lossy(&first[..n.min(2048)]).to_ascii_lowercase();
+    let format = args.format.clone().unwrap_or_else(|| {
+        let t = head.trim_start_matches('\u{feff}').trim_start();
+        if t.starts_with('[') || t.starts_with('{') {
+            "json".to_owned()
+        } else if t.contains("netscape-bookmark-file") || t.contains("<dl") || t.contains("<a ") {
+            "netscape".to_owned()
+        } else {
+            "urls".to_owned()
+        }
+    });
+    let library = open_library(data).await?;
+    let progress = indicatif::ProgressBar::new(total);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut session = library.begin_import(!args.no_capture).await?;
+    let fail = |e: ImportError| -> anyhow::Error {
+        match e {
+            ImportError::Format(m) => {
+                anyhow::anyhow!("{}: {m}; nothing was imported", args.file.display())
+            }
+            ImportError::Store(e) => e.into(),
+        }
+    };
+    match format.as_str() {
+        "netscape" => {
+            let mut parser = NetscapeParser::new(args.folders_as_tags);
+            let mut batch = Vec::new();
+            let mut chunk = first;
+            loop {
+                progress.inc(chunk.len() as u64);
+                batch.extend(parser.feed(&chunk).map_err(fail)?);
+                if batch.len() >= IMPORT_BATCH {
+                    session.add(std::mem::take(&mut batch)).await?;
+                }
+                chunk = vec![0u8; IMPORT_CHUNK];
+                let n = read_full(&mut input, &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                chunk.truncate(n);
+            }
+            batch.extend(parser.finish().map_err(fail)?);
+            session.add(batch).await?;
+        }
+        other => {
+            let mut all = first;
+            input.read_to_end(&mut all)?;
+            progress.inc(all.len() as u64);
+            let items = if other == "json" {
+                import::parse_json(&all).map_err(fail)?
+            } else {
+                let text = std::str::from_utf8(&all).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: not UTF-8 at byte {}; nothing was imported",
+                        args.file.display(),
+                        e.valid_up_to()
+                    )
+                })?;
+                import::parse_url_list(text)
+            };
+            for batch in items.chunks(IMPORT_BATCH) {
+                session.add(batch.to_vec()).await?;
+            }
+        }
+    }
+    let report = session.commit().await?;
+    progress.finish_and_clear();
+    for (what, why) in report.skipped.iter().take(20) {
+        eprintln!("linksnap: skipped {what}: {why}");
+    }
+    if report.skipped_count > 20 {
+        eprintln!("linksnap: … and {} more skipped", report.skipped_count - 20);
+    }
+    eprintln!(
+        "linksnap: imported {} new links, {} already saved, {} skipped{}",
+        report.added,
+        report.existing,
+        report.skipped_count,
+        if args.no_capture || report.added == 0 {
+            ""
+        } else {
+            "; their captures are queued (linksnap work)"
+        }
+    );
+    Ok(Code::Ok)
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+pub async fn export(data: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<Code> {
+    let library = open_library(data).await?;
+    let links = library.list(&Filter::default()).await?;
+    if args.format == "json" {
+        print_json(&links.iter().map(LinkJson::new).collect::<Vec<_>>())?;
+        return Ok(Code::Ok);
+    }
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
+    writeln!(
+        out,
+        "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=UTF-8\">"
+    )?;
+    writeln!(out, "<TITLE>Bookmarks</TITLE>\n<H1>Bookmarks</H1>\n<DL><p>")?;
+    for l in &links {
+        let tags: Vec<String> = l
+            .tags
+            .iter()
+            .map(|t| t.as_str().replace(',', " "))
+            .collect();
+        let title = if l.title.is_empty() {
+            l.url.as_str()
+        } else {
+            &l.title
+        };
+        writeln!(
+            out,
+            "    <DT><A HREF=\"{}\" ADD_DATE=\"{}\" LAST_MODIFIED=\"{}\" TAGS=\"{}\" TOREAD=\"{}\">{}</A>",
+            esc(l.url.as_str()),
+            l.created_at / 1000,
+            l.updated_at / 1000,
+            esc(&tags.join(",")),
+            u8::from(l.unread),
+            esc(title)
+        )?;
+        if !l.note.is_empty() {
+            writeln!(out, "    <DD>{}", esc(&l.note))?;
+        }
+    }
+    writeln!(out, "</DL><p>")?;
+    out.flush()?;
     Ok(Code::Ok)
 }
 

@@ -618,3 +618,225 @@ fn diff_shows_what_changed_in_the_text_between_versions() {
     );
     assert_eq!(lib(&dir, &["diff", "1", "1", "7"]).code, 1);
 }
+
+const BOOKMARKS: &str = r#"<!DOCTYPE NETSCAPE-Bookmark-file-1>
+<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=UTF-8">
+<TITLE>Bookmarks</TITLE>
+<H1>Bookmarks</H1>
+<DL><p>
+    <DT><H3>Reading</H3>
+    <DL><p>
+        <DT><A HREF="https://a.test/article?utm_source=x" ADD_DATE="1700000000" TAGS="lang/rust,读书" TOREAD="1">Article &amp; more</A>
+        <DD>Worth a second read
+        <DT><A HREF="https://b.test/">B</A>
+    </DL><p>
+    <DT><A HREF="javascript:void(0)">a bookmarklet</A>
+</DL><p>
+"#;
+
+#[test]
+fn netscape_bookmarks_import_idempotently_and_round_trip() {
+    let dir = artifact_dir("library-import");
+    let file = dir.join("bookmarks.html");
+    std::fs::write(&file, BOOKMARKS).unwrap();
+    let run = lib(
+        &dir,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--no-capture",
+            "--folders-as-tags",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("imported 2 new links, 0 already saved, 1 skipped"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("skipped javascript:void(0): unsupported scheme `javascript:`"),
+        "{}",
+        run.stderr
+    );
+    let ls = lib(&dir, &["ls", "--json"]).json();
+    let a = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["url"] == "https://a.test/article")
+        .expect("normalised URL");
+    assert_eq!(a["title"], "Article & more");
+    assert_eq!(a["note"], "Worth a second read");
+    assert_eq!(
+        a["tags"],
+        serde_json::json!(["lang/rust", "Reading", "读书"])
+    );
+    assert_eq!(a["created_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(a["unread"], true);
+    // Again: nothing new.
+    let again = lib(
+        &dir,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--no-capture",
+            "--folders-as-tags",
+        ],
+    );
+    assert!(
+        again
+            .stderr
+            .contains("imported 0 new links, 2 already saved"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        lib(&dir, &["ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Search sees imported titles and notes.
+    assert_eq!(
+        lib(&dir, &["search", "second read", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    for format in ["netscape", "json"] {
+        let exported = lib(&dir, &["export", "--format", format]);
+        assert_eq!(exported.code, 0);
+        let other = artifact_dir(&format!("library-import-roundtrip-{format}"));
+        let run = crate::support::linksnap_stdin(
+            &[
+                "--data",
+                other.to_str().unwrap(),
+                "import",
+                "-",
+                "--no-capture",
+            ],
+            &exported.stdout,
+        );
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        let mut before = lib(&dir, &["ls", "--json"]).json();
+        let mut after = lib(&other, &["ls", "--json"]).json();
+        for v in [&mut before, &mut after] {
+            for l in v.as_array_mut().unwrap() {
+                let o = l.as_object_mut().unwrap();
+                for k in ["id", "updated_at", "status", "snapshots"] {
+                    o.remove(k);
+                }
+                if format == "netscape" {
+                    // ADD_DATE holds whole seconds.
+                    let t = o["created_at"].as_str().unwrap()[..19].to_owned();
+                    o.insert("created_at".into(), t.into());
+                }
+            }
+        }
+        assert_eq!(before, after, "{format} round trip");
+    }
+}
+
+#[test]
+fn url_lists_import_from_stdin_and_queue_captures() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-import-urls");
+    let list = format!(
+        "# saved for later\n{}\n\n{}\nnot a url\n",
+        server.url("/plain"),
+        server.url("/changing")
+    );
+    let run = crate::support::linksnap_stdin(
+        &["--data", dir.to_str().unwrap(), "import", "-"],
+        list.as_bytes(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "imported 2 new links, 0 already saved, 1 skipped; their captures are queued"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lib(&dir, &["work", "--once"]).code, 0);
+    let ls = lib(&dir, &["ls", "--json", "--status", "ok"]).json();
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn malformed_imports_are_clear_errors_and_change_nothing() {
+    let dir = artifact_dir("library-import-bad");
+    assert_eq!(lib(&dir, &["add", "https://kept.test/"]).code, 0);
+    let bad_utf8 = dir.join("bad.html");
+    let mut bytes = BOOKMARKS.as_bytes().to_vec();
+    bytes.extend_from_slice(b"<DT><A HREF=\"https://c.test/\">\xff\xfe</A>");
+    std::fs::write(&bad_utf8, &bytes).unwrap();
+    let run = lib(&dir, &["import", bad_utf8.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("the file is not UTF-8: invalid bytes at offset"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing was imported"),
+        "{}",
+        run.stderr
+    );
+    let bad_json = dir.join("bad.json");
+    std::fs::write(&bad_json, "[{\"url\": \"https://d.test/\"},\n {\"url\": }]").unwrap();
+    let run = lib(&dir, &["import", bad_json.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("JSON: expected value at line 2 column 10"),
+        "{}",
+        run.stderr
+    );
+    let run = lib(&dir, &["import", "/nonexistent/file.html"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        lib(&dir, &["ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing was added"
+    );
+
+    // A 10 MB tag and a 10,000-deep tag in a file: those tags are skipped, the bookmarks kept.
+    let huge = "x".repeat(10 << 20);
+    let deep = vec!["a"; 10_000].join("/");
+    let file = dir.join("tags.html");
+    std::fs::write(
+        &file,
+        format!("<DL><DT><A HREF=\"https://e.test/\" TAGS=\"{huge},ok\">E</A><DT><A HREF=\"https://f.test/\" TAGS=\"{deep}\">F</A></DL>"),
+    )
+    .unwrap();
+    let run = lib(&dir, &["import", file.to_str().unwrap(), "--no-capture"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("longer than the limit of 256 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("imported 2 new links, 0 already saved, 2 skipped"),
+        "{}",
+        run.stderr
+    );
+    let e = lib(&dir, &["ls", "--json", "--domain", "e.test"]).json();
+    assert_eq!(e[0]["tags"], serde_json::json!(["ok"]));
+    assert_eq!(lib(&dir, &["fsck"]).code, 0);
+}

@@ -720,6 +720,26 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs the binary with `input` on standard input.
+pub fn linksnap_stdin(args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn linksnap");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait for linksnap");
+    writer.join().unwrap();
+    out.into()
+}
+
 pub fn linksnap_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = command(args);
     for (k, v) in env {

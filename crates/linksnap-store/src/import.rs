@@ -1,0 +1,609 @@
+//! Importing bookmarks: Netscape bookmark files (what browsers, Pocket, Pinboard, linkding
+//! and others export), JSON (ours, Pinboard's, linkding's field names) and plain URL lists.
+//!
+//! The Netscape parser is streaming (lol_html over chunks), so a file of 100,000 bookmarks
+//! is read in bounded memory; the whole import is one transaction, so a failed import adds
+//! nothing and importing the same file twice adds nothing the second time.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use lol_html::{HtmlRewriter, Settings, doc_text, element, end_tag};
+
+use crate::domain::{NormalizedUrl, TagName};
+use crate::library::{Library, StoreError, now_ms};
+
+/// One bookmark read from a file, not yet validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportItem {
+    pub url: String,
+    pub title: Option<String>,
+    pub note: Option<String>,
+    pub tags: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: Option<i64>,
+    pub unread: Option<bool>,
+    pub favourite: Option<bool>,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// New links.
+    pub added: usize,
+    /// Links that were already in the library (their tags were added).
+    pub existing: usize,
+    /// Entries or tags left out, with the reason (the first [`MAX_REPORTED_SKIPS`]).
+    pub skipped: Vec<(String, String)>,
+    /// How many were left out in all.
+    pub skipped_count: usize,
+}
+
+/// How many skip reasons a report keeps.
+pub const MAX_REPORTED_SKIPS: usize = 1000;
+
+impl ImportReport {
+    fn skip(&mut self, what: &str, why: String) {
+        self.skipped_count += 1;
+        if self.skipped.len() < MAX_REPORTED_SKIPS {
+            let what: String = what.chars().take(200).collect();
+            self.skipped.push((what, why));
+        }
+    }
+}
+
+/// Why a file could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file is not in the format.
+    #[error("{0}")]
+    Format(String),
+    /// Recording failed; nothing was imported.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Default)]
+struct NetscapeState {
+    items: Vec<ImportItem>,
+    current: Option<ImportItem>,
+    in_anchor: bool,
+    in_dd: bool,
+    in_h3: bool,
+    h3_text: String,
+    pending_folder: Option<String>,
+    folders: Vec<Option<String>>,
+    folders_as_tags: bool,
+}
+
+fn decode(s: &str) -> String {
+    html_escape::decode_html_entities(s).into_owned()
+}
+
+/// Text arrives with its character references; a bookmark is decoded once complete.
+fn clean(item: &mut ImportItem) {
+    for field in [&mut item.title, &mut item.note] {
+        if let Some(t) = field.as_mut() {
+            *t = decode(t.trim());
+        }
+    }
+}
+
+/// A streaming Netscape bookmark file parser.
+pub struct NetscapeParser {
+    state: Rc<RefCell<NetscapeState>>,
+    rewriter: HtmlRewriter<'static, fn(&[u8])>,
+    offset: usize,
+    /// Bytes of an incomplete UTF-8 sequence at the end of the last chunk.
+    carry: Vec<u8>,
+}
+
+impl NetscapeParser {
+    /// A parser; with `folders_as_tags`, each bookmark gets its folder path as a nested
+    /// tag (`Bookmarks Bar/Rust/Async` becomes that tag).
+    pub fn new(folders_as_tags: bool) -> Self {
+        let state = Rc::new(RefCell::new(NetscapeState {
+            folders_as_tags,
+            ..NetscapeState::default()
+        }));
+        let (s1, s2, s3, s4, s5) = (
+            state.clone(),
+            state.clone(),
+            state.clone(),
+            state.clone(),
+            state.clone(),
+        );
+        let settings = Settings::new()
+            .append_element_content_handler(element!("a[href]", move |el| {
+                let attr = |n: &str| el.get_attribute(n).map(|v| decode(&v));
+                let mut st = s1.borrow_mut();
+                let mut tags: Vec<String> = attr("tags")
+                    .map(|t| {
+                        t.split(',')
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if st.folders_as_tags {
+                    let path: Vec<String> = st
+                        .folders
+                        .iter()
+                        .flatten()
+                        .map(|f| f.replace('/', "-"))
+                        .collect();
+                    if !path.is_empty() {
+                        tags.push(path.join("/"));
+                    }
+                }
+                st.current = Some(ImportItem {
+                    url: attr("href").unwrap_or_default(),
+                    title: None,
+                    note: None,
+                    tags,
+                    created_at: attr("add_date")
+                        .and_then(|d| d.trim().parse::<i64>().ok())
+                        .map(|s| s * 1000),
+                    unread: attr("toread").map(|v| v == "1"),
+                    favourite: None,
+                });
+                st.in_anchor = true;
+                st.in_dd = false;
+                let s = s1.clone();
+                el.on_end_tag(end_tag!(move |_end| {
+                    let mut st = s.borrow_mut();
+                    st.in_anchor = false;
+                    if let Some(item) = st.current.take() {
+                        st.items.push(item);
+                    }
+                    Ok(())
+                }))?;
+                Ok(())
+            }))
+            .append_element_content_handler(element!("dd", move |_el| {
+                s2.borrow_mut().in_dd = true;
+                Ok(())
+            }))
+            .append_element_content_handler(element!("dt, dl", move |el| {
+                let mut st = s3.borrow_mut();
+                st.in_dd = false;
+                if el.tag_name().eq_ignore_ascii_case("dl") {
+                    let folder = st.pending_folder.take();
+                    st.folders.push(folder);
+                    let s = s3.clone();
+                    el.on_end_tag(end_tag!(move |_end| {
+                        s.borrow_mut().folders.pop();
+                        Ok(())
+                    }))?;
+                }
+                Ok(())
+            }))
+            .append_element_content_handler(element!("h3", move |el| {
+                {
+                    let mut st = s4.borrow_mut();
+                    st.in_h3 = true;
+                    st.h3_text.clear();
+                }
+                let s = s4.clone();
+                el.on_end_tag(end_tag!(move |_end| {
+                    let mut st = s.borrow_mut();
+                    st.in_h3 = false;
+                    let name = decode(st.h3_text.trim());
+                    st.pending_folder = (!name.is_empty()).then_some(name);
+                    Ok(())
+                }))?;
+                Ok(())
+            }))
+            .append_document_content_handler(doc_text!(move |t| {
+                let mut st = s5.borrow_mut();
+                let text = t.as_str();
+                if st.in_anchor {
+                    if let Some(cur) = st.current.as_mut() {
+                        cur.title.get_or_insert_with(String::new).push_str(text);
+                    }
+                } else if st.in_h3 {
+                    st.h3_text.push_str(text);
+                } else if st.in_dd
+                    && let Some(last) = st.items.last_mut()
+                {
+                    last.note.get_or_insert_with(String::new).push_str(text);
+                }
+                Ok(())
+            }));
+        let rewriter = HtmlRewriter::new(settings, (|_: &[u8]| {}) as fn(&[u8]));
+        Self {
+            state,
+            rewriter,
+            offset: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Feeds a chunk; returns the bookmarks completed so far.
+    ///
+    /// # Errors
+    /// [`ImportError::Format`] when the bytes are not UTF-8 (naming the byte offset).
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<ImportItem>, ImportError> {
+        let mut data = std::mem::take(&mut self.carry);
+        data.extend_from_slice(chunk);
+        let valid = match std::str::from_utf8(&data) {
+            Ok(_) => data.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => {
+                return Err(ImportError::Format(format!(
+                    "the file is not UTF-8: invalid bytes at offset {}",
+                    self.offset + e.valid_up_to()
+                )));
+            }
+        };
+        self.carry = data[valid..].to_vec();
+        self.offset += valid;
+        self.rewriter
+            .write(&data[..valid])
+            .map_err(|e| ImportError::Format(format!("bookmark file: {e}")))?;
+        Ok(self.drain())
+    }
+
+    /// Ends the input; returns the remaining bookmarks.
+    ///
+    /// # Errors
+    /// [`ImportError::Format`] when the file ends inside a UTF-8 sequence.
+    pub fn finish(self) -> Result<Vec<ImportItem>, ImportError> {
+        if !self.carry.is_empty() {
+            return Err(ImportError::Format(format!(
+                "the file is not UTF-8: it ends inside a character at offset {}",
+                self.offset
+            )));
+        }
+        let state = self.state.clone();
+        self.rewriter
+            .end()
+            .map_err(|e| ImportError::Format(format!("bookmark file: {e}")))?;
+        let mut st = state.borrow_mut();
+        if let Some(item) = st.current.take() {
+            st.items.push(item);
+        }
+        let mut out = std::mem::take(&mut st.items);
+        out.iter_mut().for_each(clean);
+        Ok(out)
+    }
+
+    /// Completed bookmarks, except the last one: a `<DD>` note may still follow it.
+    fn drain(&mut self) -> Vec<ImportItem> {
+        let mut st = self.state.borrow_mut();
+        let last = st.items.pop();
+        let mut out = std::mem::take(&mut st.items);
+        st.items.extend(last);
+        out.iter_mut().for_each(clean);
+        out
+    }
+}
+
+/// Parses a JSON export: an array of objects. Field names of linksnap (`url`, `title`,
+/// `note`, `tags`, `created_at`, `unread`, `favourite`), Pinboard (`href`, `description`,
+/// `extended`, `tags` space-separated, `time`, `toread`) and linkding (`url`, `title`,
+/// `description`, `tag_names`, `date_added`, `unread`) are understood.
+///
+/// # Errors
+/// [`ImportError::Format`] naming the line and column of bad JSON.
+pub fn parse_json(bytes: &[u8]) -> Result<Vec<ImportItem>, ImportError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ImportError::Format(format!("JSON: {e}")))?;
+    let serde_json::Value::Array(entries) = value else {
+        return Err(ImportError::Format(
+            "JSON: expected an array of bookmarks".to_owned(),
+        ));
+    };
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let s = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            let pinboard = e.get("href").is_some();
+            let tags = match e.get("tags").or_else(|| e.get("tag_names")) {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect(),
+                Some(serde_json::Value::String(t)) => {
+                    let sep = if t.contains(',') { ',' } else { ' ' };
+                    t.split(sep)
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            let time = |v: &serde_json::Value| match v {
+                serde_json::Value::Number(n) => n
+                    .as_i64()
+                    .map(|n| if n > 100_000_000_000 { n } else { n * 1000 }),
+                serde_json::Value::String(t) => humantime::parse_rfc3339_weak(t)
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64),
+                _ => None,
+            };
+            let flag = |v: &serde_json::Value| match v {
+                serde_json::Value::Bool(b) => Some(*b),
+                serde_json::Value::String(s) => Some(s == "yes" || s == "true" || s == "1"),
+                serde_json::Value::Number(n) => Some(n.as_i64() == Some(1)),
+                _ => None,
+            };
+            ImportItem {
+                url: s("url").or_else(|| s("href")).unwrap_or_default(),
+                title: if pinboard {
+                    s("description")
+                } else {
+                    s("title")
+                },
+                note: if pinboard {
+                    s("extended")
+                } else {
+                    s("note").or_else(|| s("description"))
+                },
+                tags,
+                created_at: ["created_at", "time", "date_added", "add_date"]
+                    .iter()
+                    .find_map(|k| e.get(*k).and_then(time)),
+                unread: ["unread", "toread"]
+                    .iter()
+                    .find_map(|k| e.get(*k).and_then(flag)),
+                favourite: e.get("favourite").and_then(flag),
+            }
+        })
+        .collect())
+}
+
+/// One URL a line; blank lines and lines starting with `#` are skipped.
+pub fn parse_url_list(text: &str) -> Vec<ImportItem> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| ImportItem {
+            url: l.to_owned(),
+            ..ImportItem::default()
+        })
+        .collect()
+}
+
+/// An import in progress: one transaction until [`Import::commit`].
+pub struct Import<'l> {
+    library: &'l Library,
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    report: ImportReport,
+    /// Links added or changed, for the search index after commit.
+    touched: Vec<i64>,
+    queue_captures: bool,
+}
+
+impl Library {
+    /// Starts an import. With `queue_captures`, every new link gets a queued capture.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn begin_import(&self, queue_captures: bool) -> Result<Import<'_>, StoreError> {
+        Ok(Import {
+            library: self,
+            tx: self.pool().begin().await?,
+            report: ImportReport::default(),
+            touched: Vec::new(),
+            queue_captures,
+        })
+    }
+}
+
+impl Import<'_> {
+    /// Records a batch of items.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`]; nothing of the import is kept then.
+    pub async fn add(&mut self, items: Vec<ImportItem>) -> Result<(), StoreError> {
+        let rules = self.library.tracking_rules().clone();
+        let now = now_ms();
+        for item in items {
+            let url = match NormalizedUrl::parse(&item.url, &rules) {
+                Ok(u) => u,
+                Err(e) => {
+                    self.report.skip(&item.url, e.to_string());
+                    continue;
+                }
+            };
+            let mut tags = Vec::new();
+            for t in &item.tags {
+                match TagName::parse(t) {
+                    Ok(tag) => tags.push(tag),
+                    Err(e) => self
+                        .report
+                        .skip(&format!("tag of {}", item.url), e.to_string()),
+                }
+            }
+            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM links WHERE url = ?")
+                .bind(url.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+            let id = match existing {
+                Some(id) => {
+                    self.report.existing += 1;
+                    id
+                }
+                None => {
+                    let created = item.created_at.unwrap_or(now);
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO links (url, host, title, note, favourite, unread, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(url.as_str())
+                    .bind(url.host())
+                    .bind(item.title.as_deref().map(str::trim).unwrap_or(""))
+                    .bind(item.note.as_deref().map(str::trim).unwrap_or(""))
+                    .bind(i64::from(item.favourite.unwrap_or(false)))
+                    .bind(i64::from(item.unread.unwrap_or(true)))
+                    .bind(created)
+                    .bind(now)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                    if self.queue_captures {
+                        sqlx::query(
+                            "INSERT INTO jobs (link_id, run_after, created_at) VALUES (?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&mut *self.tx)
+                        .await?;
+                    }
+                    self.report.added += 1;
+                    id
+                }
+            };
+            for tag in &tags {
+                let tag_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO tags (name, key) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+                )
+                .bind(tag.as_str())
+                .bind(tag.key())
+                .fetch_one(&mut *self.tx)
+                .await?;
+                sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(tag_id)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+            self.touched.push(id);
+        }
+        Ok(())
+    }
+
+    /// Commits the import and brings the search index up to date.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn commit(self) -> Result<ImportReport, StoreError> {
+        self.tx.commit().await?;
+        let mut touched = self.touched;
+        touched.sort_unstable();
+        touched.dedup();
+        self.library.reindex_links(&touched).await?;
+        Ok(self.report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"<!DOCTYPE NETSCAPE-Bookmark-file-1>
+<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=UTF-8">
+<TITLE>Bookmarks</TITLE><H1>Bookmarks</H1>
+<DL><p>
+    <DT><H3 ADD_DATE="1">Rust &amp; Co</H3>
+    <DL><p>
+        <DT><A HREF="https://a.test/?x=1&amp;y=2" ADD_DATE="1700000000" TAGS="lang/rust,读书" TOREAD="1">A &lt;title&gt;</A>
+        <DD>A note
+that spans lines
+        <DT><H3>Inner</H3>
+        <DL><p>
+            <DT><A HREF="https://b.test/">B</A>
+        </DL><p>
+    </DL><p>
+    <DT><A HREF="javascript:alert(1)">bookmarklet</A>
+</DL><p>"#;
+
+    fn parse(text: &str, chunk: usize, folders: bool) -> Vec<ImportItem> {
+        let mut p = NetscapeParser::new(folders);
+        let mut out = Vec::new();
+        for c in text.as_bytes().chunks(chunk) {
+            out.extend(p.feed(c).unwrap());
+        }
+        out.extend(p.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn netscape_files_parse_in_any_chunking() {
+        for chunk in [1, 7, 64, 100_000] {
+            let items = parse(FILE, chunk, false);
+            assert_eq!(items.len(), 3, "chunk {chunk}");
+            assert_eq!(items[0].url, "https://a.test/?x=1&y=2");
+            assert_eq!(items[0].title.as_deref(), Some("A <title>"));
+            assert_eq!(items[0].tags, ["lang/rust", "读书"]);
+            assert_eq!(items[0].created_at, Some(1_700_000_000_000));
+            assert_eq!(items[0].unread, Some(true));
+            assert_eq!(
+                items[0].note.as_deref().map(str::trim),
+                Some("A note\nthat spans lines")
+            );
+            assert_eq!(items[1].url, "https://b.test/");
+            assert_eq!(items[2].url, "javascript:alert(1)");
+        }
+    }
+
+    #[test]
+    fn folders_can_become_nested_tags() {
+        let items = parse(FILE, 13, true);
+        assert_eq!(items[0].tags, ["lang/rust", "读书", "Rust & Co"]);
+        assert_eq!(items[1].tags, ["Rust & Co/Inner"]);
+        assert!(items[2].tags.is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_clear_error_with_the_offset() {
+        let mut p = NetscapeParser::new(false);
+        let err = p.feed(b"<DL><DT><A HREF=\"x\">\xff\xfe</A>").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the file is not UTF-8: invalid bytes at offset 20"
+        );
+        // A character split across chunks is fine.
+        let mut p = NetscapeParser::new(false);
+        let bytes = "<DL><DT><A HREF=\"https://a.test/\">é</A>".as_bytes();
+        let split = bytes.len() - 5;
+        p.feed(&bytes[..split]).unwrap();
+        p.feed(&bytes[split..]).unwrap();
+        assert_eq!(p.finish().unwrap()[0].title.as_deref(), Some("é"));
+    }
+
+    #[test]
+    fn json_of_several_dialects_parses() {
+        let items = parse_json(
+            br#"[{"url":"https://a.test/","title":"A","tags":["x","y"],"created_at":"2024-01-02T03:04:05Z","unread":false},
+                {"href":"https://b.test/","description":"B","extended":"note","tags":"p q","time":"2024-01-01T00:00:00Z","toread":"yes"},
+                {"url":"https://c.test/","tag_names":["z"],"date_added":1700000000}]"#,
+        )
+        .unwrap();
+        assert_eq!(items[0].tags, ["x", "y"]);
+        assert_eq!(items[0].unread, Some(false));
+        assert_eq!(items[0].created_at, Some(1_704_164_645_000));
+        assert_eq!(
+            (items[1].title.as_deref(), items[1].note.as_deref()),
+            (Some("B"), Some("note"))
+        );
+        assert_eq!(items[1].tags, ["p", "q"]);
+        assert_eq!(items[1].unread, Some(true));
+        assert_eq!(items[2].created_at, Some(1_700_000_000_000));
+        assert!(
+            parse_json(b"{\"a\":1}")
+                .unwrap_err()
+                .to_string()
+                .contains("expected an array")
+        );
+        assert!(
+            parse_json(b"[{")
+                .unwrap_err()
+                .to_string()
+                .contains("line 1 column 2")
+        );
+    }
+
+    #[test]
+    fn url_lists_skip_blanks_and_comments() {
+        let items = parse_url_list("https://a.test/\n\n# comment\n  https://b.test/  \n");
+        assert_eq!(
+            items.iter().map(|i| i.url.as_str()).collect::<Vec<_>>(),
+            ["https://a.test/", "https://b.test/"]
+        );
+    }
+}
