@@ -316,12 +316,15 @@ impl Library {
             rules: TrackingRules::default(),
             search,
         };
-        if rebuild {
-            library.reindex().await.map_err(|e| OpenError::Dir {
-                path: index_dir.clone(),
-                reason: format!("rebuilding the search index: {e}"),
-            })?;
-        }
+        let caught_up = if rebuild {
+            library.reindex().await.map(|_| ())
+        } else {
+            library.catch_up_index().await
+        };
+        caught_up.map_err(|e| OpenError::Dir {
+            path: index_dir.clone(),
+            reason: format!("bringing the search index up to date: {e}"),
+        })?;
         let requeued = library
             .requeue_abandoned()
             .await
@@ -360,12 +363,13 @@ impl Library {
         &self.dir.blobs
     }
 
-    /// Adds `url`, or finds the link that has it; adds `tags` either way, and the note
-    /// when given. Returns the link and whether it was new.
+    /// Like [`Library::add`], but the search index is only written, not committed: call
+    /// [`Library::commit_index`] after a batch. The link itself is durable when this returns;
+    /// if the process dies before the index commit, opening the library indexes it.
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub async fn add(
+    pub async fn add_unindexed(
         &self,
         url: &NormalizedUrl,
         tags: &[TagName],
@@ -410,7 +414,7 @@ impl Library {
                 .await?;
         }
         tx.commit().await?;
-        self.reindex_links(&[id]).await?;
+        self.index_docs(&[id]).await?;
         Ok((LinkId(id), created))
     }
 
@@ -425,6 +429,22 @@ impl Library {
         };
         let mut links = self.list(&filter).await?;
         links.pop().ok_or(StoreError::NoLink(id))
+    }
+
+    /// Adds `url`, or finds the link that has it; adds `tags` either way, and the note
+    /// when given. Returns the link and whether it was new. Searchable at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn add(
+        &self,
+        url: &NormalizedUrl,
+        tags: &[TagName],
+        note: Option<&str>,
+    ) -> Result<(LinkId, bool), StoreError> {
+        let added = self.add_unindexed(url, tags, note).await?;
+        self.commit_index().await?;
+        Ok(added)
     }
 
     /// Edits what the user owns of a link. A title set here is kept by later captures.
@@ -1012,14 +1032,48 @@ impl Library {
         for chunk in ids.chunks(500) {
             self.index_docs(chunk).await?;
         }
-        self.search.commit()?;
+        self.commit_index().await?;
         Ok(ids.len())
     }
 
     /// Re-indexes these links (a removed one leaves the index) and commits.
     pub(crate) async fn reindex_links(&self, ids: &[i64]) -> Result<(), StoreError> {
         self.index_docs(ids).await?;
-        self.search.commit()?;
+        self.commit_index().await
+    }
+
+    /// Commits pending index changes (after [`Library::add_unindexed`]).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn commit_index(&self) -> Result<(), StoreError> {
+        // Every change made before this moment has been handed to the index writer: the
+        // writes to the database and to the index happen in the same call, in order.
+        self.search.commit(now_ms())?;
+        Ok(())
+    }
+
+    /// Indexes the links changed after the index's watermark: what a process that died
+    /// between a database commit and an index commit left out.
+    async fn catch_up_index(&self) -> Result<(), StoreError> {
+        let Some(mark) = self.search.watermark() else {
+            self.reindex().await?;
+            return Ok(());
+        };
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM links WHERE updated_at >= ?")
+            .bind(mark)
+            .fetch_all(self.db())
+            .await?;
+        if !ids.is_empty() {
+            tracing::info!(
+                links = ids.len(),
+                "indexing links changed after the last index commit"
+            );
+            for chunk in ids.chunks(500) {
+                self.index_docs(chunk).await?;
+            }
+            self.commit_index().await?;
+        }
         Ok(())
     }
 
@@ -1236,4 +1290,58 @@ async fn tags_under(
         .into_iter()
         .map(|r| (r.get("id"), r.get("name"), r.get("key")))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn links_added_before_a_crash_are_indexed_when_the_library_reopens() {
+        let dir = std::env::temp_dir().join(format!("linksnap-catchup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rules = TrackingRules::default();
+        {
+            let lib = Library::open(&dir).await.unwrap();
+            lib.add(
+                &NormalizedUrl::parse("https://a.test/committed", &rules).unwrap(),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+            for i in 0..3 {
+                let url =
+                    NormalizedUrl::parse(&format!("https://a.test/pending-{i}"), &rules).unwrap();
+                lib.add_unindexed(&url, &[], Some("zanzibar"))
+                    .await
+                    .unwrap();
+            }
+            // Dropped without commit_index: the index writer's pending documents are lost,
+            // as if the process had died.
+            assert!(
+                lib.search("zanzibar", &Filter::default(), 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let lib = Library::open(&dir).await.unwrap();
+        assert_eq!(
+            lib.search("zanzibar", &Filter::default(), 10)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            lib.search("committed", &Filter::default(), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

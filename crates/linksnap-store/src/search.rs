@@ -214,14 +214,25 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Makes the changes durable and visible.
+    /// Makes the changes durable and visible, recording that every change to the library
+    /// up to `watermark` (Unix ms) is in the index.
     ///
     /// # Errors
     /// [`SearchError`].
-    pub fn commit(&self) -> Result<(), SearchError> {
-        self.writer().commit()?;
+    pub fn commit(&self, watermark: i64) -> Result<(), SearchError> {
+        {
+            let mut w = self.writer();
+            let mut prepared = w.prepare_commit()?;
+            prepared.set_payload(&watermark.to_string());
+            prepared.commit()?;
+        }
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// The watermark of the last commit: changes after it may be missing from the index.
+    pub fn watermark(&self) -> Option<i64> {
+        self.index.load_metas().ok()?.payload?.parse().ok()
     }
 
     /// The best `limit` links for `query`. Phrases in double quotes match as phrases; the
@@ -472,7 +483,7 @@ mod tests {
             })
             .unwrap();
         }
-        idx.commit().unwrap();
+        idx.commit(1).unwrap();
         (idx, dir)
     }
 
@@ -522,7 +533,7 @@ mod tests {
             ..SearchDoc::default()
         })
         .unwrap();
-        idx.commit().unwrap();
+        idx.commit(2).unwrap();
         assert_eq!(ids(&idx, "running"), Vec::<i64>::new());
         assert_eq!(ids(&idx, "中文"), Vec::<i64>::new());
         assert_eq!(idx.len(), 2);

@@ -241,6 +241,9 @@ pub struct WorkArgs {
     /// Stop when no queued capture is due, instead of waiting for more.
     #[arg(long)]
     once: bool,
+    /// Stop after this many captures.
+    #[arg(long, value_name = "N")]
+    max_jobs: Option<usize>,
     #[command(flatten)]
     fetch: FetchArgs,
 }
@@ -364,9 +367,14 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs queued jobs `only` (or every due job when empty), reporting each on stderr.
-/// Returns how many failed for good.
-async fn run_jobs(library: &Library, capturer: &Capturer, only: &[i64]) -> anyhow::Result<usize> {
+/// Runs queued jobs `only` (or due jobs, at most `max` of them, when empty), reporting each
+/// on stderr. Returns how many failed for good.
+async fn run_jobs(
+    library: &Library,
+    capturer: &Capturer,
+    only: &[i64],
+    max: Option<usize>,
+) -> anyhow::Result<usize> {
     let mut failed = 0;
     let mut run = |outcome: Outcome, link: LinkId| match outcome {
         Outcome::Saved {
@@ -382,7 +390,11 @@ async fn run_jobs(library: &Library, capturer: &Capturer, only: &[i64]) -> anyho
         }
     };
     if only.is_empty() {
-        while let Some(job) = library.claim(None).await? {
+        let mut done = 0;
+        while max.is_none_or(|m| done < m)
+            && let Some(job) = library.claim(None).await?
+        {
+            done += 1;
             let outcome = library.run_job(capturer, job).await?;
             run(outcome, job.link);
         }
@@ -416,7 +428,10 @@ pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
     let mut jobs = Vec::new();
     let mut out = std::io::stdout().lock();
     for url in &urls {
-        let (id, created) = library.add(url, &tags, args.note.as_deref()).await?;
+        // Each id is printed once its link is durable; the index is committed once at the end.
+        let (id, created) = library
+            .add_unindexed(url, &tags, args.note.as_deref())
+            .await?;
         if created || args.wait && library.get(id).await?.snapshots == 0 {
             jobs.push(library.enqueue(id).await?);
         }
@@ -424,9 +439,10 @@ pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
     }
     out.flush()?;
     drop(out);
+    library.commit_index().await?;
     if args.wait && !jobs.is_empty() {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(&library, &capturer, &jobs).await? > 0 {
+        if run_jobs(&library, &capturer, &jobs, None).await? > 0 {
             return Ok(Code::Failure);
         }
     }
@@ -865,7 +881,7 @@ pub async fn recapture(data: Option<PathBuf>, args: RecaptureArgs) -> anyhow::Re
     let job = library.enqueue(id).await?;
     if args.wait {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(&library, &capturer, &[job]).await? > 0 {
+        if run_jobs(&library, &capturer, &[job], None).await? > 0 {
             return Ok(Code::Failure);
         }
     }
@@ -882,8 +898,8 @@ pub async fn work(data: Option<PathBuf>, args: WorkArgs) -> anyhow::Result<Code>
         );
     }
     loop {
-        run_jobs(&library, &capturer, &[]).await?;
-        if args.once {
+        run_jobs(&library, &capturer, &[], args.max_jobs).await?;
+        if args.once || args.max_jobs.is_some() {
             let left = library.queued_jobs().await?;
             if left > 0 {
                 eprintln!("linksnap: {left} capture(s) are waiting to be retried later");

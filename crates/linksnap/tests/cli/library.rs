@@ -840,3 +840,95 @@ fn malformed_imports_are_clear_errors_and_change_nothing() {
     assert_eq!(e[0]["tags"], serde_json::json!(["ok"]));
     assert_eq!(lib(&dir, &["fsck"]).code, 0);
 }
+
+#[test]
+fn kill_9_during_a_bulk_add_with_captures_running_loses_nothing_acknowledged() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-kill9");
+    let urls: Vec<String> = (0..1000)
+        .map(|i| server.url(&format!("/slow/30/{i}")))
+        .collect();
+    let mut args: Vec<&str> = vec!["--data", dir.to_str().unwrap(), "add"];
+    args.extend(urls.iter().map(String::as_str));
+    args.extend(["--wait", "--allow-net", "127.0.0.0/8"]);
+    let mut child = crate::support::command_for_test(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let t1 = tx.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = t1.send((true, line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send((false, line));
+        }
+    });
+    // Every id printed is an acknowledged add. Kill once all are added and captures run.
+    let mut acked: Vec<i64> = Vec::new();
+    let mut saved = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while (acked.len() < 1000 || saved < 5) && std::time::Instant::now() < deadline {
+        match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok((true, line)) => acked.push(line.trim().parse().unwrap()),
+            Ok((false, line)) if line.contains("saved version") => saved += 1,
+            _ => {}
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(
+        acked.len(),
+        1000,
+        "all adds were acknowledged before the kill"
+    );
+    assert!(saved >= 5);
+
+    let ls = lib(&dir, &["ls", "--json"]).json();
+    let ids: std::collections::HashSet<i64> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        acked.iter().all(|id| ids.contains(id)),
+        "every acknowledged link is present"
+    );
+    let count = |status: &str| {
+        ls.as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["status"] == status)
+            .count()
+    };
+    assert_eq!(
+        count("capturing"),
+        0,
+        "an interrupted capture is queued again"
+    );
+    let ok_before = count("ok");
+    assert!(ok_before >= 5);
+    let fsck = lib(&dir, &["fsck"]);
+    assert_eq!(fsck.code, 0, "{}{}", fsck.stdout_str(), fsck.stderr);
+    // Interrupted captures resume.
+    let work = lib(&dir, &["work", "--max-jobs", "3"]);
+    assert_eq!(work.code, 0, "{}", work.stderr);
+    let ok_after = lib(&dir, &["ls", "--json", "--status", "ok"])
+        .json()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(ok_after, ok_before + 3);
+    // The search index has every link.
+    let all = lib(&dir, &["search", "slow", "--limit", "5000", "--json"]).json();
+    assert_eq!(all.as_array().unwrap().len(), 1000);
+}

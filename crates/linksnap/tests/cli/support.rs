@@ -720,6 +720,11 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// The binary as a `Command`, set up like every other run in these tests.
+pub fn command_for_test(args: &[&str]) -> Command {
+    command(args)
+}
+
 /// Runs the binary with `input` on standard input.
 pub fn linksnap_stdin(args: &[&str], input: &[u8]) -> Run {
     use std::io::Write as _;
