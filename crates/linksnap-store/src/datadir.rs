@@ -149,10 +149,35 @@ impl DataDir {
     }
 }
 
+/// " (the disk is full: N bytes free)" when the filesystem holding `path` has (almost) no
+/// space left: SQLite then reports only "disk I/O error".
+pub fn space_hint(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return String::new();
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` a writable, zeroed statvfs.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return String::new();
+    }
+    let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+    if free < (1 << 20) {
+        format!(" (the disk is full: {free} bytes free)")
+    } else {
+        String::new()
+    }
+}
+
 async fn open_db(path: &Path) -> Result<SqlitePool, OpenError> {
     let db_err = |e: &dyn std::fmt::Display| OpenError::Database {
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason: format!("{e}{}", space_hint(path)),
     };
     let options = SqliteConnectOptions::new()
         .filename(path)

@@ -932,3 +932,78 @@ fn kill_9_during_a_bulk_add_with_captures_running_loses_nothing_acknowledged() {
     let all = lib(&dir, &["search", "slow", "--limit", "5000", "--json"]).json();
     assert_eq!(all.as_array().unwrap().len(), 1000);
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_the_library_consistent() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("library-full-disk");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // In a private mount namespace: a 4 MB tmpfs as the data directory.
+    let script = r#"
+        set -u
+        mount -t tmpfs -o size=4m tmpfs "$DATA" || { echo "MOUNT-FAILED"; exit 0; }
+        L() { "$BIN" --data "$DATA" "$@"; }
+        F() { "$BIN" --data "$DATA" "$@" --dns-server "$DNS" --allow-net 127.0.0.0/8; }
+        F add "$SMALL" --wait >/dev/null 2>&1; echo "first=$?"
+        L add "$BIG" >/dev/null 2>&1; echo "queued=$?"
+        # Nearly full: the database works, the capture's 2 MB blob does not fit.
+        dd if=/dev/zero of="$DATA/filler" bs=64k >/dev/null 2>&1
+        truncate -s -512K "$DATA/filler"
+        F work --once 2>"$OUT/work.err" >/dev/null; echo "full=$?"
+        # Completely full: not even the database opens.
+        dd if=/dev/zero of="$DATA/filler2" bs=4k >/dev/null 2>&1
+        F work --once 2>"$OUT/work2.err" >/dev/null; echo "completely=$?"
+        rm -f "$DATA/filler" "$DATA/filler2"
+        L fsck >"$OUT/fsck.out" 2>&1; echo "fsck=$?"
+        F work --once >/dev/null 2>&1; echo "retry=$?"
+        "$BIN" --data "$DATA" ls --json >"$OUT/ls.json"; echo "ls=$?"
+    "#;
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "bash", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_linksnap"))
+        .env("DATA", &data)
+        .env("OUT", &dir)
+        .env("DNS", crate::support::stub_dns().to_string())
+        .env("SMALL", server.url("/plain"))
+        .env("BIG", server.url("/random/2000000"))
+        .output()
+        .expect("run unshare");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !log.contains("MOUNT-FAILED"),
+        "this test needs root to mount a tmpfs: {log}"
+    );
+    for line in [
+        "first=0",
+        "queued=0",
+        "full=1",
+        "completely=1",
+        "fsck=0",
+        "retry=0",
+        "ls=0",
+    ] {
+        assert!(
+            log.contains(line),
+            "{line} missing from:\n{log}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let work_err = std::fs::read_to_string(dir.join("work.err")).unwrap();
+    assert!(
+        work_err.contains("linksnap: error: blob store:")
+            && work_err.contains("No space left on device"),
+        "{work_err}"
+    );
+    let work2_err = std::fs::read_to_string(dir.join("work2.err")).unwrap();
+    assert!(
+        work2_err.contains("(the disk is full: 0 bytes free)"),
+        "{work2_err}"
+    );
+    let ls: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ls.json")).unwrap()).unwrap();
+    assert!(
+        ls.as_array().unwrap().iter().all(|l| l["status"] == "ok"),
+        "{ls:#}"
+    );
+}

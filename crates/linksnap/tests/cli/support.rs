@@ -247,6 +247,7 @@ fn router(shared: Shared) -> Router {
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
         .route("/changing", get(changing))
+        .route("/random/{n}", get(random_bytes))
         .route("/compressed/{encoding}", get(compressed))
         .route(
             "/ua",
@@ -547,6 +548,20 @@ async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `n` pseudo-random bytes: a body no compression shrinks.
+async fn random_bytes(UrlPath(n): UrlPath<usize>) -> Response {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let body: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
 
 /// An article whose second paragraph changes on every request.
