@@ -281,6 +281,11 @@ pub struct GcReport {
     pub kept_young: usize,
 }
 
+/// Links indexed per database query.
+const INDEX_CHUNK: usize = 500;
+/// Most search hits ranked before a filter is applied.
+pub const MAX_FILTERED_CANDIDATES: usize = 30_000;
+
 /// Unreferenced blobs younger than this are kept by `gc`: a capture writes its blobs
 /// before the row that references them commits.
 pub const GC_GRACE: Duration = Duration::from_secs(3600);
@@ -509,17 +514,23 @@ impl Library {
                 snapshots: row.get("snapshots"),
             });
         }
-        let tag_rows = sqlx::query(
-            "SELECT lt.link_id, t.name, t.key FROM link_tags lt JOIN tags t ON t.id = lt.tag_id",
-        )
-        .fetch_all(self.db())
-        .await?;
+        // Only the tags of the links returned, a chunk of ids per query.
         let mut by_link: BTreeMap<i64, Vec<TagName>> = BTreeMap::new();
-        for r in tag_rows {
-            by_link
-                .entry(r.get("link_id"))
-                .or_default()
-                .push(TagName::from_stored(r.get("name"), r.get("key")));
+        for chunk in links.chunks(INDEX_CHUNK) {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT lt.link_id, t.name, t.key FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for l in chunk {
+                sep.push_bind(l.id.0);
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all(self.db()).await? {
+                by_link
+                    .entry(r.get("link_id"))
+                    .or_default()
+                    .push(TagName::from_stored(r.get("name"), r.get("key")));
+            }
         }
         for link in &mut links {
             let mut tags = by_link.remove(&link.id.0).unwrap_or_default();
@@ -997,26 +1008,41 @@ impl Library {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
-        let restricted = Filter {
-            ids: Some(hits.iter().map(|h| LinkId(h.link_id)).collect()),
-            ..filter.clone()
-        };
-        let mut links: std::collections::HashMap<i64, Link> = self
-            .list(&restricted)
-            .await?
+        let mut kept: Vec<(i64, f32)> = Vec::with_capacity(limit);
+        let mut links: std::collections::HashMap<i64, Link> = std::collections::HashMap::new();
+        for chunk in hits.chunks(INDEX_CHUNK) {
+            let restricted = Filter {
+                ids: Some(chunk.iter().map(|(id, _)| LinkId(*id)).collect()),
+                ..filter.clone()
+            };
+            links.extend(
+                self.list(&restricted)
+                    .await?
+                    .into_iter()
+                    .map(|l| (l.id.0, l)),
+            );
+            let room = limit - kept.len();
+            kept.extend(
+                chunk
+                    .iter()
+                    .filter(|(id, _)| links.contains_key(id))
+                    .take(room),
+            );
+            if kept.len() >= limit {
+                break;
+            }
+        }
+        let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
+        let mut snippets = self.search.snippets(query, &ids)?;
+        Ok(kept
             .into_iter()
-            .map(|l| (l.id.0, l))
-            .collect();
-        Ok(hits
-            .into_iter()
-            .filter_map(|h| {
-                links.remove(&h.link_id).map(|link| SearchResult {
+            .filter_map(|(id, score)| {
+                links.remove(&id).map(|link| SearchResult {
                     link,
-                    score: h.score,
-                    snippet: h.snippet,
+                    score,
+                    snippet: snippets.remove(&id).unwrap_or_default(),
                 })
             })
-            .take(limit)
             .collect())
     }
 
@@ -1029,7 +1055,7 @@ impl Library {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
             .fetch_all(self.db())
             .await?;
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(INDEX_CHUNK) {
             self.index_docs(chunk).await?;
         }
         self.commit_index().await?;
@@ -1038,7 +1064,10 @@ impl Library {
 
     /// Re-indexes these links (a removed one leaves the index) and commits.
     pub(crate) async fn reindex_links(&self, ids: &[i64]) -> Result<(), StoreError> {
-        self.index_docs(ids).await?;
+        // Chunks keep each query under SQLite's limit on bound variables.
+        for chunk in ids.chunks(INDEX_CHUNK) {
+            self.index_docs(chunk).await?;
+        }
         self.commit_index().await
     }
 
@@ -1069,7 +1098,7 @@ impl Library {
                 links = ids.len(),
                 "indexing links changed after the last index commit"
             );
-            for chunk in ids.chunks(500) {
+            for chunk in ids.chunks(INDEX_CHUNK) {
                 self.index_docs(chunk).await?;
             }
             self.commit_index().await?;

@@ -53,16 +53,6 @@ pub struct SearchDoc {
     pub text: String,
 }
 
-/// One result.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub link_id: i64,
-    /// BM25 score; higher is better.
-    pub score: f32,
-    /// Text around the best match, matched terms in `<b>…</b>`, HTML-escaped.
-    pub snippet: String,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Fields {
     id: Field,
@@ -235,14 +225,8 @@ impl SearchIndex {
         self.index.load_metas().ok()?.payload?.parse().ok()
     }
 
-    /// The best `limit` links for `query`. Phrases in double quotes match as phrases; the
-    /// query is parsed leniently, so any text is a valid query.
-    ///
-    /// # Errors
-    /// [`SearchError`].
-    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
+    fn parse(&self, query: &str) -> Box<dyn tantivy::query::Query> {
         let f = self.fields;
-        let searcher = self.reader.searcher();
         let mut parser = QueryParser::for_index(
             &self.index,
             vec![
@@ -260,16 +244,67 @@ impl SearchIndex {
         parser.set_field_boost(f.title, 2.0);
         parser.set_field_boost(f.title_cjk, 2.0);
         parser.set_field_boost(f.tags, 1.5);
-        let (q, _errors) = parser.parse_query_lenient(query);
-        let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        parser.parse_query_lenient(query).0
+    }
+
+    /// The best `limit` links for `query` as (link id, score), best first. Phrases in double
+    /// quotes match as phrases; the query is parsed leniently, so any text is a valid query.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(i64, f32)>, SearchError> {
+        let searcher = self.reader.searcher();
+        let q = self.parse(query);
+        let top = searcher.search(&*q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        let mut columns = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let col = match columns.entry(addr.segment_ord) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .i64("link_id")?,
+                ),
+            };
+            if let Some(id) = col.first(addr.doc_id) {
+                out.push((id, score));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Snippets of `query` in the text of these links: text around the best match, matched
+    /// terms in `<b>…</b>`, HTML-escaped.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn snippets(
+        &self,
+        query: &str,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, String>, SearchError> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let q = self.parse(query);
         let mut words = SnippetGenerator::create(&searcher, &*q, f.text)?;
         words.set_max_num_chars(SNIPPET_CHARS);
         let mut cjk = SnippetGenerator::create(&searcher, &*q, f.text_cjk)?;
         cjk.set_max_num_chars(SNIPPET_CHARS);
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        let mut out = std::collections::HashMap::new();
+        for &id in ids {
+            let by_id = tantivy::query::TermQuery::new(
+                Term::from_field_i64(f.id, id),
+                IndexRecordOption::Basic,
+            );
+            let Some((_, addr)) = searcher
+                .search(&by_id, &TopDocs::with_limit(1).order_by_score())?
+                .pop()
+            else {
+                continue;
+            };
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let link_id = doc.get_first(f.id).and_then(|v| v.as_i64()).unwrap_or(0);
             let text = doc.get_first(f.text).and_then(|v| v.as_str()).unwrap_or("");
             let mut snippet = words.snippet(text);
             if snippet.highlighted().is_empty() {
@@ -280,13 +315,9 @@ impl SearchIndex {
             } else {
                 snippet.to_html()
             };
-            hits.push(Hit {
-                link_id,
-                score,
-                snippet: html,
-            });
+            out.insert(id, html);
         }
-        Ok(hits)
+        Ok(out)
     }
 
     /// Documents in the index.
@@ -491,7 +522,7 @@ mod tests {
         idx.search(q, 10)
             .unwrap()
             .into_iter()
-            .map(|h| h.link_id)
+            .map(|(id, _)| id)
             .collect()
     }
 
@@ -520,10 +551,10 @@ mod tests {
         assert_eq!(ids(&idx, "run"), [3]);
         assert_eq!(ids(&idx, "\"through the park\""), [3]);
         assert_eq!(ids(&idx, "\"park the through\""), Vec::<i64>::new());
-        let hit = &idx.search("中文", 1).unwrap()[0];
-        assert!(hit.snippet.contains("<b>中文</b>"), "{}", hit.snippet);
-        let hit = &idx.search("running", 1).unwrap()[0];
-        assert!(hit.snippet.contains("<b>running</b>"), "{}", hit.snippet);
+        let snippet = &idx.snippets("中文", &[1]).unwrap()[&1];
+        assert!(snippet.contains("<b>中文</b>"), "{snippet}");
+        let snippet = &idx.snippets("running", &[3]).unwrap()[&3];
+        assert!(snippet.contains("<b>running</b>"), "{snippet}");
         // Deleting and replacing documents.
         idx.delete(3);
         idx.upsert(&SearchDoc {
