@@ -283,6 +283,8 @@ pub struct GcReport {
 
 /// Links indexed per database query.
 const INDEX_CHUNK: usize = 500;
+/// A filter selecting at most this many links is applied inside the search index.
+pub const MAX_SELECTIVE: usize = 1000;
 /// Most search hits ranked before a filter is applied.
 pub const MAX_FILTERED_CANDIDATES: usize = 30_000;
 
@@ -489,7 +491,12 @@ impl Library {
              FROM links l WHERE 1 = 1",
         );
         filter.push_sql(&mut qb);
-        qb.push(" ORDER BY l.created_at DESC, l.id DESC");
+        if filter.ids.is_none() {
+            // With ids (a search's hits) order is the caller's, and ordering by date here
+            // would make SQLite walk the date index past every link instead of looking the
+            // ids up.
+            qb.push(" ORDER BY l.created_at DESC, l.id DESC");
+        }
         let rows = qb.build().fetch_all(self.db()).await?;
         let mut links = Vec::with_capacity(rows.len());
         for row in rows {
@@ -998,40 +1005,63 @@ impl Library {
             && filter.unread.is_none()
             && filter.status.is_none()
             && filter.ids.is_none();
-        // With filters, rank more candidates so that `limit` survive the filter.
-        let candidates = if unfiltered {
+        // A filter that selects few links (MAX_SELECTIVE) is applied first, inside the index; one that
+        // selects many is applied to ranked candidates, eight times more each round until
+        // enough survive (MAX_FILTERED_CANDIDATES at most: SQLite binds, and time).
+        let selected = if unfiltered {
+            None
+        } else {
+            self.filter_ids(filter, MAX_SELECTIVE + 1).await?
+        };
+        let selective = selected
+            .as_ref()
+            .is_some_and(|ids| ids.len() <= MAX_SELECTIVE);
+        let mut candidates = if unfiltered || selective {
             limit
         } else {
-            (limit * 50).max(10_000)
+            (limit * 20).max(200)
         };
-        let hits = self.search.search(query, candidates)?;
-        if hits.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut kept: Vec<(i64, f32)> = Vec::with_capacity(limit);
-        let mut links: std::collections::HashMap<i64, Link> = std::collections::HashMap::new();
-        for chunk in hits.chunks(INDEX_CHUNK) {
-            let restricted = Filter {
-                ids: Some(chunk.iter().map(|(id, _)| LinkId(*id)).collect()),
-                ..filter.clone()
+        let (kept, mut links) = loop {
+            let hits = match &selected {
+                Some(ids) if selective => self.search.search_within(query, ids, limit)?,
+                _ => self
+                    .search
+                    .search(query, candidates.min(MAX_FILTERED_CANDIDATES))?,
             };
-            links.extend(
-                self.list(&restricted)
-                    .await?
-                    .into_iter()
-                    .map(|l| (l.id.0, l)),
-            );
-            let room = limit - kept.len();
-            kept.extend(
-                chunk
-                    .iter()
-                    .filter(|(id, _)| links.contains_key(id))
-                    .take(room),
-            );
-            if kept.len() >= limit {
-                break;
+            let mut kept: Vec<(i64, f32)> = Vec::with_capacity(limit);
+            let mut links: std::collections::HashMap<i64, Link> = std::collections::HashMap::new();
+            for chunk in hits.chunks(INDEX_CHUNK) {
+                let restricted = Filter {
+                    ids: Some(chunk.iter().map(|(id, _)| LinkId(*id)).collect()),
+                    ..filter.clone()
+                };
+                links.extend(
+                    self.list(&restricted)
+                        .await?
+                        .into_iter()
+                        .map(|l| (l.id.0, l)),
+                );
+                let room = limit - kept.len();
+                kept.extend(
+                    chunk
+                        .iter()
+                        .filter(|(id, _)| links.contains_key(id))
+                        .take(room),
+                );
+                if kept.len() >= limit {
+                    break;
+                }
             }
-        }
+            let exhausted = hits.len() < candidates.min(MAX_FILTERED_CANDIDATES);
+            if selective
+                || kept.len() >= limit
+                || exhausted
+                || candidates >= MAX_FILTERED_CANDIDATES
+            {
+                break (kept, links);
+            }
+            candidates *= 8;
+        };
         let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
         let mut snippets = self.search.snippets(query, &ids)?;
         Ok(kept
@@ -1044,6 +1074,20 @@ impl Library {
                 })
             })
             .collect())
+    }
+
+    /// Ids of the links `filter` selects, at most `max`; `None` when the filter is empty.
+    async fn filter_ids(
+        &self,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT l.id FROM links l WHERE 1 = 1");
+        filter.push_sql(&mut qb);
+        qb.push(" LIMIT ").push_bind(max as i64);
+        let ids: Vec<i64> = qb.build_query_scalar().fetch_all(self.db()).await?;
+        Ok(Some(ids))
     }
 
     /// Rebuilds the search index from the database. Returns the number of links indexed.
