@@ -39,6 +39,9 @@ pub struct ImportReport {
     pub skipped_count: usize,
 }
 
+/// Bookmarks written per statement (8 bound values each: under SQLite's 32766).
+pub const IMPORT_ROWS: usize = 500;
+
 /// How many skip reasons a report keeps.
 pub const MAX_REPORTED_SKIPS: usize = 1000;
 
@@ -376,6 +379,8 @@ pub struct Import<'l> {
     /// Links added or changed, for the search index after commit.
     touched: Vec<i64>,
     queue_captures: bool,
+    /// Tag ids met so far: bookmark files repeat a few tags many times.
+    tag_ids: std::collections::HashMap<String, i64>,
 }
 
 impl Library {
@@ -390,18 +395,23 @@ impl Library {
             report: ImportReport::default(),
             touched: Vec::new(),
             queue_captures,
+            tag_ids: std::collections::HashMap::new(),
         })
     }
 }
 
 impl Import<'_> {
-    /// Records a batch of items.
+    /// Records a batch of items, in a handful of statements per [`IMPORT_ROWS`] items.
     ///
     /// # Errors
     /// [`StoreError::Db`]; nothing of the import is kept then.
     pub async fn add(&mut self, items: Vec<ImportItem>) -> Result<(), StoreError> {
         let rules = self.library.tracking_rules().clone();
         let now = now_ms();
+        // Validate; merge repeats of one URL within the batch.
+        let mut valid: Vec<(NormalizedUrl, Vec<TagName>, ImportItem)> =
+            Vec::with_capacity(items.len());
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for item in items {
             let url = match NormalizedUrl::parse(&item.url, &rules) {
                 Ok(u) => u,
@@ -419,60 +429,127 @@ impl Import<'_> {
                         .skip(&format!("tag of {}", item.url), e.to_string()),
                 }
             }
-            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM links WHERE url = ?")
-                .bind(url.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-            let id = match existing {
-                Some(id) => {
+            match seen.get(url.as_str()) {
+                Some(&i) => {
+                    valid[i].1.extend(tags);
                     self.report.existing += 1;
-                    id
                 }
                 None => {
-                    let created = item.created_at.unwrap_or(now);
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO links (url, host, title, note, favourite, unread, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    )
-                    .bind(url.as_str())
-                    .bind(url.host())
-                    .bind(item.title.as_deref().map(str::trim).unwrap_or(""))
-                    .bind(item.note.as_deref().map(str::trim).unwrap_or(""))
-                    .bind(i64::from(item.favourite.unwrap_or(false)))
-                    .bind(i64::from(item.unread.unwrap_or(true)))
-                    .bind(created)
-                    .bind(now)
-                    .fetch_one(&mut *self.tx)
-                    .await?;
-                    if self.queue_captures {
-                        sqlx::query(
-                            "INSERT INTO jobs (link_id, run_after, created_at) VALUES (?, ?, ?)",
-                        )
-                        .bind(id)
-                        .bind(now)
-                        .bind(now)
-                        .execute(&mut *self.tx)
-                        .await?;
-                    }
-                    self.report.added += 1;
-                    id
+                    seen.insert(url.to_string(), valid.len());
+                    valid.push((url, tags, item));
                 }
-            };
-            for tag in &tags {
-                let tag_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO tags (name, key) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
-                )
-                .bind(tag.as_str())
-                .bind(tag.key())
-                .fetch_one(&mut *self.tx)
-                .await?;
-                sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) VALUES (?, ?)")
-                    .bind(id)
-                    .bind(tag_id)
-                    .execute(&mut *self.tx)
-                    .await?;
             }
-            self.touched.push(id);
+        }
+        for chunk in valid.chunks(IMPORT_ROWS) {
+            self.add_rows(chunk, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_rows(
+        &mut self,
+        rows: &[(NormalizedUrl, Vec<TagName>, ImportItem)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT url FROM links WHERE url IN (");
+        let mut sep = qb.separated(", ");
+        for (u, _, _) in rows {
+            sep.push_bind(u.as_str());
+        }
+        qb.push(")");
+        let existing: std::collections::HashSet<String> = qb
+            .build_query_scalar::<String>()
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .collect();
+        let new: Vec<&(NormalizedUrl, Vec<TagName>, ImportItem)> = rows
+            .iter()
+            .filter(|(u, _, _)| !existing.contains(u.as_str()))
+            .collect();
+        self.report.existing += rows.len() - new.len();
+        self.report.added += new.len();
+        if !new.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO links (url, host, title, note, favourite, unread, created_at, updated_at) ",
+            );
+            qb.push_values(&new, |mut b, (url, _, item)| {
+                b.push_bind(url.as_str())
+                    .push_bind(url.host())
+                    .push_bind(
+                        item.title
+                            .as_deref()
+                            .map(str::trim)
+                            .unwrap_or("")
+                            .to_owned(),
+                    )
+                    .push_bind(item.note.as_deref().map(str::trim).unwrap_or("").to_owned())
+                    .push_bind(i64::from(item.favourite.unwrap_or(false)))
+                    .push_bind(i64::from(item.unread.unwrap_or(true)))
+                    .push_bind(item.created_at.unwrap_or(now))
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id, url FROM links WHERE url IN (");
+        let mut sep = qb.separated(", ");
+        for (u, _, _) in rows {
+            sep.push_bind(u.as_str());
+        }
+        qb.push(")");
+        let ids: std::collections::HashMap<String, i64> = qb
+            .build_query_as::<(i64, String)>()
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .map(|(id, url)| (url, id))
+            .collect();
+        if self.queue_captures && !new.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO jobs (link_id, run_after, created_at) ",
+            );
+            qb.push_values(
+                new.iter().filter_map(|(u, _, _)| ids.get(u.as_str())),
+                |mut b, id| {
+                    b.push_bind(*id).push_bind(now).push_bind(now);
+                },
+            );
+            qb.build().execute(&mut *self.tx).await?;
+        }
+        let mut pairs: Vec<(i64, i64)> = Vec::new();
+        for (url, tags, _) in rows {
+            let Some(&link) = ids.get(url.as_str()) else {
+                continue;
+            };
+            self.touched.push(link);
+            for tag in tags {
+                let tag_id = match self.tag_ids.get(tag.key()) {
+                    Some(id) => *id,
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO tags (name, key) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id",
+                        )
+                        .bind(tag.as_str())
+                        .bind(tag.key())
+                        .fetch_one(&mut *self.tx)
+                        .await?;
+                        self.tag_ids.insert(tag.key().to_owned(), id);
+                        id
+                    }
+                };
+                pairs.push((link, tag_id));
+            }
+        }
+        if !pairs.is_empty() {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR IGNORE INTO link_tags (link_id, tag_id) ",
+            );
+            qb.push_values(&pairs, |mut b, (l, t)| {
+                b.push_bind(*l).push_bind(*t);
+            });
+            qb.build().execute(&mut *self.tx).await?;
         }
         Ok(())
     }

@@ -402,33 +402,61 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// jieba's segmentation without the whitespace and punctuation tokens it also yields.
+/// Words: jieba's segmentation for text with Han characters (without the whitespace and
+/// punctuation tokens it also yields), a plain split into letters-and-digits runs for text
+/// without. The same words either way for Latin text; and jieba's dictionary, which costs
+/// about 150 MB of memory, is only loaded when Chinese text is met.
 #[derive(Clone, Default)]
-struct WordTokenizer(tantivy_jieba::JiebaTokenizer);
+struct WordTokenizer {
+    jieba: tantivy_jieba::JiebaTokenizer,
+    simple: tantivy::tokenizer::SimpleTokenizer,
+}
 
-struct WordStream<'a>(tantivy_jieba::JiebaTokenStream<'a>);
+enum WordStream<'a> {
+    Jieba(tantivy_jieba::JiebaTokenStream<'a>),
+    Simple(tantivy::tokenizer::SimpleTokenStream<'a>),
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
 
 impl Tokenizer for WordTokenizer {
     type TokenStream<'a> = WordStream<'a>;
     fn token_stream<'a>(&'a mut self, text: &'a str) -> WordStream<'a> {
-        WordStream(self.0.token_stream(text))
+        if text.chars().any(is_han) {
+            WordStream::Jieba(self.jieba.token_stream(text))
+        } else {
+            WordStream::Simple(self.simple.token_stream(text))
+        }
     }
 }
 
 impl TokenStream for WordStream<'_> {
     fn advance(&mut self) -> bool {
-        while self.0.advance() {
-            if self.0.token().text.chars().any(char::is_alphanumeric) {
-                return true;
+        match self {
+            Self::Simple(s) => s.advance(),
+            Self::Jieba(j) => {
+                while j.advance() {
+                    if j.token().text.chars().any(char::is_alphanumeric) {
+                        return true;
+                    }
+                }
+                false
             }
         }
-        false
     }
     fn token(&self) -> &Token {
-        self.0.token()
+        match self {
+            Self::Simple(s) => s.token(),
+            Self::Jieba(j) => j.token(),
+        }
     }
     fn token_mut(&mut self) -> &mut Token {
-        self.0.token_mut()
+        match self {
+            Self::Simple(s) => s.token_mut(),
+            Self::Jieba(j) => j.token_mut(),
+        }
     }
 }
 
@@ -552,6 +580,14 @@ mod tests {
         );
         assert_eq!(tokens(CjkBigramTokenizer, "a 中 b"), ["中"]);
         assert!(tokens(CjkBigramTokenizer, "plain English").is_empty());
+    }
+
+    #[test]
+    fn latin_text_splits_into_the_same_words_without_jieba() {
+        assert_eq!(
+            tokens(WordTokenizer::default(), "Hello, world! It's 2024."),
+            ["Hello", "world", "It", "s", "2024"]
+        );
     }
 
     #[test]
