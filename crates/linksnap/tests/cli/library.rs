@@ -14,6 +14,23 @@ fn lib(dir: &Path, args: &[&str]) -> crate::support::Run {
     linksnap(&all)
 }
 
+/// The ids `ls --json ARGS…` lists, sorted.
+fn listed_ids(dir: &Path, args: &[&str]) -> Vec<i64> {
+    let mut all = vec!["ls", "--json"];
+    all.extend_from_slice(args);
+    let run = lib(dir, &all);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut v: Vec<i64> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 fn blob_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
@@ -124,19 +141,7 @@ fn nested_tags_filter_rename_merge_and_delete() {
     ] {
         assert_eq!(lib(&dir, &["add", url, "--tag", tag]).code, 0);
     }
-    let ids = |args: &[&str]| -> Vec<i64> {
-        let mut all = vec!["ls", "--json"];
-        all.extend_from_slice(args);
-        let mut v: Vec<i64> = lib(&dir, &all)
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_i64().unwrap())
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let ids = |args: &[&str]| listed_ids(&dir, args);
     assert_eq!(
         ids(&["--tag", "LANG"]),
         [1, 2],
@@ -424,21 +429,7 @@ fn filters_combine_domain_dates_and_flags_and_edits_stick() {
     ] {
         assert_eq!(lib(&dir, &["add", url]).code, 0);
     }
-    let ids = |args: &[&str]| -> Vec<i64> {
-        let mut all = vec!["ls", "--json"];
-        all.extend_from_slice(args);
-        let run = lib(&dir, &all);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let mut v: Vec<i64> = run
-            .json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_i64().unwrap())
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let ids = |args: &[&str]| listed_ids(&dir, args);
     assert_eq!(ids(&["--domain", "example.com"]), [1, 2]);
     assert_eq!(ids(&["--domain", "news.example.com"]), [1]);
     assert_eq!(ids(&["--since", "2000-01-01"]), [1, 2, 3]);
