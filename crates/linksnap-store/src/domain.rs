@@ -54,6 +54,23 @@ impl Default for TrackingRules {
 }
 
 impl TrackingRules {
+    /// Parses a comma-separated list such as `utm_*,fbclid,ref`: a trailing `*` makes a
+    /// prefix, anything else a whole name; matching ignores case.
+    pub fn parse(list: &str) -> Self {
+        let mut rules = Self {
+            prefixes: Vec::new(),
+            names: Vec::new(),
+        };
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let item = item.to_ascii_lowercase();
+            match item.strip_suffix('*') {
+                Some(prefix) => rules.prefixes.push(prefix.to_owned()),
+                None => rules.names.push(item),
+            }
+        }
+        rules
+    }
+
     fn is_tracking(&self, name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
         self.prefixes.iter().any(|p| lower.starts_with(p.as_str())) || self.names.contains(&lower)
@@ -283,6 +300,13 @@ mod tests {
             "https://a.test/p?q=a%20b&x"
         );
         assert_eq!(norm("example.com/path"), "https://example.com/path");
+    }
+
+    #[test]
+    fn tracking_rules_parse_from_a_list() {
+        let rules = TrackingRules::parse(" utm_* , FBCLID,,ref");
+        assert_eq!(rules.prefixes, ["utm_"]);
+        assert_eq!(rules.names, ["fbclid", "ref"]);
     }
 
     #[test]

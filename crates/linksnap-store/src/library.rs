@@ -298,6 +298,14 @@ impl Library {
     /// # Errors
     /// [`OpenError`].
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, TrackingRules::default()).await
+    }
+
+    /// [`Library::open`] with other URL normalisation rules.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn open_with(path: &Path, rules: TrackingRules) -> Result<Self, OpenError> {
         let dir = DataDir::open(path).await?;
         let index_dir = path.join("index");
         let fresh = !index_dir.join("meta.json").exists();
@@ -318,11 +326,7 @@ impl Library {
                 (s, true)
             }
         };
-        let library = Self {
-            dir,
-            rules: TrackingRules::default(),
-            search,
-        };
+        let library = Self { dir, rules, search };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
         } else {

@@ -275,7 +275,12 @@ pub struct OpenArgs {
 
 async fn open_library(data: Option<PathBuf>) -> anyhow::Result<Library> {
     let path = linksnap_store::datadir::resolve(data.as_deref())?;
-    let library = Library::open(&path).await?;
+    // Which query parameters a saved URL loses (tracking); the defaults otherwise.
+    let rules = match std::env::var("LINKSNAP_STRIP_PARAMS") {
+        Ok(list) => linksnap_store::TrackingRules::parse(&list),
+        Err(_) => linksnap_store::TrackingRules::default(),
+    };
+    let library = Library::open_with(&path, rules).await?;
     if library.data_dir().created {
         eprintln!("linksnap: created a new library in {}", path.display());
     }

@@ -998,3 +998,38 @@ fn a_full_disk_is_a_clear_error_and_leaves_the_library_consistent() {
         "{ls:#}"
     );
 }
+
+#[test]
+fn the_parameters_a_saved_url_loses_are_configurable() {
+    let dir = artifact_dir("library-strip-params");
+    let data = dir.to_str().unwrap();
+    let run = crate::support::linksnap_with_env(
+        &[
+            "--data",
+            data,
+            "add",
+            "https://a.test/p?ref=home&utm_source=x&id=1",
+        ],
+        &[("LINKSNAP_STRIP_PARAMS", "ref,mc_*")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        lib(&dir, &["add", "https://b.test/p?ref=home&utm_source=x"]).code,
+        0
+    );
+    let ls = lib(&dir, &["ls", "--json"]).json();
+    let urls: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["url"].as_str().unwrap())
+        .collect();
+    assert!(
+        urls.contains(&"https://a.test/p?utm_source=x&id=1"),
+        "only `ref` stripped: {urls:?}"
+    );
+    assert!(
+        urls.contains(&"https://b.test/p?ref=home"),
+        "the defaults strip utm_*: {urls:?}"
+    );
+}

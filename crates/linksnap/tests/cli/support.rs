@@ -731,6 +731,7 @@ fn command(args: &[&str]) -> Command {
         .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
         .env_remove("LINKSNAP_ALLOW_NET")
         .env_remove("LINKSNAP_USER_AGENT")
+        .env_remove("LINKSNAP_STRIP_PARAMS")
         .env_remove("LINKSNAP_LOG");
     cmd
 }
