@@ -18,6 +18,8 @@ CREATE TABLE links (
 );
 CREATE INDEX links_created ON links (created_at DESC, id DESC);
 CREATE INDEX links_host ON links (host);
+-- Opening the library looks up what changed after the search index's last commit.
+CREATE INDEX links_updated ON links (updated_at);
 
 CREATE TABLE tags (
     id   INTEGER PRIMARY KEY,

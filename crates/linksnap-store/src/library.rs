@@ -141,15 +141,24 @@ impl Filter {
     }
 }
 
+/// The binds of "this tag or one nested under it": `key = ?1 OR substr(key, 1, ?2) = ?3`,
+/// with ?2 in characters, as SQLite's `substr` counts them.
+fn subtree(tag: &TagName) -> (String, i64, String) {
+    let prefix = format!("{}/", tag.key());
+    let len = prefix.chars().count() as i64;
+    (tag.key().to_owned(), len, prefix)
+}
+
 fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr) {
     match expr {
         TagExpr::Tag(tag) => {
+            let (key, len, prefix) = subtree(tag);
             qb.push("EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ")
-                .push_bind(tag.key().to_owned())
+                .push_bind(key)
                 .push(" OR substr(t.key, 1, ")
-                .push_bind(tag.key().chars().count() as i64 + 1)
+                .push_bind(len)
                 .push(") = ")
-                .push_bind(format!("{}/", tag.key()))
+                .push_bind(prefix)
                 .push("))");
         }
         TagExpr::Untagged => {
@@ -1204,9 +1213,9 @@ impl Library {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT lt.link_id FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE t.key = ? OR substr(t.key, 1, ?) = ?",
         )
-        .bind(tag.key())
-        .bind(tag.key().chars().count() as i64 + 1)
-        .bind(format!("{}/", tag.key()))
+        .bind(subtree(tag).0)
+        .bind(subtree(tag).1)
+        .bind(subtree(tag).2)
         .fetch_all(self.db())
         .await?)
     }
@@ -1358,9 +1367,9 @@ async fn tags_under(
     let rows = sqlx::query(
         "SELECT id, name, key FROM tags WHERE key = ? OR substr(key, 1, ?) = ? ORDER BY key",
     )
-    .bind(tag.key())
-    .bind(tag.key().len() as i64 + 1)
-    .bind(format!("{}/", tag.key()))
+    .bind(subtree(tag).0)
+    .bind(subtree(tag).1)
+    .bind(subtree(tag).2)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows

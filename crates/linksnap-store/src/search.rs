@@ -256,23 +256,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let q = self.parse(query);
         let top = searcher.search(&*q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
-        let mut columns = std::collections::HashMap::new();
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let col = match columns.entry(addr.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    searcher
-                        .segment_reader(addr.segment_ord)
-                        .fast_fields()
-                        .i64("link_id")?,
-                ),
-            };
-            if let Some(id) = col.first(addr.doc_id) {
-                out.push((id, score));
-            }
-        }
-        Ok(out)
+        link_ids(&searcher, top)
     }
 
     /// Like [`SearchIndex::search`], among the links `within` only (a filter's matches).
@@ -295,18 +279,7 @@ impl SearchIndex {
             (tantivy::query::Occur::Must, Box::new(set)),
         ]);
         let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            if let Some(id) = searcher
-                .segment_reader(addr.segment_ord)
-                .fast_fields()
-                .i64("link_id")?
-                .first(addr.doc_id)
-            {
-                out.push((id, score));
-            }
-        }
-        Ok(out)
+        link_ids(&searcher, top)
     }
 
     /// Snippets of `query` in the text of these links: text around the best match, matched
@@ -394,6 +367,31 @@ fn snippet_window<'t>(text: &'t str, query: &str) -> &'t str {
     let start = floor(approx.saturating_sub(SNIPPET_WINDOW_BYTES / 4));
     let end = floor((start + SNIPPET_WINDOW_BYTES).min(text.len()));
     &text[start..end]
+}
+
+/// The link ids of ranked documents, read from the `link_id` fast field (one column per
+/// segment, opened once).
+fn link_ids(
+    searcher: &tantivy::Searcher,
+    top: Vec<(f32, tantivy::DocAddress)>,
+) -> Result<Vec<(i64, f32)>, SearchError> {
+    let mut columns = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(top.len());
+    for (score, addr) in top {
+        let col = match columns.entry(addr.segment_ord) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                searcher
+                    .segment_reader(addr.segment_ord)
+                    .fast_fields()
+                    .i64("link_id")?,
+            ),
+        };
+        if let Some(id) = col.first(addr.doc_id) {
+            out.push((id, score));
+        }
+    }
+    Ok(out)
 }
 
 fn html_escape(s: &str) -> String {

@@ -1033,3 +1033,19 @@ fn the_parameters_a_saved_url_loses_are_configurable() {
         "the defaults strip utm_*: {urls:?}"
     );
 }
+
+#[test]
+fn renaming_a_chinese_tag_moves_its_nested_tags_too() {
+    let dir = artifact_dir("library-tags-zh");
+    assert_eq!(
+        lib(&dir, &["add", "https://a.test/1", "--tag", "编程/语言"]).code,
+        0
+    );
+    let run = lib(&dir, &["tags", "rename", "编程", "代码"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        lib(&dir, &["tags", "--json"]).json(),
+        serde_json::json!([{"name": "代码/语言", "links": 1}])
+    );
+    assert_eq!(listed_ids(&dir, &["--tag", "代码"]), [1]);
+}
