@@ -64,8 +64,10 @@ pub enum OpenError {
 }
 
 /// The schema migrations, embedded in the binary, applied in order on open.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
+];
 
 /// The newest schema version this build knows.
 pub fn schema_version() -> i64 {

@@ -1,6 +1,7 @@
 //! The linksnap library: links, tags and snapshot versions in SQLite, snapshot content in a
 //! content-addressed blob store.
 
+pub mod auth;
 pub mod blob;
 pub mod datadir;
 pub mod domain;
@@ -9,9 +10,10 @@ pub mod library;
 pub mod queue;
 pub mod search;
 
+pub use auth::{Token, TokenError};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, SearchResult, StoreError, Version,
 };
-pub use queue::{Job, Outcome};
+pub use queue::{Job, JobInfo, Outcome};

@@ -343,7 +343,10 @@ impl Library {
         };
         caught_up.map_err(|e| OpenError::Dir {
             path: index_dir.clone(),
-            reason: format!("bringing the search index up to date: {e}"),
+            reason: format!(
+                "bringing the search index up to date: {e}{}",
+                crate::datadir::space_hint(&index_dir)
+            ),
         })?;
         let requeued = library
             .requeue_abandoned()
@@ -498,6 +501,33 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Link>, StoreError> {
+        self.list_range(filter, None).await
+    }
+
+    /// One page of [`Library::list`]: at most `limit` links after skipping `offset`, and how
+    /// many links the filter selects in all.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn list_page(
+        &self,
+        filter: &Filter,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(Vec<Link>, i64), StoreError> {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT count(*) FROM links l WHERE 1 = 1");
+        filter.push_sql(&mut qb);
+        let total: i64 = qb.build_query_scalar().fetch_one(self.db()).await?;
+        let links = self.list_range(filter, Some((limit, offset))).await?;
+        Ok((links, total))
+    }
+
+    async fn list_range(
+        &self,
+        filter: &Filter,
+        range: Option<(usize, usize)>,
+    ) -> Result<Vec<Link>, StoreError> {
         let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "SELECT l.id, l.url, l.title, l.note, l.favourite, l.unread, l.status, l.failure, l.created_at, l.updated_at, \
              (SELECT count(*) FROM snapshots s WHERE s.link_id = l.id) AS snapshots \
@@ -509,6 +539,12 @@ impl Library {
             // would make SQLite walk the date index past every link instead of looking the
             // ids up.
             qb.push(" ORDER BY l.created_at DESC, l.id DESC");
+        }
+        if let Some((limit, offset)) = range {
+            qb.push(" LIMIT ")
+                .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .push(" OFFSET ")
+                .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
         }
         let rows = qb.build().fetch_all(self.db()).await?;
         let mut links = Vec::with_capacity(rows.len());

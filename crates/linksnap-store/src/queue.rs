@@ -21,6 +21,32 @@ pub struct Job {
     pub attempt: i64,
 }
 
+/// A job as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: i64,
+    pub link: LinkId,
+    /// queued, running, done or failed.
+    pub state: String,
+    pub attempts: i64,
+    /// Unix ms: not run before this.
+    pub run_after: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+fn job_info(r: &sqlx::sqlite::SqliteRow) -> JobInfo {
+    JobInfo {
+        id: r.get("id"),
+        link: LinkId(r.get("link_id")),
+        state: r.get("state"),
+        attempts: r.get("attempts"),
+        run_after: r.get("run_after"),
+        last_error: r.get("last_error"),
+        created_at: r.get("created_at"),
+    }
+}
+
 /// What running one job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -104,6 +130,49 @@ impl Library {
             link: LinkId(r.get("link_id")),
             attempt: r.get("attempts"),
         }))
+    }
+
+    /// Jobs not finished (queued or running), plus the most recent finished ones, newest
+    /// first; at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn jobs(&self, limit: usize) -> Result<Vec<JobInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, link_id, state, attempts, run_after, last_error, created_at FROM jobs \
+             ORDER BY state IN ('queued', 'running') DESC, id DESC LIMIT ?",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(job_info).collect())
+    }
+
+    /// One job.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn job(&self, id: i64) -> Result<Option<JobInfo>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, link_id, state, attempts, run_after, last_error, created_at FROM jobs WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(job_info))
+    }
+
+    /// Returns jobs this process left running (a shutdown that could not wait for them) to
+    /// the queue, and their links to `queued`. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
+        let n = self.requeue_abandoned().await?;
+        sqlx::query("UPDATE links SET status = 'queued' WHERE status = 'capturing'")
+            .execute(self.pool())
+            .await?;
+        Ok(n)
     }
 
     /// How many jobs are queued, due now or later.

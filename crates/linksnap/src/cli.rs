@@ -31,7 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Capture one URL into a single self-contained HTML file (or its text, or a JSON report).
     Snap(SnapArgs),
     /// Save links to the library (prints their ids); captured now with --wait, else queued.
@@ -70,6 +70,10 @@ enum Command {
     Fsck,
     /// Remove blobs nothing references.
     Gc(crate::library_cmds::GcArgs),
+    /// Run the platform: the web UI and REST API, capture workers, the CLI's socket.
+    Serve(crate::serve::ServeArgs),
+    /// Create, list and revoke API tokens.
+    Token(crate::serve::TokenArgs),
 }
 
 /// Arguments of `linksnap snap`.
@@ -293,34 +297,66 @@ fn parse_resolve(entry: &str) -> Option<(String, IpAddr)> {
 /// Whatever the command failed with; `main` maps it to an exit code.
 pub fn run() -> anyhow::Result<Code> {
     let cli = Cli::parse();
-    // One capture is one task: IO-bound fetching is concurrent on one thread, and the
-    // CPU-bound text extraction runs on the blocking pool. No worker threads to start.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(cli.data, args),
+        Command::Snap(args) => current_thread()?.block_on(crate::snap::run(args)),
+        command => current_thread()?.block_on(crate::remote::run_here_or_on_server(
+            cli.data.as_deref(),
+            command,
+        )),
+    }
+}
+
+/// One capture is one task: IO-bound fetching is concurrent on one thread, and the
+/// CPU-bound text extraction runs on the blocking pool. No worker threads to start.
+pub(crate) fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .context("cannot start the async runtime")
+}
+
+/// Parses a command line (without the program name) as the server does for a CLI.
+pub(crate) fn parse_forwarded(args: &[String]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("linksnap".to_owned()).chain(args.iter().cloned()))
+        .map(|c| c.command)
+}
+
+/// Whether the command reads standard input (so a forwarding CLI must send it).
+pub(crate) fn reads_stdin(command: &Command) -> bool {
+    matches!(command, Command::Import(a) if a.reads_stdin())
+}
+
+/// Runs a library command on an open library.
+pub(crate) async fn run_library(
+    library: &linksnap_store::Library,
+    t: &mut crate::library_cmds::Term,
+    command: Command,
+) -> anyhow::Result<Code> {
     use crate::library_cmds as lib;
-    let data = cli.data;
-    match cli.command {
-        Command::Snap(args) => runtime.block_on(crate::snap::run(args)),
-        Command::Add(args) => runtime.block_on(lib::add(data, args)),
-        Command::Ls(args) => runtime.block_on(lib::ls(data, args)),
-        Command::Show(args) => runtime.block_on(lib::show(data, args)),
-        Command::Edit(args) => runtime.block_on(lib::edit(data, args)),
-        Command::Search(args) => runtime.block_on(lib::search(data, args)),
-        Command::Reindex => runtime.block_on(lib::reindex(data)),
-        Command::Import(args) => runtime.block_on(lib::import(data, args)),
-        Command::Export(args) => runtime.block_on(lib::export(data, args)),
-        Command::Tag(args) => runtime.block_on(lib::tag(data, args)),
-        Command::Tags(args) => runtime.block_on(lib::tags(data, args)),
-        Command::Recapture(args) => runtime.block_on(lib::recapture(data, args)),
-        Command::Work(args) => runtime.block_on(lib::work(data, args)),
-        Command::Versions(args) => runtime.block_on(lib::versions(data, args)),
-        Command::Diff(args) => runtime.block_on(lib::diff(data, args)),
-        Command::Rm(args) => runtime.block_on(lib::rm(data, args)),
-        Command::Open(args) => runtime.block_on(lib::open(data, args)),
-        Command::Fsck => runtime.block_on(lib::fsck(data)),
-        Command::Gc(args) => runtime.block_on(lib::gc(data, args)),
+    match command {
+        Command::Add(args) => lib::add(library, t, args).await,
+        Command::Ls(args) => lib::ls(library, t, args).await,
+        Command::Show(args) => lib::show(library, t, args).await,
+        Command::Edit(args) => lib::edit(library, t, args).await,
+        Command::Search(args) => lib::search(library, t, args).await,
+        Command::Reindex => lib::reindex(library, t).await,
+        Command::Import(args) => lib::import(library, t, args).await,
+        Command::Export(args) => lib::export(library, t, args).await,
+        Command::Tag(args) => lib::tag(library, t, args).await,
+        Command::Tags(args) => lib::tags(library, t, args).await,
+        Command::Recapture(args) => lib::recapture(library, t, args).await,
+        Command::Work(args) => lib::work(library, t, args).await,
+        Command::Versions(args) => lib::versions(library, t, args).await,
+        Command::Diff(args) => lib::diff(library, t, args).await,
+        Command::Rm(args) => lib::rm(library, t, args).await,
+        Command::Open(args) => lib::open(library, t, args).await,
+        Command::Fsck => lib::fsck(library, t).await,
+        Command::Gc(args) => lib::gc(library, t, args).await,
+        Command::Token(args) => crate::serve::token(library, t, args).await,
+        Command::Snap(_) | Command::Serve(_) => {
+            Err(UsageError("`snap` and `serve` do not run through a server".to_owned()).into())
+        }
     }
 }
 

@@ -21,16 +21,35 @@ pub enum Code {
     BrokenPipe,
 }
 
+impl Code {
+    /// The number the process exits with.
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Ok | Self::BrokenPipe => 0,
+            Self::Failure => 1,
+            Self::Usage => 2,
+            Self::HttpError => 3,
+            Self::Refused => 4,
+            Self::Limit => 5,
+        }
+    }
+
+    /// The code for an exit number (a command run by the server reports a number).
+    pub fn from_number(n: i32) -> Self {
+        match n {
+            0 => Self::Ok,
+            2 => Self::Usage,
+            3 => Self::HttpError,
+            4 => Self::Refused,
+            5 => Self::Limit,
+            _ => Self::Failure,
+        }
+    }
+}
+
 impl From<Code> for std::process::ExitCode {
     fn from(c: Code) -> Self {
-        Self::from(match c {
-            Code::Ok | Code::BrokenPipe => 0,
-            Code::Failure => 1,
-            Code::Usage => 2,
-            Code::HttpError => 3,
-            Code::Refused => 4,
-            Code::Limit => 5,
-        })
+        Self::from(c.number())
     }
 }
 

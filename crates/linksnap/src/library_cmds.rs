@@ -1,16 +1,16 @@
 //! The library commands: add, ls, show, tag, tags, recapture, work, versions, rm, open,
 //! fsck, gc. Each opens the data directory (taking the writer lock) for its duration.
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use linksnap_capture::Capturer;
+use linksnap_server::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
 use linksnap_store::{
-    EditLink, Filter, Library, Link, LinkId, LinkStatus, NormalizedUrl, Outcome, TagExpr, TagName,
-    Version,
+    EditLink, Filter, Library, LinkId, LinkStatus, NormalizedUrl, Outcome, TagExpr, TagName,
 };
 use serde::Serialize;
 
@@ -273,8 +273,38 @@ pub struct OpenArgs {
     output: Option<PathBuf>,
 }
 
-async fn open_library(data: Option<PathBuf>) -> anyhow::Result<Library> {
-    let path = linksnap_store::datadir::resolve(data.as_deref())?;
+/// Where a command's input comes from and its output goes: this process's terminal, or a
+/// CLI connected to the server (which runs the command and streams the output back).
+pub struct Term {
+    pub out: Box<dyn Write + Send>,
+    pub err: Box<dyn Write + Send>,
+    pub stdin: Box<dyn std::io::Read + Send>,
+    /// Relative paths on the command line are relative to this.
+    pub cwd: PathBuf,
+    /// Run by the server for a CLI elsewhere: no progress bars, no `work`.
+    pub remote: bool,
+}
+
+impl Term {
+    /// This process's standard streams.
+    pub fn local() -> Self {
+        Self {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            stdin: Box::new(std::io::stdin()),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            remote: false,
+        }
+    }
+
+    fn path(&self, p: &Path) -> PathBuf {
+        self.cwd.join(p)
+    }
+}
+
+/// Opens the library in the data directory (taking the writer lock).
+pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store::OpenError> {
+    let path = linksnap_store::datadir::resolve(data)?;
     // Which query parameters a saved URL loses (tracking); the defaults otherwise.
     let rules = match std::env::var("LINKSNAP_STRIP_PARAMS") {
         Ok(list) => linksnap_store::TrackingRules::parse(&list),
@@ -293,81 +323,8 @@ fn parse_tags(raw: &[String]) -> anyhow::Result<Vec<TagName>> {
         .collect()
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// A link as `ls --json` and `show --json` print it (documented in the README).
-#[derive(Serialize)]
-struct LinkJson<'a> {
-    id: i64,
-    url: &'a str,
-    title: &'a str,
-    tags: Vec<&'a str>,
-    status: &'static str,
-    failure: Option<&'a str>,
-    note: &'a str,
-    favourite: bool,
-    unread: bool,
-    created_at: String,
-    updated_at: String,
-    snapshots: i64,
-}
-
-impl<'a> LinkJson<'a> {
-    fn new(l: &'a Link) -> Self {
-        Self {
-            id: l.id.0,
-            url: l.url.as_str(),
-            title: &l.title,
-            tags: l.tags.iter().map(TagName::as_str).collect(),
-            status: l.status.as_str(),
-            failure: l.failure.as_deref(),
-            note: &l.note,
-            favourite: l.favourite,
-            unread: l.unread,
-            created_at: rfc3339(l.created_at),
-            updated_at: rfc3339(l.updated_at),
-            snapshots: l.snapshots,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct VersionJson<'a> {
-    version: i64,
-    captured_at: String,
-    final_url: &'a str,
-    http_status: u16,
-    media_type: &'a str,
-    kind: &'a str,
-    bytes: i64,
-    title: &'a str,
-    resources_inlined: i64,
-    resources_failed: i64,
-}
-
-impl<'a> VersionJson<'a> {
-    fn new(v: &'a Version) -> Self {
-        Self {
-            version: v.version,
-            captured_at: rfc3339(v.captured_at),
-            final_url: &v.final_url,
-            http_status: v.http_status,
-            media_type: &v.media_type,
-            kind: &v.kind,
-            bytes: v.bytes,
-            title: &v.title,
-            resources_inlined: v.inlined,
-            resources_failed: v.failed,
-        }
-    }
-}
-
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
 }
@@ -379,19 +336,23 @@ async fn run_jobs(
     capturer: &Capturer,
     only: &[i64],
     max: Option<usize>,
+    err: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let mut failed = 0;
-    let mut run = |outcome: Outcome, link: LinkId| match outcome {
+    let mut report = |outcome: Outcome, link: LinkId| match outcome {
         Outcome::Saved {
             version,
             http_status,
-        } => {
-            eprintln!("linksnap: link {link}: saved version {version} (HTTP {http_status})")
+        } => writeln!(
+            err,
+            "linksnap: link {link}: saved version {version} (HTTP {http_status})"
+        ),
+        Outcome::Retrying(why) => {
+            writeln!(err, "linksnap: link {link}: failed, will retry: {why}")
         }
-        Outcome::Retrying(why) => eprintln!("linksnap: link {link}: failed, will retry: {why}"),
         Outcome::Failed(why) => {
             failed += 1;
-            eprintln!("linksnap: link {link}: failed: {why}");
+            writeln!(err, "linksnap: link {link}: failed: {why}")
         }
     };
     if only.is_empty() {
@@ -401,13 +362,36 @@ async fn run_jobs(
         {
             done += 1;
             let outcome = library.run_job(capturer, job).await?;
-            run(outcome, job.link);
+            report(outcome, job.link)?;
         }
     } else {
         for id in only {
             if let Some(job) = library.claim(Some(*id)).await? {
                 let outcome = library.run_job(capturer, job).await?;
-                run(outcome, job.link);
+                report(outcome, job.link)?;
+            } else {
+                // A server's worker took it first: wait for that capture instead.
+                while let Some(job) = library.job(*id).await?
+                    && (job.state == "running" || job.state == "queued" && job.attempts == 0)
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let Some(job) = library.job(*id).await? else {
+                    continue;
+                };
+                let link = library.get(job.link).await?;
+                let outcome = match (job.state.as_str(), link.failure) {
+                    ("failed", why) => Outcome::Failed(why.unwrap_or_default()),
+                    ("queued" | "running", Some(why)) => Outcome::Retrying(why),
+                    _ => match library.versions(job.link).await?.last() {
+                        Some(v) => Outcome::Saved {
+                            version: v.version,
+                            http_status: v.http_status,
+                        },
+                        None => continue,
+                    },
+                };
+                report(outcome, job.link)?;
             }
         }
     }
@@ -419,10 +403,9 @@ fn capturer(fetch: &FetchArgs) -> anyhow::Result<Capturer> {
     Ok(Capturer::with_resolver(options, names)?)
 }
 
-pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
+pub async fn add(library: &Library, t: &mut Term, args: AddArgs) -> anyhow::Result<Code> {
     let tags = parse_tags(&args.tags)?;
     // Every URL is checked before anything is written: bad input adds nothing.
-    let library = open_library(data).await?;
     let urls = args
         .urls
         .iter()
@@ -431,7 +414,7 @@ pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut jobs = Vec::new();
-    let mut out = std::io::stdout().lock();
+    let out = &mut t.out;
     for url in &urls {
         // Each id is printed once its link is durable; the index is committed once at the end.
         let (id, created) = library
@@ -443,25 +426,26 @@ pub async fn add(data: Option<PathBuf>, args: AddArgs) -> anyhow::Result<Code> {
         writeln!(out, "{id}")?;
     }
     out.flush()?;
-    drop(out);
     library.commit_index().await?;
     if args.wait && !jobs.is_empty() {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(&library, &capturer, &jobs, None).await? > 0 {
+        if run_jobs(library, &capturer, &jobs, None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
     }
     Ok(Code::Ok)
 }
 
-pub async fn ls(data: Option<PathBuf>, args: LsArgs) -> anyhow::Result<Code> {
+pub async fn ls(library: &Library, t: &mut Term, args: LsArgs) -> anyhow::Result<Code> {
     let filter = args.filter.build()?;
-    let library = open_library(data).await?;
     let links = library.list(&filter).await?;
     if args.json {
-        print_json(&links.iter().map(LinkJson::new).collect::<Vec<_>>())?;
+        print_json(
+            &mut t.out,
+            &links.iter().map(LinkJson::new).collect::<Vec<_>>(),
+        )?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let out = &mut t.out;
         for l in &links {
             let title = if l.title.is_empty() {
                 l.url.as_str()
@@ -482,23 +466,19 @@ pub async fn ls(data: Option<PathBuf>, args: LsArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-pub async fn show(data: Option<PathBuf>, args: ShowArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn show(library: &Library, t: &mut Term, args: ShowArgs) -> anyhow::Result<Code> {
     let link = library.get(LinkId(args.id)).await?;
     let versions = library.versions(link.id).await?;
     if args.json {
-        #[derive(Serialize)]
-        struct Show<'a> {
-            #[serde(flatten)]
-            link: LinkJson<'a>,
-            versions: Vec<VersionJson<'a>>,
-        }
-        print_json(&Show {
-            link: LinkJson::new(&link),
-            versions: versions.iter().map(VersionJson::new).collect(),
-        })?;
+        print_json(
+            &mut t.out,
+            &LinkWithVersions {
+                link: LinkJson::new(&link),
+                versions: versions.iter().map(VersionJson::new).collect(),
+            },
+        )?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let out = &mut t.out;
         writeln!(out, "id:        {}", link.id)?;
         writeln!(out, "url:       {}", link.url)?;
         writeln!(out, "title:     {}", link.title)?;
@@ -517,30 +497,19 @@ pub async fn show(data: Option<PathBuf>, args: ShowArgs) -> anyhow::Result<Code>
     Ok(Code::Ok)
 }
 
-pub async fn search(data: Option<PathBuf>, args: SearchArgs) -> anyhow::Result<Code> {
+pub async fn search(library: &Library, t: &mut Term, args: SearchArgs) -> anyhow::Result<Code> {
     let filter = args.filter.build()?;
-    let library = open_library(data).await?;
     let results = library.search(&args.query, &filter, args.limit).await?;
     if args.json {
-        #[derive(Serialize)]
-        struct Hit<'a> {
-            #[serde(flatten)]
-            link: LinkJson<'a>,
-            snippet: &'a str,
-            score: f32,
-        }
         print_json(
+            &mut t.out,
             &results
                 .iter()
-                .map(|r| Hit {
-                    link: LinkJson::new(&r.link),
-                    snippet: &r.snippet,
-                    score: r.score,
-                })
+                .map(|r| HitJson::new(r, false))
                 .collect::<Vec<_>>(),
         )?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let out = &mut t.out;
         for r in &results {
             let title = if r.link.title.is_empty() {
                 r.link.url.as_str()
@@ -561,8 +530,7 @@ pub async fn search(data: Option<PathBuf>, args: SearchArgs) -> anyhow::Result<C
     Ok(Code::Ok)
 }
 
-pub async fn diff(data: Option<PathBuf>, args: DiffArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn diff(library: &Library, t: &mut Term, args: DiffArgs) -> anyhow::Result<Code> {
     let id = LinkId(args.id);
     let versions = library.versions(id).await?;
     let (v1, v2) = match (args.v1, args.v2) {
@@ -591,7 +559,7 @@ pub async fn diff(data: Option<PathBuf>, args: DiffArgs) -> anyhow::Result<Code>
             .map_or_else(String::new, |x| rfc3339(x.captured_at))
     };
     let diff = similar::TextDiff::from_lines(&a, &b);
-    let mut out = std::io::stdout().lock();
+    let out = &mut t.out;
     write!(
         out,
         "{}",
@@ -601,7 +569,10 @@ pub async fn diff(data: Option<PathBuf>, args: DiffArgs) -> anyhow::Result<Code>
         )
     )?;
     if a == b {
-        eprintln!("linksnap: the readable text of v{v1} and v{v2} is the same");
+        writeln!(
+            t.err,
+            "linksnap: the readable text of v{v1} and v{v2} is the same"
+        )?;
     }
     Ok(Code::Ok)
 }
@@ -611,18 +582,26 @@ const IMPORT_BATCH: usize = 1000;
 /// Bytes read from the file at a time.
 const IMPORT_CHUNK: usize = 64 << 10;
 
-pub async fn import(data: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<Code> {
+impl ImportArgs {
+    /// Whether the bookmarks come from standard input (`-`).
+    pub fn reads_stdin(&self) -> bool {
+        self.file.as_os_str() == "-"
+    }
+}
+
+pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow::Result<Code> {
     use linksnap_store::import::{self, ImportError, NetscapeParser};
     use std::io::Read as _;
-    let mut input: Box<dyn std::io::Read> = if args.file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
+    let file = t.path(&args.file);
+    let mut input: Box<dyn std::io::Read + Send> = if args.file.as_os_str() == "-" {
+        std::mem::replace(&mut t.stdin, Box::new(std::io::empty()))
     } else {
         Box::new(
-            std::fs::File::open(&args.file)
+            std::fs::File::open(&file)
                 .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?,
         )
     };
-    let total = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let mut first = vec![0u8; IMPORT_CHUNK];
     let n = read_full(&mut input, &mut first)?;
     first.truncate(n);
@@ -637,8 +616,11 @@ pub async fn import(data: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<C
             "urls".to_owned()
         }
     });
-    let library = open_library(data).await?;
-    let progress = indicatif::ProgressBar::new(total);
+    let progress = if t.remote {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -697,12 +679,17 @@ pub async fn import(data: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<C
     let report = session.commit().await?;
     progress.finish_and_clear();
     for (what, why) in report.skipped.iter().take(20) {
-        eprintln!("linksnap: skipped {what}: {why}");
+        writeln!(t.err, "linksnap: skipped {what}: {why}")?;
     }
     if report.skipped_count > 20 {
-        eprintln!("linksnap: … and {} more skipped", report.skipped_count - 20);
+        writeln!(
+            t.err,
+            "linksnap: … and {} more skipped",
+            report.skipped_count - 20
+        )?;
     }
-    eprintln!(
+    writeln!(
+        t.err,
         "linksnap: imported {} new links, {} already saved, {} skipped{}",
         report.added,
         report.existing,
@@ -712,7 +699,7 @@ pub async fn import(data: Option<PathBuf>, args: ImportArgs) -> anyhow::Result<C
         } else {
             "; their captures are queued (linksnap work)"
         }
-    );
+    )?;
     Ok(Code::Ok)
 }
 
@@ -730,11 +717,13 @@ fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<u
     Ok(n)
 }
 
-pub async fn export(data: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn export(library: &Library, t: &mut Term, args: ExportArgs) -> anyhow::Result<Code> {
     let links = library.list(&Filter::default()).await?;
     if args.format == "json" {
-        print_json(&links.iter().map(LinkJson::new).collect::<Vec<_>>())?;
+        print_json(
+            &mut t.out,
+            &links.iter().map(LinkJson::new).collect::<Vec<_>>(),
+        )?;
         return Ok(Code::Ok);
     }
     let esc = |s: &str| {
@@ -743,7 +732,7 @@ pub async fn export(data: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<C
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(&mut t.out);
     writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
     writeln!(
         out,
@@ -780,14 +769,13 @@ pub async fn export(data: Option<PathBuf>, args: ExportArgs) -> anyhow::Result<C
     Ok(Code::Ok)
 }
 
-pub async fn reindex(data: Option<PathBuf>) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn reindex(library: &Library, t: &mut Term) -> anyhow::Result<Code> {
     let n = library.reindex().await?;
-    eprintln!("linksnap: reindexed {n} links");
+    writeln!(t.err, "linksnap: reindexed {n} links")?;
     Ok(Code::Ok)
 }
 
-pub async fn edit(data: Option<PathBuf>, args: EditArgs) -> anyhow::Result<Code> {
+pub async fn edit(library: &Library, _t: &mut Term, args: EditArgs) -> anyhow::Result<Code> {
     let edit = EditLink {
         title: args.title,
         note: args.note,
@@ -806,12 +794,11 @@ pub async fn edit(data: Option<PathBuf>, args: EditArgs) -> anyhow::Result<Code>
             None
         },
     };
-    let library = open_library(data).await?;
     library.edit(LinkId(args.id), &edit).await?;
     Ok(Code::Ok)
 }
 
-pub async fn tag(data: Option<PathBuf>, args: TagArgs) -> anyhow::Result<Code> {
+pub async fn tag(library: &Library, _t: &mut Term, args: TagArgs) -> anyhow::Result<Code> {
     let (mut ids, mut add, mut remove) = (Vec::new(), Vec::new(), Vec::new());
     for a in &args.args {
         if let Some(t) = a.strip_prefix('+') {
@@ -827,33 +814,24 @@ pub async fn tag(data: Option<PathBuf>, args: TagArgs) -> anyhow::Result<Code> {
     if ids.is_empty() || add.is_empty() && remove.is_empty() {
         return Err(UsageError("usage: linksnap tag ID... +TAG|-TAG...".to_owned()).into());
     }
-    let library = open_library(data).await?;
     library.retag(&ids, &add, &remove).await?;
     Ok(Code::Ok)
 }
 
-pub async fn tags(data: Option<PathBuf>, args: TagsArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn tags(library: &Library, t: &mut Term, args: TagsArgs) -> anyhow::Result<Code> {
     match args.action {
         None => {
             let tags = library.tags().await?;
             if args.json {
-                #[derive(Serialize)]
-                struct TagJson<'a> {
-                    name: &'a str,
-                    links: i64,
-                }
                 print_json(
+                    &mut t.out,
                     &tags
                         .iter()
-                        .map(|(t, n)| TagJson {
-                            name: t.as_str(),
-                            links: *n,
-                        })
+                        .map(|(t, n)| TagJson::new(t, *n))
                         .collect::<Vec<_>>(),
                 )?;
             } else {
-                let mut out = std::io::stdout().lock();
+                let out = &mut t.out;
                 for (t, n) in &tags {
                     writeln!(out, "{n:>6}  {t}")?;
                 }
@@ -862,52 +840,66 @@ pub async fn tags(data: Option<PathBuf>, args: TagsArgs) -> anyhow::Result<Code>
         Some(TagsAction::Rename { old, new }) => {
             let (old, new) = (parse_tags(&[old])?.remove(0), parse_tags(&[new])?.remove(0));
             let n = library.rename_tag(&old, &new).await?;
-            eprintln!("linksnap: renamed {n} tag(s)");
+            writeln!(t.err, "linksnap: renamed {n} tag(s)")?;
         }
         Some(TagsAction::Merge { mut names }) => {
             let into = parse_tags(&[names.pop().context("INTO is required")?])?.remove(0);
             let from = parse_tags(&names)?;
             let n = library.merge_tags(&from, &into).await?;
-            eprintln!("linksnap: merged into {into} ({n} link tag(s) moved)");
+            writeln!(
+                t.err,
+                "linksnap: merged into {into} ({n} link tag(s) moved)"
+            )?;
         }
         Some(TagsAction::Delete { name }) => {
             let tag = parse_tags(&[name])?.remove(0);
             let n = library.delete_tag(&tag).await?;
-            eprintln!("linksnap: deleted {n} tag(s)");
+            writeln!(t.err, "linksnap: deleted {n} tag(s)")?;
         }
     }
     Ok(Code::Ok)
 }
 
-pub async fn recapture(data: Option<PathBuf>, args: RecaptureArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn recapture(
+    library: &Library,
+    t: &mut Term,
+    args: RecaptureArgs,
+) -> anyhow::Result<Code> {
     let id = LinkId(args.id);
     library.get(id).await?;
     let job = library.enqueue(id).await?;
     if args.wait {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(&library, &capturer, &[job], None).await? > 0 {
+        if run_jobs(library, &capturer, &[job], None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
     }
     Ok(Code::Ok)
 }
 
-pub async fn work(data: Option<PathBuf>, args: WorkArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
-    let capturer = capturer(&args.fetch)?;
-    if !args.once {
-        eprintln!(
-            "linksnap: capturing queued links in {} (Ctrl-C stops)",
-            library.data_dir().path.display()
+pub async fn work(library: &Library, t: &mut Term, args: WorkArgs) -> anyhow::Result<Code> {
+    if t.remote {
+        anyhow::bail!(
+            "a server is running on this data directory and captures queued links itself (`linksnap serve --workers N`)"
         );
     }
+    let capturer = capturer(&args.fetch)?;
+    if !args.once {
+        writeln!(
+            t.err,
+            "linksnap: capturing queued links in {} (Ctrl-C stops)",
+            library.data_dir().path.display()
+        )?;
+    }
     loop {
-        run_jobs(&library, &capturer, &[], args.max_jobs).await?;
+        run_jobs(library, &capturer, &[], args.max_jobs, &mut t.err).await?;
         if args.once || args.max_jobs.is_some() {
             let left = library.queued_jobs().await?;
             if left > 0 {
-                eprintln!("linksnap: {left} capture(s) are waiting to be retried later");
+                writeln!(
+                    t.err,
+                    "linksnap: {left} capture(s) are waiting to be retried later"
+                )?;
             }
             return Ok(Code::Ok);
         }
@@ -918,13 +910,15 @@ pub async fn work(data: Option<PathBuf>, args: WorkArgs) -> anyhow::Result<Code>
     }
 }
 
-pub async fn versions(data: Option<PathBuf>, args: VersionsArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn versions(library: &Library, t: &mut Term, args: VersionsArgs) -> anyhow::Result<Code> {
     let versions = library.versions(LinkId(args.id)).await?;
     if args.json {
-        print_json(&versions.iter().map(VersionJson::new).collect::<Vec<_>>())?;
+        print_json(
+            &mut t.out,
+            &versions.iter().map(VersionJson::new).collect::<Vec<_>>(),
+        )?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let out = &mut t.out;
         for v in &versions {
             writeln!(
                 out,
@@ -942,8 +936,7 @@ pub async fn versions(data: Option<PathBuf>, args: VersionsArgs) -> anyhow::Resu
     Ok(Code::Ok)
 }
 
-pub async fn rm(data: Option<PathBuf>, args: RmArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn rm(library: &Library, _t: &mut Term, args: RmArgs) -> anyhow::Result<Code> {
     for id in &args.ids {
         library.get(LinkId(*id)).await?;
     }
@@ -953,8 +946,7 @@ pub async fn rm(data: Option<PathBuf>, args: RmArgs) -> anyhow::Result<Code> {
     Ok(Code::Ok)
 }
 
-pub async fn open(data: Option<PathBuf>, args: OpenArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn open(library: &Library, t: &mut Term, args: OpenArgs) -> anyhow::Result<Code> {
     let id = LinkId(args.id);
     let (bytes, media_type) = library.render(id, args.version).await?;
     let version = match args.version {
@@ -962,7 +954,7 @@ pub async fn open(data: Option<PathBuf>, args: OpenArgs) -> anyhow::Result<Code>
         None => library.versions(id).await?.last().map_or(0, |v| v.version),
     };
     let path = match args.output {
-        Some(p) => p,
+        Some(p) => t.path(&p),
         None => {
             let ext = if media_type.starts_with("text/html") {
                 "html"
@@ -982,7 +974,7 @@ pub async fn open(data: Option<PathBuf>, args: OpenArgs) -> anyhow::Result<Code>
         }
     };
     write_file(&path, &bytes)?;
-    println!("{}", path.display());
+    writeln!(t.out, "{}", path.display())?;
     Ok(Code::Ok)
 }
 
@@ -990,18 +982,18 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub async fn fsck(data: Option<PathBuf>) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn fsck(library: &Library, t: &mut Term) -> anyhow::Result<Code> {
     let report = library.fsck().await?;
     for (what, blob, problem) in &report.damaged {
-        println!("damaged: {what}: blob {blob}: {problem}");
+        writeln!(t.out, "damaged: {what}: blob {blob}: {problem}")?;
     }
-    eprintln!(
+    writeln!(
+        t.err,
         "linksnap: fsck: {} blobs re-hashed, {} damaged or missing, {} unreferenced (gc removes them)",
         report.blobs_checked,
         report.damaged.len(),
         report.unreferenced
-    );
+    )?;
     Ok(if report.damaged.is_empty() {
         Code::Ok
     } else {
@@ -1017,14 +1009,14 @@ pub struct GcArgs {
     older_than: u64,
 }
 
-pub async fn gc(data: Option<PathBuf>, args: GcArgs) -> anyhow::Result<Code> {
-    let library = open_library(data).await?;
+pub async fn gc(library: &Library, t: &mut Term, args: GcArgs) -> anyhow::Result<Code> {
     let report = library
         .gc_older_than(Duration::from_secs(args.older_than))
         .await?;
-    eprintln!(
+    writeln!(
+        t.err,
         "linksnap: gc: removed {} blobs ({} bytes); kept {} unreferenced blobs younger than {} s",
         report.removed, report.freed_bytes, report.kept_young, args.older_than
-    );
+    )?;
     Ok(Code::Ok)
 }

@@ -4,6 +4,8 @@
 mod cli;
 mod exit;
 mod library_cmds;
+mod remote;
+mod serve;
 mod snap;
 mod wire;
 

@@ -9,6 +9,7 @@ mod library;
 mod limits;
 mod policy;
 mod render;
+mod serve;
 mod snap;
 
 use scraper::{Html, Selector};

@@ -1,0 +1,591 @@
+//! The HTTP routes: `/healthz`, the REST API under `/api/v1`, the sandboxed snapshot view,
+//! and the local CLI's route. Errors are JSON `{"code", "message"}` with a stable code.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use linksnap_store::{
+    EditLink, Filter, LinkId, LinkStatus, NormalizedUrl, StoreError, TagExpr, TagName,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::conn::ConnInfo;
+use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
+use crate::{AppState, cli};
+
+/// Links per page when the request does not say.
+pub const DEFAULT_PAGE: usize = 50;
+/// Most links (or search hits) per page.
+pub const MAX_PAGE: usize = 1000;
+
+/// The `Content-Security-Policy` of every snapshot view. `sandbox` without
+/// `allow-same-origin` gives the page an opaque origin: its scripts run, but cannot read
+/// this origin's cookies or storage, and requests they make carry no credentials. The
+/// fetch directives allow only what a snapshot is made of (inline and `data:`/`blob:`), so
+/// nothing reaches the network.
+pub const SNAPSHOT_CSP: &str = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-forms; \
+default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; \
+style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data: blob:; \
+media-src data: blob:; frame-src data: blob:; worker-src data: blob:; connect-src 'none'; \
+form-action 'none'; base-uri 'none'";
+
+/// An API error: an HTTP status, a stable code, a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (
+            self.status,
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::NoLink(_) | StoreError::NoVersion { .. } | StoreError::NoTag(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            StoreError::TagExists(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "request failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server failed; see its log",
+                )
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Every route.
+pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
+    let api = Router::new()
+        .route("/links", get(list_links).post(create_link))
+        .route(
+            "/links/{id}",
+            get(get_link).patch(update_link).delete(delete_link),
+        )
+        .route("/links/{id}/recapture", post(recapture))
+        .route("/links/{id}/versions", get(versions))
+        .route("/links/{id}/diff", get(diff))
+        .route("/tags", get(tags))
+        .route("/tags/rename", post(rename_tag))
+        .route("/tags/merge", post(merge_tags))
+        .route("/tags/{*name}", axum::routing::delete(delete_tag))
+        .route("/search", get(search))
+        .route("/jobs", get(jobs));
+    let authed = Router::new()
+        .nest("/api/v1", api)
+        .route("/snapshots/{id}/{version}", get(snapshot))
+        .route("/_cli/v1/run", post(cli::run))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_auth,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(authed)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
+        .with_state(state)
+}
+
+/// Lets a request through when it carries a valid token (`Authorization: Bearer …`) or came
+/// over the data directory's private socket from this server's user.
+async fn require_auth(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let local = req
+        .extensions()
+        .get::<ConnInfo>()
+        .is_some_and(|c| c.0.local);
+    if !local {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "sign in, or send Authorization: Bearer TOKEN (linksnap token create NAME)",
+            ));
+        };
+        if state.library.verify_token(token).await?.is_none() {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the token is not valid (revoked, or mistyped)",
+            ));
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// The library's filters from a query string: `tag` (repeatable), `domain`, `since`,
+/// `until`, `favourite`, `unread`, `status`; and `limit`, `offset`, `q`.
+#[derive(Debug, Default)]
+struct Query {
+    filter: Filter,
+    limit: Option<usize>,
+    offset: usize,
+    q: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ApiError::bad(format!(
+            "{name}: expected true or false, got `{v}`"
+        ))),
+    }
+}
+
+fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
+    let full = if v.len() == 10 {
+        format!("{v}T00:00:00Z")
+    } else {
+        v.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .ok_or_else(|| {
+            ApiError::bad(format!(
+                "{name}: `{v}` is not a date (YYYY-MM-DD or RFC 3339)"
+            ))
+        })
+}
+
+fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
+    let mut q = Query::default();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad(format!("{k}: `{v}` is not a number")))
+        };
+        match &*k {
+            "tag" => q
+                .filter
+                .tags
+                .push(TagExpr::parse(&v).map_err(|e| ApiError::bad(format!("tag: {e}")))?),
+            "domain" => q.filter.domain = Some(v.into_owned()),
+            "since" => q.filter.since = Some(parse_time("since", &v)?),
+            "until" => q.filter.until = Some(parse_time("until", &v)?),
+            "favourite" => q.filter.favourite = Some(parse_bool("favourite", &v)?),
+            "unread" => q.filter.unread = Some(parse_bool("unread", &v)?),
+            "status" => {
+                q.filter.status = Some(match &*v {
+                    "queued" => LinkStatus::Queued,
+                    "capturing" => LinkStatus::Capturing,
+                    "ok" => LinkStatus::Ok,
+                    "failed" => LinkStatus::Failed,
+                    _ => {
+                        return Err(ApiError::bad(format!(
+                            "status: `{v}` is not one of queued, capturing, ok, failed"
+                        )));
+                    }
+                });
+            }
+            "limit" => {
+                let n = num(&v)?;
+                if n == 0 || n > MAX_PAGE {
+                    return Err(ApiError::bad(format!("limit: 1 to {MAX_PAGE}")));
+                }
+                q.limit = Some(n);
+            }
+            "offset" => q.offset = num(&v)?,
+            "q" => q.q = Some(v.into_owned()),
+            "from" => q.from = Some(num(&v)? as i64),
+            "to" => q.to = Some(num(&v)? as i64),
+            other => return Err(ApiError::bad(format!("unknown query parameter `{other}`"))),
+        }
+    }
+    Ok(q)
+}
+
+async fn list_links(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = parse_query(raw.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    let (links, total) = s.library.list_page(&q.filter, limit, q.offset).await?;
+    let next = q.offset + links.len();
+    Ok(Json(json!({
+        "links": links.iter().map(LinkJson::with_snapshot_url).collect::<Vec<_>>(),
+        "total": total,
+        "offset": q.offset,
+        "next_offset": (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLink {
+    url: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    note: Option<String>,
+}
+
+fn parse_tags(raw: &[String]) -> ApiResult<Vec<TagName>> {
+    raw.iter()
+        .map(|t| TagName::parse(t).map_err(|e| ApiError::bad(format!("tag `{t}`: {e}"))))
+        .collect()
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<T> {
+    body.map(|Json(b)| b).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not the JSON expected: {}", e.body_text()),
+        )
+    })
+}
+
+async fn create_link(
+    State(s): State<AppState>,
+    body: Result<Json<NewLink>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let new = json_body(body)?;
+    let tags = parse_tags(&new.tags)?;
+    let url = NormalizedUrl::parse(&new.url, s.library.tracking_rules())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_url", e.to_string()))?;
+    let (id, created) = s
+        .library
+        .add_unindexed(&url, &tags, new.note.as_deref())
+        .await?;
+    if created {
+        s.library.enqueue(id).await?;
+    }
+    s.library.commit_index().await?;
+    // Read before a worker is woken: the answer shows the link as queued.
+    let link = s.library.get(id).await?;
+    if created {
+        s.wake.notify_waiters();
+    }
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(LinkJson::with_snapshot_url(&link))).into_response())
+}
+
+fn link_id(raw: &str) -> ApiResult<LinkId> {
+    raw.parse::<i64>().map(LinkId).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no link `{raw}`"),
+        )
+    })
+}
+
+async fn get_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let link = s.library.get(id).await?;
+    let versions = s.library.versions(id).await?;
+    Ok(Json(LinkWithVersions {
+        link: LinkJson::with_snapshot_url(&link),
+        versions: versions.iter().map(VersionJson::new).collect(),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkUpdate {
+    title: Option<String>,
+    note: Option<String>,
+    favourite: Option<bool>,
+    unread: Option<bool>,
+    #[serde(default)]
+    add_tags: Vec<String>,
+    #[serde(default)]
+    remove_tags: Vec<String>,
+}
+
+async fn update_link(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<LinkUpdate>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let u = json_body(body)?;
+    let (add, remove) = (parse_tags(&u.add_tags)?, parse_tags(&u.remove_tags)?);
+    s.library
+        .edit(
+            id,
+            &EditLink {
+                title: u.title,
+                note: u.note,
+                favourite: u.favourite,
+                unread: u.unread,
+            },
+        )
+        .await?;
+    if !add.is_empty() || !remove.is_empty() {
+        s.library.retag(&[id], &add, &remove).await?;
+    }
+    Ok(Json(LinkJson::with_snapshot_url(&s.library.get(id).await?)).into_response())
+}
+
+async fn delete_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = link_id(&id)?;
+    s.library.get(id).await?;
+    s.library.remove(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn recapture(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    s.library.get(id).await?;
+    let job = s.library.enqueue(id).await?;
+    s.wake.notify_waiters();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"job": job, "link": id.0})),
+    )
+        .into_response())
+}
+
+async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    s.library.get(id).await?;
+    let v = s.library.versions(id).await?;
+    Ok(Json(v.iter().map(VersionJson::new).collect::<Vec<_>>()).into_response())
+}
+
+async fn diff(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let q = parse_query(raw.as_deref())?;
+    let versions = s.library.versions(id).await?;
+    let (from, to) = match (q.from, q.to) {
+        (Some(a), Some(b)) => (a, b),
+        (None, None) => match versions.as_slice() {
+            [.., a, b] => (a.version, b.version),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_few_versions",
+                    format!(
+                        "link {id} has {} version(s); a diff needs two",
+                        versions.len()
+                    ),
+                ));
+            }
+        },
+        _ => return Err(ApiError::bad("give both `from` and `to`, or neither")),
+    };
+    let (a, b) = (
+        s.library.version_text(id, from).await?,
+        s.library.version_text(id, to).await?,
+    );
+    let when = |v: i64| {
+        versions
+            .iter()
+            .find(|x| x.version == v)
+            .map(|x| rfc3339(x.captured_at))
+    };
+    let text = similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("v{from}"), &format!("v{to}"))
+        .to_string();
+    Ok(Json(json!({
+        "link": id.0,
+        "from": {"version": from, "captured_at": when(from)},
+        "to": {"version": to, "captured_at": when(to)},
+        "same": a == b,
+        "diff": text,
+    }))
+    .into_response())
+}
+
+async fn tags(State(s): State<AppState>) -> ApiResult<Response> {
+    let tags = s.library.tags().await?;
+    Ok(Json(
+        tags.iter()
+            .map(|(t, n)| TagJson::new(t, *n))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    from: String,
+    to: String,
+}
+
+async fn rename_tag(
+    State(s): State<AppState>,
+    body: Result<Json<Rename>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let r = json_body(body)?;
+    let (from, to) = (
+        parse_tags(&[r.from])?.remove(0),
+        parse_tags(&[r.to])?.remove(0),
+    );
+    let n = s.library.rename_tag(&from, &to).await?;
+    Ok(Json(json!({"renamed": n})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Merge {
+    from: Vec<String>,
+    into: String,
+}
+
+async fn merge_tags(
+    State(s): State<AppState>,
+    body: Result<Json<Merge>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    let m = json_body(body)?;
+    let from = parse_tags(&m.from)?;
+    let into = parse_tags(&[m.into])?.remove(0);
+    let n = s.library.merge_tags(&from, &into).await?;
+    Ok(Json(json!({"moved": n})).into_response())
+}
+
+async fn delete_tag(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    let tag = parse_tags(&[name])?.remove(0);
+    let n = s.library.delete_tag(&tag).await?;
+    Ok(Json(json!({"deleted": n})).into_response())
+}
+
+async fn search(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = parse_query(raw.as_deref())?;
+    let text =
+        q.q.filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| ApiError::bad("q: the search text is missing"))?;
+    let hits = s
+        .library
+        .search(&text, &q.filter, q.limit.unwrap_or(DEFAULT_PAGE.min(20)))
+        .await?;
+    Ok(Json(
+        hits.iter()
+            .map(|h| HitJson::new(h, true))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+async fn jobs(State(s): State<AppState>) -> ApiResult<Response> {
+    let jobs = s.library.jobs(MAX_PAGE).await?;
+    Ok(Json(
+        jobs.iter()
+            .map(|j| {
+                json!({
+                    "id": j.id, "link": j.link.0, "state": j.state, "attempts": j.attempts,
+                    "run_after": rfc3339(j.run_after), "last_error": j.last_error,
+                    "created_at": rfc3339(j.created_at),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+/// A snapshot, served as untrusted content: [`SNAPSHOT_CSP`], no sniffing, no referrer,
+/// not framed by other sites.
+async fn snapshot(
+    State(s): State<AppState>,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let version =
+        match version.as_str() {
+            "latest" => None,
+            v => Some(v.trim_start_matches('v').parse::<i64>().map_err(|_| {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such version")
+            })?),
+        };
+    let (bytes, media_type) = s.library.render(id, version).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&media_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SNAPSHOT_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    Ok((headers, bytes).into_response())
+}
+
+/// The state's library, for handlers in other modules.
+pub(crate) fn library(s: &AppState) -> &Arc<linksnap_store::Library> {
+    &s.library
+}

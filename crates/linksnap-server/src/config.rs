@@ -1,0 +1,396 @@
+//! Server configuration: defaults, then a TOML file, then environment variables, then
+//! flags (the binary applies those last). Every limit is named here with its default.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::listen::ListenAddr;
+
+/// The default listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `listen(2)` backlog.
+pub const DEFAULT_BACKLOG: i32 = 1024;
+/// Connections served at once; `accept` waits for a free slot beyond this.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// TCP keepalive: idle time before the first probe, interval between probes, probes before
+/// the peer is declared dead (the seed's values: 60 s / 5 s / 3).
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
+/// TCP_DEFER_ACCEPT: how long the kernel holds a connection that has sent nothing.
+pub const DEFAULT_DEFER_ACCEPT: Duration = Duration::from_secs(5);
+/// Time a client has to send a request's headers (against slowloris).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A keep-alive connection with no request in flight and no traffic is closed after this.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Largest request body (an import file is the largest thing anyone sends).
+pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
+/// Capture workers inside `serve`.
+pub const DEFAULT_WORKERS: usize = 2;
+/// On SIGTERM/SIGINT: how long in-flight requests and captures get to finish.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// TCP options for listeners and the connections they accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpOptions {
+    pub backlog: i32,
+    pub nodelay: bool,
+    /// `None`: TCP_DEFER_ACCEPT off.
+    pub defer_accept: Option<Duration>,
+    /// `None`: SO_KEEPALIVE off.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub count: u32,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            backlog: DEFAULT_BACKLOG,
+            nodelay: true,
+            defer_accept: Some(DEFAULT_DEFER_ACCEPT),
+            keepalive: Some(Keepalive {
+                idle: DEFAULT_KEEPALIVE_IDLE,
+                interval: DEFAULT_KEEPALIVE_INTERVAL,
+                count: DEFAULT_KEEPALIVE_COUNT,
+            }),
+        }
+    }
+}
+
+/// Everything `serve` needs besides the library.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<ListenAddr>,
+    pub tcp: TcpOptions,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_limit: usize,
+    pub workers: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![DEFAULT_LISTEN.parse().expect("the default address parses")],
+            tcp: TcpOptions::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            body_limit: DEFAULT_BODY_LIMIT,
+            workers: DEFAULT_WORKERS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{name}={value}: {message}")]
+    Env {
+        name: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+/// The file's shape. Unknown keys are errors, so a misspelt setting is never silently
+/// ignored. Durations are written like `60s`, `1m 30s`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<Vec<String>>,
+    backlog: Option<i32>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    body_limit: Option<usize>,
+    workers: Option<usize>,
+    shutdown_grace: Option<String>,
+    tcp: Option<TcpFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpFile {
+    nodelay: Option<bool>,
+    /// `"0s"` turns it off.
+    defer_accept: Option<String>,
+    keepalive: Option<bool>,
+    keepalive_idle: Option<String>,
+    keepalive_interval: Option<String>,
+    keepalive_count: Option<u32>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
+}
+
+fn off_if_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl ServerConfig {
+    /// Applies a TOML file's settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the bad setting.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        self.apply_toml(&text)
+            .map_err(|message| ConfigError::Parse {
+                path: shown,
+                message,
+            })
+    }
+
+    fn apply_toml(&mut self, text: &str) -> Result<(), String> {
+        let f: File = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+        if let Some(list) = f.listen {
+            self.listen = list
+                .iter()
+                .map(|a| a.parse().map_err(|e| format!("listen: {e}")))
+                .collect::<Result<_, String>>()?;
+        }
+        set(&mut self.tcp.backlog, f.backlog);
+        set(&mut self.max_connections, f.max_connections);
+        set(&mut self.body_limit, f.body_limit);
+        set(&mut self.workers, f.workers);
+        if let Some(d) = f.header_read_timeout {
+            self.header_read_timeout = duration(&d)?;
+        }
+        if let Some(d) = f.idle_timeout {
+            self.idle_timeout = duration(&d)?;
+        }
+        if let Some(d) = f.shutdown_grace {
+            self.shutdown_grace = duration(&d)?;
+        }
+        if let Some(t) = f.tcp {
+            set(&mut self.tcp.nodelay, t.nodelay);
+            if let Some(d) = t.defer_accept {
+                self.tcp.defer_accept = off_if_zero(duration(&d)?);
+            }
+            let mut ka = self.tcp.keepalive.unwrap_or(Keepalive {
+                idle: DEFAULT_KEEPALIVE_IDLE,
+                interval: DEFAULT_KEEPALIVE_INTERVAL,
+                count: DEFAULT_KEEPALIVE_COUNT,
+            });
+            if let Some(d) = t.keepalive_idle {
+                ka.idle = duration(&d)?;
+            }
+            if let Some(d) = t.keepalive_interval {
+                ka.interval = duration(&d)?;
+            }
+            set(&mut ka.count, t.keepalive_count);
+            let on = t.keepalive.unwrap_or(self.tcp.keepalive.is_some());
+            self.tcp.keepalive = on.then_some(ka);
+        }
+        self.check()
+    }
+
+    /// Applies `LINKSNAP_*` environment variables (read through `var`, so tests need not
+    /// touch the process environment). See [`ENV_VARS`].
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] naming the variable.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for &(name, _) in ENV_VARS {
+            let Some(value) = var(name) else { continue };
+            self.apply_setting(name, &value)
+                .map_err(|message| ConfigError::Env {
+                    name,
+                    value: value.clone(),
+                    message,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Applies one setting named like its environment variable (flags use this too).
+    ///
+    /// # Errors
+    /// What is wrong with the value.
+    pub fn apply_setting(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let num = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{e}"));
+        match name {
+            "LINKSNAP_LISTEN" => {
+                self.listen = value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|a| a.trim().parse())
+                    .collect::<Result<_, _>>()?;
+            }
+            "LINKSNAP_BACKLOG" => {
+                self.tcp.backlog = i32::try_from(num(value)?).map_err(|e| e.to_string())?;
+            }
+            "LINKSNAP_MAX_CONNECTIONS" => self.max_connections = num(value)? as usize,
+            "LINKSNAP_WORKERS" => self.workers = num(value)? as usize,
+            "LINKSNAP_BODY_LIMIT" => self.body_limit = num(value)? as usize,
+            "LINKSNAP_HEADER_READ_TIMEOUT" => self.header_read_timeout = duration(value)?,
+            "LINKSNAP_IDLE_TIMEOUT" => self.idle_timeout = duration(value)?,
+            "LINKSNAP_SHUTDOWN_GRACE" => self.shutdown_grace = duration(value)?,
+            "LINKSNAP_KEEPALIVE" => {
+                // "off", or IDLE,INTERVAL,COUNT like "60s,5s,3".
+                if value.trim() == "off" {
+                    self.tcp.keepalive = None;
+                } else {
+                    let parts: Vec<&str> = value.split(',').collect();
+                    let [idle, interval, count] = parts[..] else {
+                        return Err("expected `off` or IDLE,INTERVAL,COUNT (e.g. 60s,5s,3)".into());
+                    };
+                    self.tcp.keepalive = Some(Keepalive {
+                        idle: duration(idle)?,
+                        interval: duration(interval)?,
+                        count: u32::try_from(num(count)?).map_err(|e| e.to_string())?,
+                    });
+                }
+            }
+            _ => {}
+        }
+        self.check()
+    }
+
+    /// Refuses settings that cannot work.
+    fn check(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("at least one listen address is needed".into());
+        }
+        if self.tcp.backlog < 1 {
+            return Err("backlog must be at least 1".into());
+        }
+        if self.max_connections < 1 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.workers > 64 {
+            return Err("workers must be at most 64".into());
+        }
+        if let Some(ka) = self.tcp.keepalive
+            && (ka.idle.is_zero() || ka.interval.is_zero() || ka.count == 0)
+        {
+            return Err("keepalive idle, interval and count must be above zero".into());
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// The environment variables `serve` reads, with what they set.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("LINKSNAP_LISTEN", "listen addresses, comma-separated"),
+    ("LINKSNAP_BACKLOG", "listen backlog"),
+    ("LINKSNAP_MAX_CONNECTIONS", "connections served at once"),
+    ("LINKSNAP_WORKERS", "capture workers"),
+    ("LINKSNAP_BODY_LIMIT", "largest request body, bytes"),
+    (
+        "LINKSNAP_HEADER_READ_TIMEOUT",
+        "time to send request headers",
+    ),
+    (
+        "LINKSNAP_IDLE_TIMEOUT",
+        "idle keep-alive connections closed after",
+    ),
+    (
+        "LINKSNAP_SHUTDOWN_GRACE",
+        "time in-flight work gets on shutdown",
+    ),
+    ("LINKSNAP_KEEPALIVE", "`off` or IDLE,INTERVAL,COUNT"),
+];
+
+impl FromStr for ServerConfig {
+    type Err = String;
+
+    /// A configuration from TOML text over the defaults.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut c = Self::default();
+        c.apply_toml(text)?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_each_override_the_defaults() {
+        let c: ServerConfig = r#"
+            listen = ["[::1]:9000", "unix:/tmp/x.sock"]
+            workers = 4
+            idle_timeout = "2m"
+            [tcp]
+            keepalive_idle = "30s"
+            defer_accept = "0s"
+        "#
+        .parse()
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.tcp.keepalive.unwrap().idle, Duration::from_secs(30));
+        assert_eq!(c.tcp.keepalive.unwrap().count, DEFAULT_KEEPALIVE_COUNT);
+        assert_eq!(c.tcp.defer_accept, None);
+        let mut c = c;
+        c.apply_env(|k| match k {
+            "LINKSNAP_WORKERS" => Some("1".into()),
+            "LINKSNAP_KEEPALIVE" => Some("10s,2s,4".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.workers, 1);
+        assert_eq!(
+            c.tcp.keepalive,
+            Some(Keepalive {
+                idle: Duration::from_secs(10),
+                interval: Duration::from_secs(2),
+                count: 4
+            })
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = "listen = [\"nowhere\"]"
+            .parse::<ServerConfig>()
+            .unwrap_err();
+        assert!(e.contains("listen"), "{e}");
+        let e = "workerz = 3".parse::<ServerConfig>().unwrap_err();
+        assert!(e.contains("workerz"), "{e}");
+        let e = "idle_timeout = \"soon\""
+            .parse::<ServerConfig>()
+            .unwrap_err();
+        assert!(e.contains("soon"), "{e}");
+        let mut c = ServerConfig::default();
+        let e = c
+            .apply_env(|k| (k == "LINKSNAP_BACKLOG").then(|| "0".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("LINKSNAP_BACKLOG"), "{e}");
+    }
+}

@@ -1,0 +1,455 @@
+//! The accept loop and the connection table. In the spirit of mini-redis: a permit for
+//! a connection slot is taken before `accept`, resource exhaustion (EMFILE, ENFILE,
+//! ENOBUFS, ENOMEM) backs off instead of ending the loop, every connection is its own task
+//! whose errors stay its own. Each connection is counted (bytes, requests) in a table that
+//! statistics read, and is closed when idle past the configured timeout.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+
+use crate::config::ServerConfig;
+use crate::listen::{ListenAddr, Listener};
+
+/// Who is on the other end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// A Unix-socket peer, with its user id from SO_PEERCRED.
+    Unix {
+        uid: Option<u32>,
+    },
+}
+
+/// One live connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: u64,
+    pub peer: Peer,
+    /// The listener that accepted it.
+    pub listener: Arc<str>,
+    /// Accepted on the data directory's private socket by this server's own user: the
+    /// local CLI, trusted like the owner.
+    pub local: bool,
+    pub started: SystemTime,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub requests: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Milliseconds since the table's epoch at the last byte read or written.
+    last_active: AtomicU64,
+}
+
+/// Every live connection, and totals.
+#[derive(Debug)]
+pub struct ConnTable {
+    epoch: Instant,
+    next_id: AtomicU64,
+    live: Mutex<HashMap<u64, Arc<Conn>>>,
+    emptied: Notify,
+    pub accepted_total: AtomicU64,
+    /// Times `accept` failed for lack of descriptors or memory and the loop backed off.
+    pub accept_backoffs: AtomicU64,
+}
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(1),
+            live: Mutex::new(HashMap::new()),
+            emptied: Notify::new(),
+            accepted_total: AtomicU64::new(0),
+            accept_backoffs: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ConnTable {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn register(self: &Arc<Self>, peer: Peer, listener: Arc<str>, local: bool) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            id,
+            peer,
+            listener,
+            local,
+            started: SystemTime::now(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            last_active: AtomicU64::new(self.now_ms()),
+        });
+        self.accepted_total.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, conn.clone());
+        Registered {
+            table: self.clone(),
+            conn,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live connections, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<Conn>> {
+        let mut v: Vec<_> = self.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// How many connections are live.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until no connection is left.
+    pub async fn drained(&self) {
+        loop {
+            let wait = self.emptied.notified();
+            if self.is_empty() {
+                return;
+            }
+            wait.await;
+        }
+    }
+
+    fn idle_for(&self, c: &Conn) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(c.last_active.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+/// Removes its connection from the table when the connection's task ends.
+struct Registered {
+    table: Arc<ConnTable>,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut live = self.table.lock();
+        live.remove(&self.conn.id);
+        if live.is_empty() {
+            self.table.emptied.notify_waiters();
+        }
+    }
+}
+
+/// An IO object that counts bytes and records activity in its [`Conn`].
+struct Metered<S> {
+    inner: S,
+    conn: Arc<Conn>,
+    table: Arc<ConnTable>,
+}
+
+impl<S> Metered<S> {
+    fn touch(&self) {
+        self.conn
+            .last_active
+            .store(self.table.now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            self.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r
+            && n > 0
+        {
+            self.conn.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            self.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r
+            && n > 0
+        {
+            self.conn.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            self.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub config: ServerConfig,
+    pub conns: Arc<ConnTable>,
+    pub slots: Arc<Semaphore>,
+    pub router: axum::Router,
+    pub http: auto::Builder<TokioExecutor>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: ServerConfig, router: axum::Router) -> Self {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .keep_alive(true);
+        http.http2().timer(TokioTimer::new());
+        Self {
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            conns: Arc::new(ConnTable::default()),
+            config,
+            router,
+            http,
+        }
+    }
+}
+
+/// The request extension carrying the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo(pub Arc<Conn>);
+
+/// Whether an accept error means "out of descriptors or memory": wait, then try again.
+fn is_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The first wait after an exhaustion error; doubled on each one in a row, up to the max.
+pub const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(5);
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts connections until `stop` turns true.
+pub(crate) async fn accept_loop(
+    listener: Listener,
+    shared: Arc<Shared>,
+    local: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name: Arc<str> = listener.local_addr().to_string().into();
+    let my_uid = uid();
+    let mut backoff = ACCEPT_BACKOFF_FIRST;
+    loop {
+        let permit = tokio::select! {
+            p = shared.slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            a = accept(&listener) => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((io, peer)) => {
+                backoff = ACCEPT_BACKOFF_FIRST;
+                if local && !matches!(peer, Peer::Unix { uid: Some(u) } if u == my_uid || u == 0) {
+                    tracing::warn!(
+                        ?peer,
+                        "refused a connection to the private socket from another user"
+                    );
+                    continue;
+                }
+                let registered = shared.conns.register(peer, name.clone(), local);
+                let shared = shared.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    serve(io, registered, shared, permit, stop).await;
+                });
+            }
+            Err(e) if is_exhaustion(&e) => {
+                shared.conns.accept_backoffs.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(listener = %name, error = %e, wait = ?backoff, "accept: out of resources; backing off");
+                drop(permit);
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+            // ECONNABORTED, EPROTO, EPERM (a firewall), …: that one connection is gone.
+            Err(e) => tracing::debug!(listener = %name, error = %e, "accept failed"),
+        }
+    }
+}
+
+fn uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// An accepted stream of either kind.
+pub(crate) enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Stream, Peer)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (s, a) = l.accept().await?;
+            Ok((Stream::Tcp(s), Peer::Tcp(a)))
+        }
+        Listener::Unix { listener, .. } => {
+            let (s, _) = listener.accept().await?;
+            let uid = s.peer_cred().ok().map(|c| c.uid());
+            Ok((Stream::Unix(s), Peer::Unix { uid }))
+        }
+    }
+}
+
+async fn serve(
+    stream: Stream,
+    registered: Registered,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<bool>,
+) {
+    match stream {
+        Stream::Tcp(s) => {
+            if let Err(e) = crate::listen::configure_accepted(&s, &shared.config.tcp) {
+                tracing::debug!(error = %e, "socket options");
+                return;
+            }
+            serve_io(s, registered, &shared, stop).await;
+        }
+        Stream::Unix(s) => serve_io(s, registered, &shared, stop).await,
+    }
+}
+
+async fn serve_io<S>(
+    io: S,
+    registered: Registered,
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let conn = registered.conn.clone();
+    let io = TokioIo::new(Metered {
+        inner: io,
+        conn: conn.clone(),
+        table: registered.table.clone(),
+    });
+    let tagged = conn.clone();
+    let service =
+        shared
+            .router
+            .clone()
+            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                tagged.requests.fetch_add(1, Ordering::Relaxed);
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnInfo(tagged.clone()));
+                req
+            });
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let connection = shared.http.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let idle = shared.config.idle_timeout;
+    let mut tick =
+        tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = connection.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(conn = conn.id, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.wait_for(|s| *s), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = tick.tick(), if !closing => {
+                if conn.in_flight.load(Ordering::Relaxed) == 0 && registered.table.idle_for(&conn) >= idle {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+    drop(registered);
+}
+
+/// Counts a request as in flight while its handler runs (a layer on the router).
+pub(crate) async fn track_in_flight(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let conn = req.extensions().get::<ConnInfo>().map(|c| c.0.clone());
+    if let Some(c) = &conn {
+        c.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+    let res = next.run(req).await;
+    if let Some(c) = &conn {
+        c.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    res
+}
+
+/// The listener a connection came through is exposed for statistics.
+pub fn listener_name(addr: &ListenAddr) -> String {
+    addr.to_string()
+}

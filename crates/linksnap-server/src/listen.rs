@@ -1,0 +1,277 @@
+//! Listening sockets, built by hand with socket2 so that every option is deliberate:
+//! SO_REUSEADDR, an explicit backlog, TCP_DEFER_ACCEPT; and the options every accepted
+//! socket gets (TCP_NODELAY, SO_KEEPALIVE with idle/interval/count).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
+
+use crate::config::TcpOptions;
+
+/// Where to listen: `127.0.0.1:8080`, `[::]:8080`, or `unix:/path/to.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a path, e.g. unix:/run/linksnap.sock".into());
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>().map(Self::Tcp).map_err(|_| {
+            format!(
+                "`{s}` is not a listen address: use IP:PORT (127.0.0.1:8080, [::]:8080) or unix:/path"
+            )
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix {
+        listener: tokio::net::UnixListener,
+        path: PathBuf,
+    },
+}
+
+impl Listener {
+    /// The address actually bound (the port chosen for port 0).
+    pub fn local_addr(&self) -> ListenAddr {
+        match self {
+            Self::Tcp(l) => ListenAddr::Tcp(l.local_addr().expect("a bound socket has an address")),
+            Self::Unix { path, .. } => ListenAddr::Unix(path.clone()),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Self::Unix { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds and listens.
+///
+/// # Errors
+/// The system call that failed, with the address in the message.
+pub fn bind(addr: &ListenAddr, opts: &TcpOptions) -> std::io::Result<Listener> {
+    let context = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{addr}: {e}"));
+    match addr {
+        ListenAddr::Tcp(a) => bind_tcp(*a, opts).map_err(context),
+        ListenAddr::Unix(p) => bind_unix(p, opts.backlog, None).map_err(context),
+    }
+}
+
+/// Binds a Unix socket that only this user can connect to (mode 0600), for the CLI.
+///
+/// # Errors
+/// As [`bind`].
+pub fn bind_private_unix(path: &Path, backlog: i32) -> std::io::Result<Listener> {
+    bind_unix(path, backlog, Some(0o600))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("unix:{}: {e}", path.display())))
+}
+
+fn bind_tcp(addr: SocketAddr, opts: &TcpOptions) -> std::io::Result<Listener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // A restarted server can bind at once although old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // `[::]` means IPv6 only; listen on 0.0.0.0 as well to get IPv4.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(opts.backlog)?;
+    if let Some(d) = opts.defer_accept {
+        set_defer_accept(&socket, d)?;
+    }
+    Ok(Listener::Tcp(tokio::net::TcpListener::from_std(
+        socket.into(),
+    )?))
+}
+
+fn bind_unix(path: &Path, backlog: i32, mode: Option<u32>) -> std::io::Result<Listener> {
+    if path.exists() {
+        // A socket file left by a server that died is removed; one a live server answers on
+        // is not stolen.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another server is listening on this socket",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    if let Some(mode) = mode {
+        // Before listen(2): nobody can connect before the mode is right.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    socket.listen(backlog)?;
+    let std: std::os::unix::net::UnixListener = socket.into();
+    Ok(Listener::Unix {
+        listener: tokio::net::UnixListener::from_std(std)?,
+        path: path.to_owned(),
+    })
+}
+
+/// TCP_DEFER_ACCEPT (Linux): `accept` returns a connection only once it has data, so
+/// connections that never send anything cost no task. Not wrapped by socket2.
+fn set_defer_accept(socket: &Socket, d: Duration) -> std::io::Result<()> {
+    let secs = libc::c_int::try_from(d.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    setsockopt_int(
+        socket.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        secs,
+    )
+}
+
+fn setsockopt_int(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: fd is a valid socket for the duration of the call; the value pointer and its
+    // length describe one c_int on the stack.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Options for an accepted TCP socket.
+///
+/// # Errors
+/// The failing setsockopt.
+pub fn configure_accepted(
+    stream: &tokio::net::TcpStream,
+    opts: &TcpOptions,
+) -> std::io::Result<()> {
+    stream.set_nodelay(opts.nodelay)?;
+    let socket = socket2::SockRef::from(stream);
+    if let Some(ka) = opts.keepalive {
+        let params = TcpKeepalive::new()
+            .with_time(ka.idle)
+            .with_interval(ka.interval)
+            .with_retries(ka.count);
+        socket.set_tcp_keepalive(&params)?;
+    } else {
+        socket.set_keepalive(false)?;
+    }
+    Ok(())
+}
+
+/// The effective options of a socket as the kernel reports them (getsockopt), for
+/// `net stats`, the admin page and tests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SocketReport {
+    pub nodelay: bool,
+    pub keepalive: bool,
+    pub keepalive_idle_secs: u64,
+    pub keepalive_interval_secs: u64,
+    pub keepalive_count: u32,
+}
+
+/// Reads [`SocketReport`] off a socket.
+///
+/// # Errors
+/// The failing getsockopt.
+pub fn report(socket: socket2::SockRef<'_>) -> std::io::Result<SocketReport> {
+    Ok(SocketReport {
+        nodelay: socket.tcp_nodelay()?,
+        keepalive: socket.keepalive()?,
+        keepalive_idle_secs: socket.tcp_keepalive_time()?.as_secs(),
+        keepalive_interval_secs: socket.tcp_keepalive_interval()?.as_secs(),
+        keepalive_count: socket.tcp_keepalive_retries()?,
+    })
+}
+
+/// TCP_DEFER_ACCEPT as set on a listening socket, in seconds (0: off). The kernel rounds
+/// the value up to its retransmission schedule, so it may read back larger than set.
+///
+/// # Errors
+/// The failing getsockopt.
+pub fn defer_accept_secs(fd: std::os::fd::RawFd) -> std::io::Result<u32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len point to stack memory of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(u32::try_from(value).unwrap_or(0))
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse_or_explain() {
+        assert_eq!(
+            "127.0.0.1:8080".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap())
+        );
+        assert!(matches!("[::]:80".parse(), Ok(ListenAddr::Tcp(a)) if a.is_ipv6()));
+        assert_eq!(
+            "unix:/tmp/a.sock".parse::<ListenAddr>().unwrap(),
+            ListenAddr::Unix("/tmp/a.sock".into())
+        );
+        assert!("unix:".parse::<ListenAddr>().is_err());
+        assert!(
+            "localhost:80"
+                .parse::<ListenAddr>()
+                .unwrap_err()
+                .contains("IP:PORT")
+        );
+    }
+}

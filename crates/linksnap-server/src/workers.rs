@@ -1,0 +1,148 @@
+//! Capture workers inside `serve`. They run on their own thread and runtime, so that a
+//! flood of captures (HTML parsing and inlining are CPU work) never takes the threads that
+//! answer the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linksnap_capture::Capturer;
+use linksnap_store::{Library, Outcome};
+use tokio::sync::{Notify, watch};
+
+/// Builds the capturer on the workers' runtime (its HTTP client and resolver belong there).
+pub type CapturerFactory = Box<dyn FnOnce() -> Result<Capturer, String> + Send>;
+
+/// How often idle workers look for jobs that became due (retries wait for a time).
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The worker thread.
+pub(crate) struct Workers {
+    thread: Option<std::thread::JoinHandle<()>>,
+    done: Arc<Notify>,
+    finished: watch::Receiver<bool>,
+}
+
+impl Workers {
+    /// Starts `count` workers (none for 0).
+    pub(crate) fn start(
+        library: Arc<Library>,
+        make: CapturerFactory,
+        count: usize,
+        wake: Arc<Notify>,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
+        let done = Arc::new(Notify::new());
+        let (finished_tx, finished) = watch::channel(count == 0);
+        if count == 0 {
+            return Ok(Self {
+                thread: None,
+                done,
+                finished,
+            });
+        }
+        let thread = std::thread::Builder::new()
+            .name("capture-workers".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "capture workers: no runtime");
+                        let _ = finished_tx.send(true);
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let capturer = match make() {
+                        Ok(c) => std::rc::Rc::new(c),
+                        Err(e) => {
+                            tracing::error!(error = %e, "capture workers cannot start");
+                            let _ = finished_tx.send(true);
+                            return;
+                        }
+                    };
+                    // Captures hold the HTML rewriter (not Send) across awaits: the workers
+                    // are local tasks of this thread.
+                    let local = tokio::task::LocalSet::new();
+                    for n in 0..count {
+                        local.spawn_local(work(
+                            n,
+                            library.clone(),
+                            capturer.clone(),
+                            wake.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                    local.await;
+                    let _ = finished_tx.send(true);
+                });
+            })?;
+        Ok(Self {
+            thread: Some(thread),
+            done,
+            finished,
+        })
+    }
+
+    /// Waits until every worker has finished its capture and stopped (after the stop
+    /// signal), or `deadline` passes. Returns whether they all stopped.
+    pub(crate) async fn wait(&mut self, deadline: Duration) -> bool {
+        let _ = &self.done;
+        let stopped = tokio::time::timeout(deadline, self.finished.wait_for(|f| *f))
+            .await
+            .is_ok();
+        if stopped && let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        stopped
+    }
+}
+
+async fn work(
+    n: usize,
+    library: Arc<Library>,
+    capturer: std::rc::Rc<Capturer>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Registered before looking, so a job queued in between still wakes this worker.
+        let woken = wake.notified();
+        match library.claim(None).await {
+            Ok(Some(job)) => match library.run_job(&capturer, job).await {
+                Ok(Outcome::Saved {
+                    version,
+                    http_status,
+                }) => {
+                    tracing::info!(worker = n, link = %job.link, version, http_status, "captured");
+                }
+                Ok(Outcome::Retrying(why)) => {
+                    tracing::info!(worker = n, link = %job.link, %why, "capture failed; will retry");
+                }
+                Ok(Outcome::Failed(why)) => {
+                    tracing::info!(worker = n, link = %job.link, %why, "capture failed");
+                }
+                Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
+            },
+            Ok(None) => {
+                tokio::select! {
+                    () = woken => {}
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            Err(e) => {
+                tracing::error!(worker = n, error = %e, "claiming a job failed");
+                tokio::select! {
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `linksnap serve` and `linksnap token`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use linksnap_server::ServerConfig;
+use linksnap_server::json::rfc3339;
+use linksnap_store::{Library, OpenError};
+
+use crate::cli::FetchArgs;
+use crate::exit::{Code, UsageError};
+use crate::library_cmds::{Term, open_library};
+
+/// Flags of `serve`; each overrides the config file and the environment.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on ADDR: IP:PORT ([::]:8080 for IPv6) or unix:/path (repeatable; default
+    /// 127.0.0.1:8080). A private socket for the CLI is always opened in the data directory.
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<String>,
+    /// A TOML configuration file (default: config.toml in the data directory, if present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Capture workers (0: none; captures stay queued).
+    #[arg(long, value_name = "N")]
+    workers: Option<String>,
+    /// Connections served at once.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<String>,
+    /// The listen backlog.
+    #[arg(long, value_name = "N")]
+    backlog: Option<String>,
+    /// Time a client has to send a request's headers (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    header_read_timeout: Option<String>,
+    /// Idle keep-alive connections are closed after this (e.g. 75s).
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// On SIGTERM/SIGINT, time for in-flight requests and captures (e.g. 20s).
+    #[arg(long, value_name = "DURATION")]
+    shutdown_grace: Option<String>,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES")]
+    body_limit: Option<String>,
+    /// TCP keepalive of accepted connections: `off`, or IDLE,INTERVAL,COUNT (default 60s,5s,3).
+    #[arg(long, value_name = "SPEC")]
+    keepalive: Option<String>,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> Vec<(&'static str, &'static str, String)> {
+        let mut v = Vec::new();
+        if !self.listen.is_empty() {
+            v.push(("--listen", "LINKSNAP_LISTEN", self.listen.join(",")));
+        }
+        for (flag, var, value) in [
+            ("--workers", "LINKSNAP_WORKERS", &self.workers),
+            (
+                "--max-connections",
+                "LINKSNAP_MAX_CONNECTIONS",
+                &self.max_connections,
+            ),
+            ("--backlog", "LINKSNAP_BACKLOG", &self.backlog),
+            (
+                "--header-read-timeout",
+                "LINKSNAP_HEADER_READ_TIMEOUT",
+                &self.header_read_timeout,
+            ),
+            (
+                "--idle-timeout",
+                "LINKSNAP_IDLE_TIMEOUT",
+                &self.idle_timeout,
+            ),
+            (
+                "--shutdown-grace",
+                "LINKSNAP_SHUTDOWN_GRACE",
+                &self.shutdown_grace,
+            ),
+            ("--body-limit", "LINKSNAP_BODY_LIMIT", &self.body_limit),
+            ("--keepalive", "LINKSNAP_KEEPALIVE", &self.keepalive),
+        ] {
+            if let Some(value) = value {
+                v.push((flag, var, value.clone()));
+            }
+        }
+        v
+    }
+}
+
+/// Defaults, then the file, then the environment, then the flags.
+fn config(data: &Path, args: &ServeArgs) -> anyhow::Result<ServerConfig> {
+    let mut config = ServerConfig::default();
+    let file = args.config.clone().or_else(|| {
+        let p = data.join("config.toml");
+        p.exists().then_some(p)
+    });
+    if let Some(file) = file {
+        config
+            .apply_file(&file)
+            .map_err(|e| UsageError(e.to_string()))?;
+    }
+    config
+        .apply_env(|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
+    for (flag, var, value) in args.flags() {
+        config
+            .apply_setting(var, &value)
+            .map_err(|e| UsageError(format!("{flag} {value}: {e}")))?;
+    }
+    Ok(config)
+}
+
+pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("linksnap-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let library = match open_library(data.as_deref()).await {
+            Ok(l) => l,
+            Err(OpenError::Locked(dir)) => anyhow::bail!(
+                "the library in {} is in use (a server is already running on it, or another linksnap command): one server per data directory",
+                dir.display()
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        let config = config(&library.data_dir().path, &args)?;
+        // The fetch flags are checked now, so that a bad one stops `serve` at once.
+        args.fetch.build(true)?;
+        let fetch = args.fetch;
+        let make: linksnap_server::workers::CapturerFactory = Box::new(move || {
+            let (options, names) = fetch.build(true).map_err(|e| e.to_string())?;
+            linksnap_capture::Capturer::with_resolver(options, names).map_err(|e| e.to_string())
+        });
+        let dir = library.data_dir().path.clone();
+        let library = Arc::new(library);
+        let report = linksnap_server::serve(
+            config,
+            library,
+            make,
+            Some(Arc::new(crate::remote::Runner)),
+            shutdown_signal(),
+            |addrs| {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "linksnap: serving the library in {}", dir.display());
+                for a in addrs {
+                    let _ = match a {
+                        linksnap_server::ListenAddr::Tcp(a) => {
+                            writeln!(err, "linksnap: listening on http://{a}/")
+                        }
+                        linksnap_server::ListenAddr::Unix(_) => {
+                            writeln!(err, "linksnap: listening on {a}")
+                        }
+                    };
+                }
+                let _ = err.flush();
+            },
+        )
+        .await?;
+        eprintln!(
+            "linksnap: stopped ({} connection(s) cut at the deadline, {} capture(s) returned to the queue)",
+            report.connections_cut, report.captures_returned
+        );
+        Ok(Code::Ok)
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (once: only a hash of it is kept).
+    Create {
+        /// A name to tell it apart (e.g. the client that uses it).
+        name: String,
+    },
+    /// List tokens (names, first characters, use).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: requests that carry it fail from now on.
+    Revoke { name: String },
+}
+
+pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::Result<Code> {
+    use linksnap_store::TokenError;
+    let usage = |e: TokenError| -> anyhow::Error {
+        match e {
+            TokenError::Store(e) => e.into(),
+            other => UsageError(other.to_string()).into(),
+        }
+    };
+    match args.action {
+        TokenAction::Create { name } => {
+            let (token, secret) = library.create_token(&name).await.map_err(usage)?;
+            writeln!(t.out, "{secret}")?;
+            writeln!(
+                t.err,
+                "linksnap: created token `{}`; copy it now, it is not shown again",
+                token.name
+            )?;
+        }
+        TokenAction::List { json } => {
+            let tokens = library.tokens().await?;
+            if json {
+                let v: Vec<_> = tokens
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "name": k.name, "prefix": k.prefix,
+                            "created_at": rfc3339(k.created_at),
+                            "last_used_at": k.last_used_at.map(rfc3339),
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut t.out, &v)?;
+                writeln!(t.out)?;
+            } else {
+                for k in &tokens {
+                    writeln!(
+                        t.out,
+                        "{:<24} {}…  created {}  last used {}",
+                        k.name,
+                        k.prefix,
+                        rfc3339(k.created_at),
+                        k.last_used_at.map_or_else(|| "never".to_owned(), rfc3339)
+                    )?;
+                }
+            }
+        }
+        TokenAction::Revoke { name } => {
+            library.revoke_token(&name).await.map_err(usage)?;
+            writeln!(t.err, "linksnap: revoked token `{}`", name.trim())?;
+        }
+    }
+    Ok(Code::Ok)
+}

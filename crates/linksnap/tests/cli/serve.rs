@@ -1,0 +1,649 @@
+//! `linksnap serve`, black-box: the real binary on port 0 with a fresh data directory per
+//! test, the REST API over loopback, the CLI through the server's socket, shutdown.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{FixtureServer, artifact_dir, command_for_test, linksnap, linksnap_stdin};
+
+/// A running `linksnap serve`; stopped with SIGTERM when dropped.
+pub struct Serve {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    /// The first TCP listener, e.g. `127.0.0.1:41234`.
+    pub addr: String,
+    /// Every address it printed.
+    pub listening: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Serve {
+    /// Starts `linksnap --data DIR serve --listen 127.0.0.1:0 --allow-net 127.0.0.0/8 EXTRA…`
+    /// and waits until it listens.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(dir, extra, &[])
+    }
+
+    pub fn start_with(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut args = vec!["--data", dir.to_str().unwrap(), "serve"];
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        args.extend(["--allow-net", "127.0.0.0/8"]);
+        args.extend_from_slice(extra);
+        let mut cmd = command_for_test(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn linksnap serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut listening = Vec::new();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        // Until the private socket (always last) is reported.
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(a) = line.strip_prefix("linksnap: listening on ") {
+                listening.push(
+                    a.trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned(),
+                );
+                if a.ends_with("linksnap.sock") {
+                    break;
+                }
+            }
+        }
+        assert!(
+            !listening.is_empty(),
+            "serve did not start: {}",
+            log.lock().unwrap()
+        );
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Self {
+            child: Some(child),
+            dir: dir.to_owned(),
+            addr: listening[0].clone(),
+            listening,
+            stderr: log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM, then the exit code and everything it printed on stderr.
+    pub fn stop(mut self) -> (i32, String) {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let code = wait_with_timeout(&mut child, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+        (code, self.stderr.lock().unwrap().clone())
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the server did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = wait_with_timeout(&mut child, Duration::from_secs(30));
+        }
+    }
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// One request with a fresh client (no connection reuse between calls).
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let res = req.send().await.expect("request");
+        Answer {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.bytes().await.unwrap().to_vec(),
+        }
+    })
+}
+
+fn token(dir: &Path, name: &str) -> String {
+    let run = linksnap(&["--data", dir.to_str().unwrap(), "token", "create", name]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stdout_str().trim().to_owned()
+}
+
+/// Polls `GET /api/v1/links/{id}` until its status is not queued or capturing.
+fn wait_captured(s: &Serve, token: &str, id: i64) -> Value {
+    let start = Instant::now();
+    loop {
+        let a = http(
+            "GET",
+            &s.url(&format!("/api/v1/links/{id}")),
+            Some(token),
+            None,
+        );
+        assert_eq!(a.status, 200);
+        let v = a.json();
+        if !matches!(v["status"].as_str(), Some("queued" | "capturing")) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never captured: {v}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_api_needs_a_token_and_serves_links_tags_search_and_snapshots() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-api");
+    let s = Serve::start(&dir, &["--workers", "1"]);
+    // A token created through the server (the CLI goes through its socket).
+    let tok = token(&dir, "tests");
+    assert!(tok.starts_with("lsk_"), "{tok}");
+
+    assert_eq!(
+        http("GET", &s.url("/healthz"), None, None).json()["status"],
+        "ok"
+    );
+    let denied = http("GET", &s.url("/api/v1/links"), None, None);
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.json()["code"], "unauthorized");
+    assert_eq!(denied.headers["www-authenticate"], "Bearer");
+    let forged = format!("lsk_{}", "0".repeat(64));
+    assert_eq!(
+        http("GET", &s.url("/api/v1/links"), Some(&forged), None).status,
+        401
+    );
+    assert_eq!(
+        http("GET", &s.url("/snapshots/1/latest"), None, None).status,
+        401,
+        "snapshots need credentials too"
+    );
+
+    let url = site.url("/site/pages/index.html");
+    let created = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": url, "tags": ["lang/rust", "编程"]})),
+    );
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let link = created.json();
+    for field in ["id", "url", "title", "tags", "status", "created_at"] {
+        assert!(link.get(field).is_some(), "{field} missing: {link}");
+    }
+    assert_eq!(link["status"], "queued");
+    let id = link["id"].as_i64().unwrap();
+    // The same URL again: the existing link, with the new tag added, not a duplicate.
+    let again = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": url, "tags": ["later"]})),
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json()["id"], id);
+
+    let done = wait_captured(&s, &tok, id);
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["versions"].as_array().unwrap().len(), 1);
+    let snapshot_url = done["snapshot_url"]
+        .as_str()
+        .expect("snapshot_url")
+        .to_owned();
+
+    let snap = http("GET", &s.url(&snapshot_url), Some(&tok), None);
+    assert_eq!(snap.status, 200);
+    let csp = snap.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("sandbox allow-scripts"), "{csp}");
+    assert!(!csp.contains("allow-same-origin"), "{csp}");
+    assert!(csp.contains("connect-src 'none'"), "{csp}");
+    assert!(String::from_utf8_lossy(&snap.body).contains("<html"));
+
+    let list = http(
+        "GET",
+        &s.url("/api/v1/links?tag=lang&limit=10"),
+        Some(&tok),
+        None,
+    )
+    .json();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["links"][0]["id"], id);
+    let none = http("GET", &s.url("/api/v1/links?tag=nothing"), Some(&tok), None).json();
+    assert_eq!(none["total"], 0);
+    let bad = http("GET", &s.url("/api/v1/links?limit=0"), Some(&tok), None);
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "bad_request");
+
+    let title_word = done["title"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let hits = http(
+        "GET",
+        &s.url(&format!("/api/v1/search?q={title_word}")),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(hits.status, 200);
+    assert_eq!(hits.json()[0]["id"], id, "{}", hits.json());
+
+    let renamed = http(
+        "POST",
+        &s.url("/api/v1/tags/rename"),
+        Some(&tok),
+        Some(json!({"from": "lang", "to": "language"})),
+    );
+    assert_eq!(
+        renamed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&renamed.body)
+    );
+    let tags: Vec<String> = http("GET", &s.url("/api/v1/tags"), Some(&tok), None)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(tags.contains(&"language/rust".to_owned()), "{tags:?}");
+    assert!(tags.contains(&"编程".to_owned()), "{tags:?}");
+
+    let edited = http(
+        "PATCH",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(&tok),
+        Some(json!({"note": "read later", "favourite": true, "remove_tags": ["later"]})),
+    )
+    .json();
+    assert_eq!(edited["note"], "read later");
+    assert_eq!(edited["favourite"], true);
+    assert!(!edited["tags"].to_string().contains("later\""), "{edited}");
+
+    let unknown = http("GET", &s.url("/api/v1/nothing-here"), Some(&tok), None);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["code"], "not_found");
+    let missing = http("GET", &s.url("/api/v1/links/999"), Some(&tok), None);
+    assert_eq!(missing.status, 404);
+    let bad_url = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": "ftp://example.com/"})),
+    );
+    assert_eq!(bad_url.status, 422);
+    assert_eq!(bad_url.json()["code"], "bad_url");
+
+    assert_eq!(
+        http(
+            "DELETE",
+            &s.url(&format!("/api/v1/links/{id}")),
+            Some(&tok),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            "GET",
+            &s.url(&format!("/api/v1/links/{id}")),
+            Some(&tok),
+            None
+        )
+        .status,
+        404
+    );
+
+    // A revoked token stops working at once.
+    let run = linksnap(&["--data", dir.to_str().unwrap(), "token", "revoke", "tests"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        http("GET", &s.url("/api/v1/links"), Some(&tok), None).status,
+        401
+    );
+    let (code, log) = s.stop();
+    assert_eq!(code, 0, "{log}");
+    // The secret never reaches the log.
+    assert!(!log.contains(&tok), "{log}");
+}
+
+#[test]
+fn the_cli_runs_through_a_running_server() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-cli");
+    let d = dir.to_str().unwrap();
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    // Without the server the second writer would be refused; with it, commands work.
+    let url = site.url("/site/pages/index.html");
+    let run = linksnap(&[
+        "--data",
+        d,
+        "add",
+        &url,
+        "--tag",
+        "via/cli",
+        "--wait",
+        "--allow-net",
+        "127.0.0.0/8",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout_str().trim(), "1");
+    assert!(run.stderr.contains("saved version 1"), "{}", run.stderr);
+    let ls = linksnap(&["--data", d, "ls", "--json", "--tag", "via"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    assert_eq!(ls.json()[0]["status"], "ok");
+    // Standard input travels with the command.
+    let import = linksnap_stdin(
+        &["--data", d, "import", "-", "--no-capture"],
+        b"https://example.com/one\nhttps://example.com/two\n",
+    );
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    assert!(
+        import.stderr.contains("imported 2 new links"),
+        "{}",
+        import.stderr
+    );
+    // Relative paths are the CLI's, not the server's.
+    let cwd = artifact_dir("serve-cli-cwd");
+    std::fs::write(cwd.join("list.txt"), "https://example.com/three\n").unwrap();
+    let out = command_for_test(&["--data", d, "import", "list.txt", "--no-capture"])
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Errors and exit codes come back as they would locally.
+    let bad = linksnap(&["--data", d, "show", "999"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("no link with id 999"), "{}", bad.stderr);
+    let usage = linksnap(&["--data", d, "tag", "1"]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    let work = linksnap(&["--data", d, "work", "--once"]);
+    assert_eq!(work.code, 1);
+    assert!(
+        work.stderr.contains("captures queued links itself"),
+        "{}",
+        work.stderr
+    );
+    // Every link is there, in the server's database.
+    assert_eq!(
+        linksnap(&["--data", d, "ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // The handshake: a client of another version is told so, clearly.
+    let mut sock = std::os::unix::net::UnixStream::connect(dir.join("linksnap.sock")).unwrap();
+    let body = "{\"args\":[\"ls\"],\"cwd\":\"/\"}\n";
+    write!(
+        sock,
+        "POST /_cli/v1/run HTTP/1.1\r\nhost: x\r\nlinksnap-protocol: 1\r\nlinksnap-version: 0.0.1-old\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(
+        answer.contains("version_mismatch") && answer.contains("0.0.1-old"),
+        "{answer}"
+    );
+    // And the CLI route is not reachable over TCP, even with a token.
+    let tok = token(&dir, "t");
+    let over_tcp = http("POST", &s.url("/_cli/v1/run"), Some(&tok), None);
+    assert_eq!(over_tcp.status, 403);
+
+    let (code, log) = s.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        !dir.join("linksnap.sock").exists(),
+        "the socket file is removed"
+    );
+    // With the server gone, the CLI opens the library itself again.
+    assert_eq!(linksnap(&["--data", d, "ls"]).code, 0);
+}
+
+#[test]
+fn listens_on_ipv4_ipv6_and_unix_sockets_at_once() {
+    let dir = artifact_dir("serve-listeners");
+    let unix = dir.join("api.sock");
+    let unix_arg = format!("unix:{}", unix.display());
+    let s = Serve::start(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            "[::1]:0",
+            "--listen",
+            &unix_arg,
+            "--workers",
+            "0",
+        ],
+    );
+    assert_eq!(s.listening.len(), 4, "{:?}", s.listening);
+    for addr in &s.listening[..2] {
+        let a = http("GET", &format!("http://{addr}/healthz"), None, None);
+        assert_eq!(a.status, 200, "{addr}");
+    }
+    assert!(s.listening[1].starts_with("[::1]:"), "{:?}", s.listening);
+    let mut sock = std::os::unix::net::UnixStream::connect(&unix).unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    sock.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The data directory's socket is private to this user.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.join("linksnap.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A second server on the same data directory is refused clearly.
+    let second = linksnap(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(second.code, 1);
+    assert!(
+        second.stderr.contains("one server per data directory"),
+        "{}",
+        second.stderr
+    );
+    let (code, log) = s.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let dir = artifact_dir("serve-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), "workerz = 2\n").unwrap();
+    let run = linksnap(&["--data", dir.to_str().unwrap(), "serve"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("config.toml") && run.stderr.contains("workerz"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(dir.join("config.toml"), "listen = [\"127.0.0.1:0\"]\n").unwrap();
+    let run = linksnap(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "localhost",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--listen localhost"), "{}", run.stderr);
+    let run = crate::support::linksnap_with_env(
+        &["--data", dir.to_str().unwrap(), "serve"],
+        &[("LINKSNAP_IDLE_TIMEOUT", "soon")],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("LINKSNAP_IDLE_TIMEOUT"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn precedence_is_flags_then_environment_then_file() {
+    let dir = artifact_dir("serve-precedence");
+    std::fs::create_dir_all(&dir).unwrap();
+    let free = |ip: &str| {
+        std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (p_file, p_env, p_flag) = (free("127.0.0.1"), free("127.0.0.1"), free("127.0.0.1"));
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("listen = [\"127.0.0.1:{p_file}\"]\nworkers = 0\n"),
+    )
+    .unwrap();
+    let s = Serve::start_with(&dir, &["--listen", &format!("127.0.0.1:{p_flag}")], &[]);
+    assert_eq!(s.addr, format!("127.0.0.1:{p_flag}"));
+    drop(s);
+    let env = format!("127.0.0.1:{p_env}");
+    let s = Serve::start_with(
+        &dir,
+        &["--listen", &format!("127.0.0.1:{p_flag}")],
+        &[("LINKSNAP_LISTEN", &env)],
+    );
+    assert_eq!(
+        s.addr,
+        format!("127.0.0.1:{p_flag}"),
+        "a flag beats the environment"
+    );
+    drop(s);
+    // Without the flag: the environment beats the file. (`start` adds a listen flag
+    // unless one is given, so give the env's own address as the flag's absence test.)
+    let mut cmd = command_for_test(&["--data", dir.to_str().unwrap(), "serve"]);
+    cmd.env("LINKSNAP_LISTEN", &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on http"))
+        .into_iter()
+        .for_each(|l| first = l);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(first.contains(&env), "{first}");
+    let mut cmd = command_for_test(&["--data", dir.to_str().unwrap(), "serve"]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let line = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on http"))
+        .unwrap_or_default();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(
+        line.contains(&format!("127.0.0.1:{p_file}")),
+        "the file applies: {line}"
+    );
+}
