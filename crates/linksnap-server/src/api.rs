@@ -282,11 +282,19 @@ fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<T> {
     body.map(|Json(b)| b).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("the body is not the JSON expected: {}", e.body_text()),
-        )
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is larger than the server's body limit",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body is not the JSON expected: {}", e.body_text()),
+            )
+        }
     })
 }
 

@@ -47,6 +47,12 @@ pub struct Conn {
     pub in_flight: AtomicU64,
     /// Milliseconds since the table's epoch at the last byte read or written.
     last_active: AtomicU64,
+    /// When the last request finished (ms since the epoch), and `bytes_in` then: bytes
+    /// beyond it while no request is in flight are the next request's head arriving.
+    idle_since: AtomicU64,
+    bytes_in_at_idle: AtomicU64,
+    /// The client spoke HTTP/2 (its preface), where bytes between requests are frames.
+    h2: std::sync::atomic::AtomicBool,
 }
 
 /// Every live connection, and totals.
@@ -92,6 +98,9 @@ impl ConnTable {
             requests: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             last_active: AtomicU64::new(self.now_ms()),
+            idle_since: AtomicU64::new(self.now_ms()),
+            bytes_in_at_idle: AtomicU64::new(0),
+            h2: std::sync::atomic::AtomicBool::new(false),
         });
         self.accepted_total.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(id, conn.clone());
@@ -135,11 +144,13 @@ impl ConnTable {
         }
     }
 
+    /// Time since the connection last moved a byte or finished a request.
     fn idle_for(&self, c: &Conn) -> Duration {
-        Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(c.last_active.load(Ordering::Relaxed)),
-        )
+        let last = c
+            .last_active
+            .load(Ordering::Relaxed)
+            .max(c.idle_since.load(Ordering::Relaxed));
+        Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 }
 
@@ -184,6 +195,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
+            if self.conn.bytes_in.load(Ordering::Relaxed) == 0
+                && buf.filled()[before..].starts_with(b"PRI * HTTP/2.0")
+            {
+                self.conn.h2.store(true, Ordering::Relaxed);
+            }
             self.conn.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             self.touch();
         }
@@ -247,9 +263,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: ServerConfig, router: axum::Router) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
+        // hyper's own header timeout would also bound the wait for the next request on a
+        // keep-alive connection; the watchdog in `serve_io` keeps the two limits apart.
         http.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(true);
         http.http2().timer(TokioTimer::new());
         Self {
@@ -407,9 +425,13 @@ async fn serve_io<S>(
     let connection = shared.http.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let idle = shared.config.idle_timeout;
-    let mut tick =
-        tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let headers = shared.config.header_read_timeout;
+    let mut tick = tokio::time::interval(
+        (idle.min(headers) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+    );
     let mut closing = false;
+    // When the head of the next request began to arrive.
+    let mut head_started: Option<Instant> = None;
     loop {
         tokio::select! {
             r = connection.as_mut() => {
@@ -422,8 +444,21 @@ async fn serve_io<S>(
                 connection.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = tick.tick(), if !closing => {
-                if conn.in_flight.load(Ordering::Relaxed) == 0 && registered.table.idle_for(&conn) >= idle {
+            _ = tick.tick() => {
+                if conn.in_flight.load(Ordering::Relaxed) > 0 {
+                    head_started = None;
+                    continue;
+                }
+                let arriving = !conn.h2.load(Ordering::Relaxed)
+                    && conn.bytes_in.load(Ordering::Relaxed)
+                        > conn.bytes_in_at_idle.load(Ordering::Relaxed);
+                if arriving {
+                    // Slowloris: a head that does not complete in time ends the connection.
+                    if head_started.get_or_insert_with(Instant::now).elapsed() >= headers {
+                        tracing::debug!(conn = conn.id, "request head too slow; closing");
+                        break;
+                    }
+                } else if !closing && registered.table.idle_for(&conn) >= idle {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
@@ -443,8 +478,13 @@ pub(crate) async fn track_in_flight(
         c.in_flight.fetch_add(1, Ordering::Relaxed);
     }
     let res = next.run(req).await;
-    if let Some(c) = &conn {
-        c.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Some(c) = &conn
+        && c.in_flight.fetch_sub(1, Ordering::Relaxed) == 1
+    {
+        c.bytes_in_at_idle
+            .store(c.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        c.idle_since
+            .store(c.last_active.load(Ordering::Relaxed), Ordering::Relaxed);
     }
     res
 }

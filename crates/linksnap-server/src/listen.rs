@@ -254,6 +254,83 @@ pub fn defer_accept_secs(fd: std::os::fd::RawFd) -> std::io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Keepalive;
+
+    #[tokio::test]
+    async fn listeners_and_accepted_sockets_have_the_options_asked_for() {
+        use std::os::fd::AsRawFd as _;
+        let opts = TcpOptions {
+            backlog: 16,
+            nodelay: true,
+            defer_accept: Some(Duration::from_secs(3)),
+            keepalive: Some(Keepalive {
+                idle: Duration::from_secs(42),
+                interval: Duration::from_secs(7),
+                count: 4,
+            }),
+        };
+        let listener = bind(&"127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let Listener::Tcp(l) = &listener else {
+            panic!("a TCP listener")
+        };
+        let socket = socket2::SockRef::from(l);
+        assert!(socket.reuse_address().unwrap());
+        assert!(defer_accept_secs(l.as_raw_fd()).unwrap() >= 3);
+        let ListenAddr::Tcp(addr) = listener.local_addr() else {
+            panic!()
+        };
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // TCP_DEFER_ACCEPT: the connection is handed over once it has data.
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"x")
+            .await
+            .unwrap();
+        let (accepted, _) = l.accept().await.unwrap();
+        configure_accepted(&accepted, &opts).unwrap();
+        let r = report(socket2::SockRef::from(&accepted)).unwrap();
+        assert_eq!(
+            r,
+            SocketReport {
+                nodelay: true,
+                keepalive: true,
+                keepalive_idle_secs: 42,
+                keepalive_interval_secs: 7,
+                keepalive_count: 4,
+            }
+        );
+        let off = TcpOptions {
+            nodelay: false,
+            keepalive: None,
+            ..opts
+        };
+        configure_accepted(&accepted, &off).unwrap();
+        let r = report(socket2::SockRef::from(&accepted)).unwrap();
+        assert!(!r.nodelay && !r.keepalive);
+    }
+
+    #[test]
+    fn a_unix_socket_in_use_is_not_stolen_and_a_stale_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("linksnap-listen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let first = bind_private_unix(&path, 8).unwrap();
+            let err = bind_private_unix(&path, 8).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+            drop(first);
+            // A file left by a server that crashed: bound once, nobody listening now.
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+            assert!(path.exists());
+            let again = bind_private_unix(&path, 8).unwrap();
+            drop(again);
+        });
+        assert!(!path.exists(), "removed when the listener is dropped");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn listen_addresses_parse_or_explain() {

@@ -2,7 +2,7 @@
 //! test, the REST API over loopback, the CLI through the server's socket, shutdown.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,6 @@ use crate::support::{FixtureServer, artifact_dir, command_for_test, linksnap, li
 /// A running `linksnap serve`; stopped with SIGTERM when dropped.
 pub struct Serve {
     child: Option<Child>,
-    pub dir: PathBuf,
     /// The first TCP listener, e.g. `127.0.0.1:41234`.
     pub addr: String,
     /// Every address it printed.
@@ -75,7 +74,6 @@ impl Serve {
         });
         Self {
             child: Some(child),
-            dir: dir.to_owned(),
             addr: listening[0].clone(),
             listening,
             stderr: log,
@@ -646,4 +644,205 @@ fn precedence_is_flags_then_environment_then_file() {
         line.contains(&format!("127.0.0.1:{p_file}")),
         "the file applies: {line}"
     );
+}
+
+fn requested(site: &FixtureServer, path: &str) -> bool {
+    site.requests().iter().any(|r| r.starts_with(path))
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_stops_accepting() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-sigterm-requests");
+    let d = dir.to_str().unwrap();
+    let s = Serve::start(&dir, &["--workers", "0", "--shutdown-grace", "20s"]);
+    let addr = s.addr.clone();
+    // A CLI command in flight: a capture that takes 1.5 s, run by the server.
+    let slow = site.url("/slow/1500/sigterm");
+    let cli = command_for_test(&[
+        "--data",
+        d,
+        "add",
+        &slow,
+        "--wait",
+        "--allow-net",
+        "127.0.0.0/8",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until("the capture to start", || {
+        requested(&site, "/slow/1500/sigterm")
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(s.pid(), libc::SIGTERM) };
+    // New connections are refused at once.
+    wait_until("the listener to close", || {
+        std::net::TcpStream::connect(&addr).is_err()
+    });
+    let out = cli.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("saved version 1"));
+    let (code, log) = s.stop();
+    assert_eq!(code, 0, "{log}");
+    // Nothing acknowledged was lost.
+    let ls = linksnap(&["--data", d, "ls", "--json"]).json();
+    assert_eq!(ls[0]["status"], "ok", "{ls}");
+}
+
+#[test]
+fn sigterm_returns_captures_that_cannot_finish_in_time_to_the_queue() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-sigterm-captures");
+    let d = dir.to_str().unwrap();
+    let s = Serve::start(&dir, &["--workers", "1", "--shutdown-grace", "500ms"]);
+    let tok = token(&dir, "t");
+    let slow = site.url("/slow/4000/returned");
+    let created = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": slow})),
+    );
+    assert_eq!(created.status, 202);
+    wait_until("the worker to start the capture", || {
+        requested(&site, "/slow/4000/returned")
+    });
+    let started = Instant::now();
+    let (code, log) = s.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(log.contains("1 capture(s) returned to the queue"), "{log}");
+    let ls = linksnap(&["--data", d, "ls", "--json"]).json();
+    assert_eq!(ls[0]["status"], "queued", "{ls}");
+    // The next worker captures it.
+    let work = linksnap(&["--data", d, "work", "--once", "--allow-net", "127.0.0.0/8"]);
+    assert_eq!(work.code, 0, "{}", work.stderr);
+    assert_eq!(
+        linksnap(&["--data", d, "ls", "--json"]).json()[0]["status"],
+        "ok"
+    );
+}
+
+#[test]
+fn accepted_sockets_carry_the_configured_keepalive() {
+    let dir = artifact_dir("serve-keepalive");
+    let s = Serve::start(&dir, &["--workers", "0", "--keepalive", "30s,4s,5"]);
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = c.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let port = s.addr.rsplit(':').next().unwrap().to_owned();
+    let ss = std::process::Command::new("ss")
+        .args([
+            "-tno",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2)");
+    let table = String::from_utf8_lossy(&ss.stdout);
+    // The server's end of the connection runs the keepalive timer, set to 30 s idle.
+    let timer = table
+        .split("timer:(keepalive,")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no keepalive timer: {table}"));
+    let secs: f64 = timer
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((25.0..=30.0).contains(&secs), "{table}");
+    drop(c);
+}
+
+#[test]
+fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
+    let dir = artifact_dir("serve-timeouts");
+    let s = Serve::start(
+        &dir,
+        &[
+            "--workers",
+            "0",
+            "--header-read-timeout",
+            "1s",
+            "--idle-timeout",
+            "3s",
+            "--body-limit",
+            "1000",
+        ],
+    );
+    let closed_within = |c: &mut std::net::TcpStream| {
+        let start = Instant::now();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return start.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    };
+    // Slowloris: half a request, then nothing.
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    let t = closed_within(&mut c);
+    assert!(
+        t >= Duration::from_millis(900) && t < Duration::from_millis(2500),
+        "{t:?}"
+    );
+    // An idle keep-alive connection after a complete request: the idle timeout (3 s), not
+    // the header timeout, decides.
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let t = closed_within(&mut c);
+    assert!(
+        t >= Duration::from_millis(2900) && t < Duration::from_secs(6),
+        "{t:?}"
+    );
+    // The body limit, at its boundary.
+    let tok = token(&dir, "t");
+    let body = |n: usize| json!({"url": format!("https://example.com/{}", "a".repeat(n))});
+    let fits = body(0).to_string().len();
+    let at = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(body(1000 - fits)),
+    );
+    assert_ne!(at.status, 413, "{}", String::from_utf8_lossy(&at.body));
+    let over = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(body(1001 - fits)),
+    );
+    assert_eq!(over.status, 413);
 }
