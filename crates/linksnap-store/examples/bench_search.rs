@@ -92,6 +92,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 note: String::new(),
                 tags: vec![format!("topic/{}", words[i % 10])],
                 text: format!("{t} uniqueword{i} variant{}", i % 97),
+                tag_keys: vec![format!("topic/{}", words[i % 10])],
+                host: format!("site{}.test", i % 500),
+                created_at: 1_600_000_000_000 + i as i64,
+                favourite: false,
+                unread: true,
             })?;
         }
         index.commit(i64::MAX / 2)?;
@@ -117,7 +122,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ),
         (
+            "browser",
+            Filter {
+                tags: vec![TagExpr::parse("topic/rust OR topic/law OR topic/design")?],
+                ..Filter::default()
+            },
+        ),
+        (
+            "browser",
+            Filter {
+                tags: vec![TagExpr::parse("NOT topic/rust")?],
+                ..Filter::default()
+            },
+        ),
+        (
             "science",
+            Filter {
+                domain: Some("site7.test".into()),
+                ..Filter::default()
+            },
+        ),
+        (
+            "the",
+            Filter {
+                tags: vec![TagExpr::parse("topic/rust")?],
+                ..Filter::default()
+            },
+        ),
+        (
+            "article",
             Filter {
                 domain: Some("site7.test".into()),
                 ..Filter::default()
@@ -149,7 +182,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         one.sort_by(f64::total_cmp);
         per_query.push((
             q.to_string(),
-            f.tags.len() + usize::from(f.domain.is_some()),
+            library.search(q, f, 20).await?.len(),
+            f.tags
+                .iter()
+                .map(|t| format!("tag {t}"))
+                .chain(f.domain.iter().map(|d| format!("domain {d}")))
+                .collect::<Vec<_>>()
+                .join(", "),
             mine[mine.len() / 2],
             one[2],
         ));
@@ -173,10 +212,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99),
         lat[lat.len() - 1]
     );
-    for (q, filters, median, one) in per_query {
+    for (q, hits, filters, median, one) in per_query {
         println!(
-            "  {median:7.2} ms median ({one:6.2} ms with limit 1)  {q}{}",
-            if filters > 0 { "  (+ filter)" } else { "" }
+            "  {median:7.2} ms median ({one:6.2} ms with limit 1)  {hits:>2} hits  {q}{}",
+            if filters.is_empty() {
+                String::new()
+            } else {
+                format!("  + {filters}")
+            }
         );
     }
     Ok(())

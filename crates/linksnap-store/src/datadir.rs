@@ -254,9 +254,10 @@ mod tests {
             matches!(err, OpenError::NewerSchema { found: 99, .. }),
             "{err}"
         );
+        assert_eq!(schema_version(), 2);
         assert!(
             err.to_string()
-                .contains("schema version 99, newer than this linksnap supports (1)")
+                .contains("schema version 99, newer than this linksnap supports (2)")
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

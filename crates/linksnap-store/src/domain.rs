@@ -391,6 +391,47 @@ pub enum TagExpr {
     Or(Vec<TagExpr>),
 }
 
+impl fmt::Display for TagExpr {
+    /// The expression in the syntax [`TagExpr::parse`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nested = |e: &TagExpr, f: &mut fmt::Formatter<'_>| match e {
+            TagExpr::And(_) | TagExpr::Or(_) => write!(f, "({e})"),
+            _ => write!(f, "{e}"),
+        };
+        match self {
+            Self::Tag(t) => {
+                let name = t.as_str();
+                if name.contains([' ', '(', ')', '"'])
+                    || matches!(name, "AND" | "OR" | "NOT" | "UNTAGGED")
+                {
+                    write!(f, "\"{name}\"")
+                } else {
+                    f.write_str(name)
+                }
+            }
+            Self::Untagged => f.write_str("UNTAGGED"),
+            Self::Not(e) => {
+                f.write_str("NOT ")?;
+                nested(e, f)
+            }
+            Self::And(all) | Self::Or(all) => {
+                let op = if matches!(self, Self::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                for (i, e) in all.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(op)?;
+                    }
+                    nested(e, f)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A tag expression that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("tag expression `{input}`: {reason}")]
@@ -610,6 +651,20 @@ mod expr_tests {
             TagExpr::parse("编程/中文 AND lang/rust").unwrap(),
             TagExpr::And(vec![t("编程/中文"), t("lang/rust")])
         );
+    }
+
+    #[test]
+    fn expressions_print_as_they_parse() {
+        for input in [
+            "rust",
+            "a OR b AND c",
+            "NOT (a OR \"reading list\") AND UNTAGGED",
+            "编程/中文 AND NOT lang/rust",
+            "\"OR\" OR (x AND y)",
+        ] {
+            let e = TagExpr::parse(input).unwrap();
+            assert_eq!(TagExpr::parse(&e.to_string()).unwrap(), e, "{input} → {e}");
+        }
     }
 
     #[test]

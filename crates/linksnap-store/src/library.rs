@@ -11,7 +11,7 @@ use sqlx::{Row as _, SqlitePool};
 use crate::blob::{BlobError, BlobHash, BlobStore};
 use crate::datadir::{DataDir, OpenError};
 use crate::domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
-use crate::search::{SearchDoc, SearchIndex};
+use crate::search::{IndexFilter, SearchDoc, SearchIndex};
 
 /// A link's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -320,6 +320,19 @@ impl Library {
         let fresh = !index_dir.join("meta.json").exists();
         let (search, rebuild) = match SearchIndex::open(&index_dir) {
             Ok(s) => (s, fresh),
+            Err(e) if e.is_outdated() => {
+                // Derived data in an older layout: rebuild it in the new one.
+                tracing::info!("rebuilding the search index for this version of linksnap");
+                std::fs::remove_dir_all(&index_dir).map_err(|e| OpenError::Dir {
+                    path: index_dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                let s = SearchIndex::open(&index_dir).map_err(|e| OpenError::Dir {
+                    path: index_dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                (s, true)
+            }
             Err(e) => {
                 // The index is derived data: move the damaged one aside and rebuild.
                 let aside = path.join(format!("index.damaged-{}", now_ms()));
@@ -1046,14 +1059,10 @@ impl Library {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<SearchResult>, StoreError> {
-        let unfiltered = filter.tags.is_empty()
-            && filter.domain.is_none()
-            && filter.since.is_none()
-            && filter.until.is_none()
-            && filter.favourite.is_none()
-            && filter.unread.is_none()
-            && filter.status.is_none()
-            && filter.ids.is_none();
+        // Every filter but the capture status (which changes without re-indexing) and an id
+        // list is part of the index query: only links that pass are ranked.
+        let in_index = filter.status.is_none() && filter.ids.is_none();
+        let unfiltered = in_index;
         // A filter that selects few links (MAX_SELECTIVE) is applied first, inside the index; one that
         // selects many is applied to ranked candidates, eight times more each round until
         // enough survive (MAX_FILTERED_CANDIDATES at most: SQLite binds, and time).
@@ -1072,6 +1081,18 @@ impl Library {
         };
         let (kept, mut links) = loop {
             let hits = match &selected {
+                _ if in_index => self.search.search_filtered(
+                    query,
+                    &IndexFilter {
+                        tags: filter.tags.clone(),
+                        domain: filter.domain.clone(),
+                        since: filter.since,
+                        until: filter.until,
+                        favourite: filter.favourite,
+                        unread: filter.unread,
+                    },
+                    limit,
+                )?,
                 Some(ids) if selective => self.search.search_within(query, ids, limit)?,
                 _ => self
                     .search
@@ -1102,7 +1123,8 @@ impl Library {
                 }
             }
             let exhausted = hits.len() < candidates.min(MAX_FILTERED_CANDIDATES);
-            if selective
+            if in_index
+                || selective
                 || kept.len() >= limit
                 || exhausted
                 || candidates >= MAX_FILTERED_CANDIDATES
@@ -1239,6 +1261,11 @@ impl Library {
                 note: link.note.clone(),
                 tags: link.tags.iter().map(|t| t.as_str().to_owned()).collect(),
                 text,
+                tag_keys: link.tags.iter().map(|t| t.key().to_owned()).collect(),
+                host: link.url.host().to_owned(),
+                created_at: link.created_at,
+                favourite: link.favourite,
+                unread: link.unread,
             })?;
         }
         Ok(())
@@ -1463,6 +1490,149 @@ mod tests {
                 .len(),
             1
         );
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod search_filter_tests {
+    use super::*;
+
+    /// Every filter a search applies inside the index selects exactly the links the
+    /// database's filter does, after adds, edits, retags, renames and removals.
+    #[tokio::test]
+    async fn index_filters_agree_with_the_database() {
+        let dir = std::env::temp_dir().join(format!("linksnap-filters-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let lib = Library::open(&dir).await.unwrap();
+        let rules = TrackingRules::default();
+        let tag = |t: &str| TagName::parse(t).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            let host = ["a.example.org", "b.example.org", "example.net", "其他.test"][i % 4];
+            let url = NormalizedUrl::parse(&format!("https://{host}/p{i}"), &rules).unwrap();
+            let tags: Vec<TagName> = match i % 5 {
+                0 => vec![],
+                1 => vec![tag("lang/rust")],
+                2 => vec![tag("lang/go"), tag("编程")],
+                3 => vec![tag("Lang")],
+                _ => vec![tag("news")],
+            };
+            let (id, _) = lib
+                .add_unindexed(&url, &tags, Some("common words zebra"))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        lib.commit_index().await.unwrap();
+        for id in ids.iter().step_by(3) {
+            lib.edit(
+                *id,
+                &EditLink {
+                    favourite: Some(true),
+                    unread: Some(false),
+                    ..EditLink::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+        lib.retag(&ids[..4], &[tag("lang/rust/async")], &[])
+            .await
+            .unwrap();
+        lib.rename_tag(&tag("news"), &tag("press/news"))
+            .await
+            .unwrap();
+        lib.remove(ids[1]).await.unwrap();
+        let expr = |e: &str| vec![TagExpr::parse(e).unwrap()];
+        let filters = vec![
+            Filter::default(),
+            Filter {
+                tags: expr("lang"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("lang/rust"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("NOT lang"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("UNTAGGED"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("编程 OR press"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("press/news"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: expr("news"),
+                ..Filter::default()
+            },
+            Filter {
+                domain: Some("example.org".into()),
+                ..Filter::default()
+            },
+            Filter {
+                domain: Some("b.example.org".into()),
+                ..Filter::default()
+            },
+            Filter {
+                favourite: Some(true),
+                ..Filter::default()
+            },
+            Filter {
+                unread: Some(true),
+                tags: expr("lang AND NOT lang/go"),
+                ..Filter::default()
+            },
+            Filter {
+                since: Some(lib.get(ids[10]).await.unwrap().created_at),
+                until: Some(lib.get(ids[30]).await.unwrap().created_at),
+                ..Filter::default()
+            },
+        ];
+        for f in &filters {
+            let mut want: Vec<i64> = lib.list(f).await.unwrap().iter().map(|l| l.id.0).collect();
+            // The index alone (a search re-checks its hits against the database, which
+            // would hide a wrong index filter).
+            let mut got: Vec<i64> = lib
+                .search
+                .search_filtered(
+                    "zebra",
+                    &IndexFilter {
+                        tags: f.tags.clone(),
+                        domain: f.domain.clone(),
+                        since: f.since,
+                        until: f.until,
+                        favourite: f.favourite,
+                        unread: f.unread,
+                    },
+                    100,
+                )
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let hits: Vec<i64> = lib
+                .search("zebra", f, 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.link.id.0)
+                .collect();
+            assert_eq!(hits.len(), got.len(), "{f:?}");
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "{f:?}");
+        }
         drop(lib);
         let _ = std::fs::remove_dir_all(&dir);
     }

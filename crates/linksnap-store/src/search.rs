@@ -30,10 +30,19 @@ pub const SNIPPET_CHARS: usize = 200;
 const WORDS: &str = "linksnap_words";
 const CJK: &str = "linksnap_cjk";
 
+const OUTDATED: &str = "the index was built by another version of linksnap";
+
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 #[error("search index: {0} (run `linksnap reindex` to rebuild it)")]
 pub struct SearchError(String);
+
+impl SearchError {
+    /// The index is fine but has another schema (an upgrade): rebuild it, nothing is lost.
+    pub fn is_outdated(&self) -> bool {
+        self.0 == OUTDATED
+    }
+}
 
 impl From<tantivy::TantivyError> for SearchError {
     fn from(e: tantivy::TantivyError) -> Self {
@@ -51,7 +60,33 @@ pub struct SearchDoc {
     pub tags: Vec<String>,
     /// The latest snapshot's readable text.
     pub text: String,
+    /// What filters match on: the case-folded tag keys, the URL's host, when the link was
+    /// added (Unix ms) and its flags.
+    pub tag_keys: Vec<String>,
+    pub host: String,
+    pub created_at: i64,
+    pub favourite: bool,
+    pub unread: bool,
 }
+
+/// The filters a search applies inside the index (every field must hold; `None` and empty
+/// are no condition). The index follows tags, flags and removals as they change.
+#[derive(Debug, Clone, Default)]
+pub struct IndexFilter {
+    pub tags: Vec<crate::domain::TagExpr>,
+    /// Host equal to this, or a subdomain of it (lower case, no leading dot).
+    pub domain: Option<String>,
+    /// Added at or after / before (Unix ms).
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub favourite: Option<bool>,
+    pub unread: Option<bool>,
+}
+
+/// Flag terms of the `flags` field.
+const FLAG_UNTAGGED: &str = "untagged";
+const FLAG_FAVOURITE: &str = "favourite";
+const FLAG_UNREAD: &str = "unread";
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -63,6 +98,12 @@ struct Fields {
     text: Field,
     title_cjk: Field,
     text_cjk: Field,
+    /// Every tag key with its ancestors (`lang/rust` → `lang`, `lang/rust`), untokenized.
+    tag_keys: Field,
+    /// The host and each parent domain (`a.b.org` → `a.b.org`, `b.org`, `org`).
+    host_keys: Field,
+    created: Field,
+    flags: Field,
 }
 
 /// The index of a library.
@@ -110,6 +151,10 @@ fn schema() -> (Schema, Fields) {
         text: b.add_text_field("text", words(true)),
         title_cjk: b.add_text_field("title_cjk", cjk.clone()),
         text_cjk: b.add_text_field("text_cjk", cjk),
+        tag_keys: b.add_text_field("tag_keys", tantivy::schema::STRING),
+        host_keys: b.add_text_field("host_keys", tantivy::schema::STRING),
+        created: b.add_i64_field("created", NumericOptions::default().set_indexed()),
+        flags: b.add_text_field("flags", tantivy::schema::STRING),
     };
     (b.build(), fields)
 }
@@ -142,9 +187,7 @@ impl SearchIndex {
         let index = if dir.join("meta.json").exists() {
             let index = Index::open_in_dir(dir)?;
             if index.schema() != schema {
-                return Err(SearchError(
-                    "the index was built by another version of linksnap".to_owned(),
-                ));
+                return Err(SearchError(OUTDATED.to_owned()));
             }
             index
         } else {
@@ -176,7 +219,7 @@ impl SearchIndex {
         let f = self.fields;
         let w = self.writer();
         w.delete_term(Term::from_field_i64(f.id, d.link_id));
-        w.add_document(doc!(
+        let mut doc = doc!(
             f.id => d.link_id,
             f.title => d.title.as_str(),
             f.title_cjk => d.title.as_str(),
@@ -185,7 +228,34 @@ impl SearchIndex {
             f.tags => d.tags.join(" "),
             f.text => d.text.as_str(),
             f.text_cjk => d.text.as_str(),
-        ))?;
+            f.created => d.created_at,
+        );
+        let mut keys = std::collections::BTreeSet::new();
+        for key in &d.tag_keys {
+            keys.extend(
+                key.match_indices('/')
+                    .map(|(i, _)| &key[..i])
+                    .chain([key.as_str()]),
+            );
+        }
+        for key in keys {
+            doc.add_text(f.tag_keys, key);
+        }
+        let host = d.host.to_ascii_lowercase();
+        doc.add_text(f.host_keys, &host);
+        for (i, _) in host.match_indices('.') {
+            doc.add_text(f.host_keys, &host[i + 1..]);
+        }
+        for (on, flag) in [
+            (d.tag_keys.is_empty(), FLAG_UNTAGGED),
+            (d.favourite, FLAG_FAVOURITE),
+            (d.unread, FLAG_UNREAD),
+        ] {
+            if on {
+                doc.add_text(f.flags, flag);
+            }
+        }
+        w.add_document(doc)?;
         Ok(())
     }
 
@@ -257,6 +327,110 @@ impl SearchIndex {
         let q = self.parse(query);
         let top = searcher.search(&*q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         link_ids(&searcher, top)
+    }
+
+    /// Like [`SearchIndex::search`], among the links `filter` selects: the filter is part
+    /// of the query, so only documents that pass it are scored.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn search_filtered(
+        &self,
+        query: &str,
+        filter: &IndexFilter,
+        limit: usize,
+    ) -> Result<Vec<(i64, f32)>, SearchError> {
+        use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, RangeQuery};
+        let f = self.fields;
+        let term = |field: Field, v: &str| -> Box<dyn Query> {
+            Box::new(tantivy::query::TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let flag = |v: &str, want: bool| -> (Occur, Box<dyn Query>) {
+            (
+                if want { Occur::Must } else { Occur::MustNot },
+                term(f.flags, v),
+            )
+        };
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.parse(query))];
+        let mut conditions: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for expr in &filter.tags {
+            conditions.push((Occur::Must, self.tag_query(expr)));
+        }
+        if let Some(d) = &filter.domain {
+            let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
+            conditions.push((Occur::Must, term(f.host_keys, &d)));
+        }
+        if filter.since.is_some() || filter.until.is_some() {
+            let bound = |v: Option<i64>, inclusive: bool| match v {
+                None => std::ops::Bound::Unbounded,
+                Some(v) if inclusive => {
+                    std::ops::Bound::Included(Term::from_field_i64(f.created, v))
+                }
+                Some(v) => std::ops::Bound::Excluded(Term::from_field_i64(f.created, v)),
+            };
+            conditions.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(filter.since, true),
+                    bound(filter.until, false),
+                )),
+            ));
+        }
+        if let Some(want) = filter.favourite {
+            conditions.push(flag(FLAG_FAVOURITE, want));
+        }
+        if let Some(want) = filter.unread {
+            conditions.push(flag(FLAG_UNREAD, want));
+        }
+        if !conditions.is_empty() {
+            if conditions.iter().all(|(o, _)| *o == Occur::MustNot) {
+                conditions.push((Occur::Must, Box::new(tantivy::query::AllQuery)));
+            }
+            // Conditions select; they do not rank.
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(
+                    Box::new(BooleanQuery::new(conditions)),
+                    0.0,
+                )),
+            ));
+        }
+        let searcher = self.reader.searcher();
+        let q = BooleanQuery::new(clauses);
+        let top = searcher.search(&q, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+        link_ids(&searcher, top)
+    }
+
+    fn tag_query(&self, expr: &crate::domain::TagExpr) -> Box<dyn tantivy::query::Query> {
+        use crate::domain::TagExpr;
+        use tantivy::query::{AllQuery, BooleanQuery, Occur, TermQuery};
+        let term = |field: Field, v: &str| -> Box<dyn tantivy::query::Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        match expr {
+            TagExpr::Tag(t) => term(self.fields.tag_keys, t.key()),
+            TagExpr::Untagged => term(self.fields.flags, FLAG_UNTAGGED),
+            TagExpr::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery)),
+                (Occur::MustNot, self.tag_query(inner)),
+            ])),
+            TagExpr::And(all) => Box::new(BooleanQuery::new(
+                all.iter()
+                    .map(|e| (Occur::Must, self.tag_query(e)))
+                    .collect(),
+            )),
+            TagExpr::Or(any) => Box::new(BooleanQuery::new(
+                any.iter()
+                    .map(|e| (Occur::Should, self.tag_query(e)))
+                    .collect(),
+            )),
+        }
     }
 
     /// Like [`SearchIndex::search`], among the links `within` only (a filter's matches).
