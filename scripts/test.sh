@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of linksnap. Installs what the tests need first, idempotently:
 #   - chromium (Debian's package): renders snapshots with the network cut off;
-#   - fonts-dejavu-core: a font the fixture site serves as a web font.
+#   - fonts-dejavu-core: a font the fixture site serves as a web font;
+#   - fonts-wqy-zenhei: Chinese glyphs for the web UI's screenshots in 简体中文;
+#   - iproute2: `ss`, which a test reads the keepalive timers of connections from.
 # Then runs the whole workspace's suite. Safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +14,6 @@ use linksnap_store::{
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::conn::ConnInfo;
 use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
 use crate::{AppState, cli};
 
@@ -116,51 +114,21 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .route("/_cli/v1/run", post(cli::run))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            require_auth,
+            crate::session::api_auth,
         ));
+    let pages = crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::session::web_auth,
+    ));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(authed)
+        .merge(pages)
+        .merge(crate::web::public_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
         .with_state(state)
-}
-
-/// Lets a request through when it carries a valid token (`Authorization: Bearer …`) or came
-/// over the data directory's private socket from this server's user.
-async fn require_auth(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let local = req
-        .extensions()
-        .get::<ConnInfo>()
-        .is_some_and(|c| c.0.local);
-    if !local {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(token) = token else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "sign in, or send Authorization: Bearer TOKEN (linksnap token create NAME)",
-            ));
-        };
-        if state.library.verify_token(token).await?.is_none() {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the token is not valid (revoked, or mistyped)",
-            ));
-        }
-    }
-    Ok(next.run(req).await)
 }
 
 /// The library's filters from a query string: `tag` (repeatable), `domain`, `since`,
@@ -317,6 +285,7 @@ async fn create_link(
     // Read before a worker is woken: the answer shows the link as queued.
     let link = s.library.get(id).await?;
     if created {
+        s.notify(link.id.0, "queued");
         s.wake.notify_waiters();
     }
     let status = if created {
@@ -397,6 +366,7 @@ async fn recapture(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
     let id = link_id(&id)?;
     s.library.get(id).await?;
     let job = s.library.enqueue(id).await?;
+    s.notify(id.0, "queued");
     s.wake.notify_waiters();
     Ok((
         StatusCode::ACCEPTED,

@@ -32,6 +32,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
 pub const DEFAULT_WORKERS: usize = 2;
 /// On SIGTERM/SIGINT: how long in-flight requests and captures get to finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Sign-in attempts allowed per client address and minute.
+pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// A comment on every event stream this often: finds browsers that vanished.
+pub const DEFAULT_SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// TCP options for listeners and the connections they accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +82,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     pub workers: usize,
     pub shutdown_grace: Duration,
+    /// Mark cookies `Secure`: set when served over TLS, directly or behind a proxy.
+    pub secure_cookies: bool,
+    pub login_attempts_per_minute: u32,
+    pub sse_heartbeat: Duration,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +99,9 @@ impl Default for ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             workers: DEFAULT_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            secure_cookies: false,
+            login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
+            sse_heartbeat: DEFAULT_SSE_HEARTBEAT,
         }
     }
 }
@@ -126,6 +137,9 @@ struct File {
     body_limit: Option<usize>,
     workers: Option<usize>,
     shutdown_grace: Option<String>,
+    secure_cookies: Option<bool>,
+    login_attempts_per_minute: Option<u32>,
+    sse_heartbeat: Option<String>,
     tcp: Option<TcpFile>,
 }
 
@@ -187,6 +201,14 @@ impl ServerConfig {
         }
         if let Some(d) = f.shutdown_grace {
             self.shutdown_grace = duration(&d)?;
+        }
+        set(&mut self.secure_cookies, f.secure_cookies);
+        set(
+            &mut self.login_attempts_per_minute,
+            f.login_attempts_per_minute,
+        );
+        if let Some(d) = f.sse_heartbeat {
+            self.sse_heartbeat = duration(&d)?;
         }
         if let Some(t) = f.tcp {
             set(&mut self.tcp.nodelay, t.nodelay);
@@ -252,6 +274,18 @@ impl ServerConfig {
             "LINKSNAP_HEADER_READ_TIMEOUT" => self.header_read_timeout = duration(value)?,
             "LINKSNAP_IDLE_TIMEOUT" => self.idle_timeout = duration(value)?,
             "LINKSNAP_SHUTDOWN_GRACE" => self.shutdown_grace = duration(value)?,
+            "LINKSNAP_SECURE_COOKIES" => {
+                self.secure_cookies = match value.trim() {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err("expected true or false".into()),
+                };
+            }
+            "LINKSNAP_LOGIN_ATTEMPTS" => {
+                self.login_attempts_per_minute =
+                    u32::try_from(num(value)?).map_err(|e| e.to_string())?;
+            }
+            "LINKSNAP_SSE_HEARTBEAT" => self.sse_heartbeat = duration(value)?,
             "LINKSNAP_KEEPALIVE" => {
                 // "off", or IDLE,INTERVAL,COUNT like "60s,5s,3".
                 if value.trim() == "off" {
@@ -283,6 +317,12 @@ impl ServerConfig {
         }
         if self.max_connections < 1 {
             return Err("max_connections must be at least 1".into());
+        }
+        if self.login_attempts_per_minute == 0 {
+            return Err("login_attempts_per_minute must be at least 1".into());
+        }
+        if self.sse_heartbeat.is_zero() {
+            return Err("sse_heartbeat must be above zero".into());
         }
         if self.workers > 64 {
             return Err("workers must be at most 64".into());
@@ -322,6 +362,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "time in-flight work gets on shutdown",
     ),
     ("LINKSNAP_KEEPALIVE", "`off` or IDLE,INTERVAL,COUNT"),
+    (
+        "LINKSNAP_SECURE_COOKIES",
+        "mark cookies Secure (served over TLS)",
+    ),
+    (
+        "LINKSNAP_LOGIN_ATTEMPTS",
+        "sign-in attempts per address and minute",
+    ),
+    ("LINKSNAP_SSE_HEARTBEAT", "heartbeat of event streams"),
 ];
 
 impl FromStr for ServerConfig {

@@ -468,25 +468,39 @@ async fn serve_io<S>(
     drop(registered);
 }
 
-/// Counts a request as in flight while its handler runs (a layer on the router).
+/// Counts a request as in flight from dispatch until its response body is finished or
+/// dropped (a streamed answer, such as an event stream, stays in flight while it streams).
 pub(crate) async fn track_in_flight(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let conn = req.extensions().get::<ConnInfo>().map(|c| c.0.clone());
-    if let Some(c) = &conn {
-        c.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
+    use http_body_util::BodyExt as _;
+    let Some(conn) = req.extensions().get::<ConnInfo>().map(|c| c.0.clone()) else {
+        return next.run(req).await;
+    };
+    conn.in_flight.fetch_add(1, Ordering::Relaxed);
+    let guard = InFlight(conn);
     let res = next.run(req).await;
-    if let Some(c) = &conn
-        && c.in_flight.fetch_sub(1, Ordering::Relaxed) == 1
-    {
-        c.bytes_in_at_idle
-            .store(c.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
-        c.idle_since
-            .store(c.last_active.load(Ordering::Relaxed), Ordering::Relaxed);
+    res.map(move |body| {
+        axum::body::Body::new(body.map_frame(move |frame| {
+            let _ = &guard;
+            frame
+        }))
+    })
+}
+
+struct InFlight(Arc<Conn>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let c = &self.0;
+        if c.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            c.bytes_in_at_idle
+                .store(c.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+            c.idle_since
+                .store(c.last_active.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
-    res
 }
 
 /// The listener a connection came through is exposed for statistics.

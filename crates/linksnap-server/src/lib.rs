@@ -8,16 +8,20 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod i18n;
 pub mod json;
 pub mod listen;
+pub mod session;
+pub mod web;
 pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use linksnap_store::Library;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 pub use config::ServerConfig;
 pub use listen::ListenAddr;
@@ -33,6 +37,38 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Runs forwarded CLI commands (none: the CLI route answers 403).
     pub cli: Option<Arc<dyn cli::CliRunner>>,
+    /// Capture progress, for the event streams.
+    pub events: broadcast::Sender<web::LinkEvent>,
+    /// Sign-in attempts per client address.
+    pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    pub secure_cookies: bool,
+    pub body_limit: usize,
+    pub sse_heartbeat: Duration,
+    /// Event streams open now.
+    pub sse_streams: Arc<AtomicUsize>,
+}
+
+impl AppState {
+    /// Tells the event streams that a link's capture state changed.
+    pub fn notify(&self, id: i64, status: &'static str) {
+        let _ = self.events.send(web::LinkEvent { id, status });
+    }
+}
+
+/// Counts an open event stream while it lives.
+pub struct SseGuard(Arc<AtomicUsize>);
+
+impl SseGuard {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for SseGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why the server could not start.
@@ -83,10 +119,21 @@ pub async fn serve(
     let bound: Vec<ListenAddr> = listeners.iter().map(|(l, _)| l.local_addr()).collect();
 
     let wake = Arc::new(Notify::new());
+    let (events, _) = broadcast::channel(1024);
+    let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
+        .unwrap_or(std::num::NonZeroU32::MIN);
     let state = AppState {
         library: library.clone(),
         wake: wake.clone(),
         cli,
+        events: events.clone(),
+        login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+            per_minute,
+        ))),
+        secure_cookies: config.secure_cookies,
+        body_limit: config.body_limit,
+        sse_heartbeat: config.sse_heartbeat,
+        sse_streams: Arc::new(AtomicUsize::new(0)),
     };
     let router = api::router(state, config.body_limit);
     let grace = config.shutdown_grace;
@@ -98,6 +145,7 @@ pub async fn serve(
         capturer,
         worker_count,
         wake,
+        events,
         stop_rx.clone(),
     )
     .map_err(ServeError::Workers)?;

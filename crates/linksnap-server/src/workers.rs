@@ -29,6 +29,7 @@ impl Workers {
         make: CapturerFactory,
         count: usize,
         wake: Arc<Notify>,
+        events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let done = Arc::new(Notify::new());
@@ -72,6 +73,7 @@ impl Workers {
                             library.clone(),
                             capturer.clone(),
                             wake.clone(),
+                            events.clone(),
                             stop.clone(),
                         ));
                     }
@@ -105,8 +107,12 @@ async fn work(
     library: Arc<Library>,
     capturer: std::rc::Rc<Capturer>,
     wake: Arc<Notify>,
+    events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tell = |id: i64, status: &'static str| {
+        let _ = events.send(crate::web::LinkEvent { id, status });
+    };
     loop {
         if *stop.borrow() {
             return;
@@ -114,21 +120,27 @@ async fn work(
         // Registered before looking, so a job queued in between still wakes this worker.
         let woken = wake.notified();
         match library.claim(None).await {
-            Ok(Some(job)) => match library.run_job(&capturer, job).await {
-                Ok(Outcome::Saved {
-                    version,
-                    http_status,
-                }) => {
-                    tracing::info!(worker = n, link = %job.link, version, http_status, "captured");
+            Ok(Some(job)) => {
+                tell(job.link.0, "capturing");
+                match library.run_job(&capturer, job).await {
+                    Ok(Outcome::Saved {
+                        version,
+                        http_status,
+                    }) => {
+                        tracing::info!(worker = n, link = %job.link, version, http_status, "captured");
+                        tell(job.link.0, "ok");
+                    }
+                    Ok(Outcome::Retrying(why)) => {
+                        tracing::info!(worker = n, link = %job.link, %why, "capture failed; will retry");
+                        tell(job.link.0, "queued");
+                    }
+                    Ok(Outcome::Failed(why)) => {
+                        tracing::info!(worker = n, link = %job.link, %why, "capture failed");
+                        tell(job.link.0, "failed");
+                    }
+                    Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
                 }
-                Ok(Outcome::Retrying(why)) => {
-                    tracing::info!(worker = n, link = %job.link, %why, "capture failed; will retry");
-                }
-                Ok(Outcome::Failed(why)) => {
-                    tracing::info!(worker = n, link = %job.link, %why, "capture failed");
-                }
-                Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
-            },
+            }
             Ok(None) => {
                 tokio::select! {
                     () = woken => {}

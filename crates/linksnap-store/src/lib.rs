@@ -10,10 +10,11 @@ pub mod library;
 pub mod queue;
 pub mod search;
 
-pub use auth::{Token, TokenError};
+pub use auth::{NewSession, Token, TokenError, User, UserError};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 pub use library::{
-    EditLink, Filter, Library, Link, LinkId, LinkStatus, SearchResult, StoreError, Version,
+    EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,
+    TagNode, Version,
 };
 pub use queue::{Job, JobInfo, Outcome};

@@ -215,6 +215,35 @@ pub struct Version {
     pub failed: i64,
 }
 
+/// A node of the tag tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagNode {
+    /// Full name as written, e.g. `Lang/Rust`.
+    pub name: String,
+    /// Case-folded key.
+    pub key: String,
+    /// 0 for a top-level tag.
+    pub depth: usize,
+    /// Links carrying exactly this tag.
+    pub own: i64,
+    /// Distinct links carrying it or a tag under it.
+    pub total: i64,
+}
+
+/// One resource of a snapshot version: what was referenced and what became of it.
+#[derive(Debug, Clone)]
+pub struct ResourceRow {
+    pub url: String,
+    /// stylesheet, image, font, script, frame…
+    pub kind: String,
+    /// `inlined`, or why not (`refused`, `too-large`, `connect`…).
+    pub outcome: String,
+    pub http_status: Option<u16>,
+    pub media_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub error: Option<String>,
+}
+
 /// Why a library operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -676,6 +705,53 @@ impl Library {
             .collect())
     }
 
+    /// The tag tree: every tag and every ancestor implied by a nested name (`lang` for
+    /// `lang/rust`), in key order, with the links carrying the tag itself (`own`) and the
+    /// distinct links in its whole subtree (`total`).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn tag_tree(&self) -> Result<Vec<TagNode>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.name, t.key, lt.link_id FROM tags t LEFT JOIN link_tags lt ON lt.tag_id = t.id",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let mut nodes: BTreeMap<String, (String, i64, HashSet<i64>)> = BTreeMap::new();
+        for r in rows {
+            let (name, key): (String, String) = (r.get("name"), r.get("key"));
+            let link: Option<i64> = r.get("link_id");
+            let name_parts: Vec<&str> = name.split('/').collect();
+            let key_parts: Vec<&str> = key.split('/').collect();
+            for depth in 1..=key_parts.len() {
+                let k = key_parts[..depth].join("/");
+                let node = nodes.entry(k).or_insert_with(|| {
+                    (
+                        name_parts[..depth.min(name_parts.len())].join("/"),
+                        0,
+                        HashSet::new(),
+                    )
+                });
+                if let Some(l) = link {
+                    node.2.insert(l);
+                    if depth == key_parts.len() {
+                        node.1 += 1;
+                    }
+                }
+            }
+        }
+        Ok(nodes
+            .into_iter()
+            .map(|(key, (name, own, links))| TagNode {
+                depth: key.matches('/').count(),
+                name,
+                key,
+                own,
+                total: links.len() as i64,
+            })
+            .collect())
+    }
+
     /// Renames `old` to `new`; tags nested under `old` move with it (`lang/rust` becomes
     /// `code/rust` when `lang` becomes `code`). Changing only the case is a rename too.
     ///
@@ -990,6 +1066,46 @@ impl Library {
                 title: r.get("title"),
                 inlined: r.get("inlined"),
                 failed: r.get("failed"),
+            })
+            .collect())
+    }
+
+    /// What happened to every resource of a version, in document order.
+    ///
+    /// # Errors
+    /// [`StoreError::NoLink`], [`StoreError::NoVersion`].
+    pub async fn resources(
+        &self,
+        id: LinkId,
+        version: i64,
+    ) -> Result<Vec<ResourceRow>, StoreError> {
+        let snapshot: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM snapshots WHERE link_id = ? AND version = ?")
+                .bind(id.0)
+                .bind(version)
+                .fetch_optional(self.db())
+                .await?;
+        let Some(snapshot) = snapshot else {
+            self.get(id).await?;
+            return Err(StoreError::NoVersion { link: id, version });
+        };
+        let rows = sqlx::query(
+            "SELECT url, kind, outcome, http_status, media_type, bytes, error FROM snapshot_resources \
+             WHERE snapshot_id = ? ORDER BY seq",
+        )
+        .bind(snapshot)
+        .fetch_all(self.db())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ResourceRow {
+                url: r.get("url"),
+                kind: r.get("kind"),
+                outcome: r.get("outcome"),
+                http_status: r.get::<Option<i64>, _>("http_status").map(|s| s as u16),
+                media_type: r.get("media_type"),
+                bytes: r.get("bytes"),
+                error: r.get("error"),
             })
             .collect())
     }
@@ -1633,7 +1749,26 @@ mod search_filter_tests {
             got.sort_unstable();
             assert_eq!(got, want, "{f:?}");
         }
+        // The tree has the implied `lang` with its subtree's distinct links.
+        let tree = lib.tag_tree().await.unwrap();
+        let node = |k: &str| tree.iter().find(|n| n.key == k).cloned().unwrap();
+        let lang = node("lang");
+        assert_eq!(lang.depth, 0);
+        let mut in_lang = listed(&lib, &expr("lang")).await;
+        in_lang.dedup();
+        assert_eq!(lang.total, in_lang.len() as i64);
+        assert_eq!(node("lang/rust/async").depth, 2);
+        assert_eq!(node("press").own, 0);
+        assert!(node("press").total > 0);
         drop(lib);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    async fn listed(lib: &Library, tags: &[TagExpr]) -> Vec<i64> {
+        let f = Filter {
+            tags: tags.to_vec(),
+            ..Filter::default()
+        };
+        lib.list(&f).await.unwrap().iter().map(|l| l.id.0).collect()
     }
 }

@@ -71,9 +71,11 @@ pub(crate) enum Command {
     /// Remove blobs nothing references.
     Gc(crate::library_cmds::GcArgs),
     /// Run the platform: the web UI and REST API, capture workers, the CLI's socket.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Create, list and revoke API tokens.
     Token(crate::serve::TokenArgs),
+    /// Add, list and remove the people who sign in to the web UI.
+    User(crate::serve::UserArgs),
 }
 
 /// Arguments of `linksnap snap`.
@@ -298,12 +300,16 @@ fn parse_resolve(entry: &str) -> Option<(String, IpAddr)> {
 pub fn run() -> anyhow::Result<Code> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => crate::serve::run(cli.data, args),
+        Command::Serve(args) => crate::serve::run(cli.data, *args),
         Command::Snap(args) => current_thread()?.block_on(crate::snap::run(args)),
-        command => current_thread()?.block_on(crate::remote::run_here_or_on_server(
-            cli.data.as_deref(),
-            command,
-        )),
+        mut command => {
+            let password = prompt_password(&mut command)?;
+            current_thread()?.block_on(crate::remote::run_here_or_on_server(
+                cli.data.as_deref(),
+                command,
+                password,
+            ))
+        }
     }
 }
 
@@ -324,7 +330,20 @@ pub(crate) fn parse_forwarded(args: &[String]) -> Result<Command, clap::Error> {
 
 /// Whether the command reads standard input (so a forwarding CLI must send it).
 pub(crate) fn reads_stdin(command: &Command) -> bool {
-    matches!(command, Command::Import(a) if a.reads_stdin())
+    match command {
+        Command::Import(a) => a.reads_stdin(),
+        Command::User(a) => a.reads_stdin(),
+        _ => false,
+    }
+}
+
+/// Asks for a password on the terminal when a command needs one and was not given
+/// `--password-stdin`; the command then reads it as if from standard input.
+pub(crate) fn prompt_password(command: &mut Command) -> anyhow::Result<Option<String>> {
+    match command {
+        Command::User(a) => a.prompt(),
+        _ => Ok(None),
+    }
 }
 
 /// Runs a library command on an open library.
@@ -354,6 +373,7 @@ pub(crate) async fn run_library(
         Command::Fsck => lib::fsck(library, t).await,
         Command::Gc(args) => lib::gc(library, t, args).await,
         Command::Token(args) => crate::serve::token(library, t, args).await,
+        Command::User(args) => crate::serve::user(library, t, args).await,
         Command::Snap(_) | Command::Serve(_) => {
             Err(UsageError("`snap` and `serve` do not run through a server".to_owned()).into())
         }

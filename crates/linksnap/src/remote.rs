@@ -18,13 +18,25 @@ use crate::exit::{self, Code};
 use crate::library_cmds::{Term, open_library};
 
 /// Runs `command` on the library, here or through the server running on it.
-pub async fn run_here_or_on_server(data: Option<&Path>, command: Command) -> anyhow::Result<Code> {
+/// `password`, when given, was asked for on the terminal: the command reads it as its
+/// standard input (as with `--password-stdin`).
+pub async fn run_here_or_on_server(
+    data: Option<&Path>,
+    command: Command,
+    password: Option<String>,
+) -> anyhow::Result<Code> {
     match open_library(data).await {
-        Ok(library) => run_library(&library, &mut Term::local(), command).await,
+        Ok(library) => {
+            let mut term = Term::local();
+            if let Some(p) = &password {
+                term.stdin = Box::new(std::io::Cursor::new(format!("{p}\n").into_bytes()));
+            }
+            run_library(&library, &mut term, command).await
+        }
         Err(OpenError::Locked(dir)) => {
             let socket = dir.join(linksnap_server::SOCKET_NAME);
             match tokio::net::UnixStream::connect(&socket).await {
-                Ok(stream) => forward(stream, &command).await,
+                Ok(stream) => forward(stream, &command, password).await,
                 // No server answers: another command holds the lock.
                 Err(_) => Err(OpenError::Locked(dir).into()),
             }
@@ -33,18 +45,28 @@ pub async fn run_here_or_on_server(data: Option<&Path>, command: Command) -> any
     }
 }
 
-async fn forward(stream: tokio::net::UnixStream, command: &Command) -> anyhow::Result<Code> {
-    let args = std::env::args_os()
+async fn forward(
+    stream: tokio::net::UnixStream,
+    command: &Command,
+    password: Option<String>,
+) -> anyhow::Result<Code> {
+    let mut args = std::env::args_os()
         .skip(1)
         .map(|a| {
             a.into_string()
                 .map_err(|a| anyhow::anyhow!("{a:?}: not UTF-8; cannot send it to the server"))
         })
         .collect::<anyhow::Result<Vec<String>>>()?;
+    if password.is_some() {
+        args.push("--password-stdin".to_owned());
+    }
     let cwd = std::env::current_dir().context("the working directory")?;
     let mut body = serde_json::to_vec(&serde_json::json!({"args": args, "cwd": cwd}))?;
     body.push(b'\n');
-    if reads_stdin(command) {
+    if let Some(p) = password {
+        body.extend_from_slice(p.as_bytes());
+        body.push(b'\n');
+    } else if reads_stdin(command) {
         use std::io::Read as _;
         std::io::stdin()
             .read_to_end(&mut body)

@@ -48,6 +48,15 @@ pub struct ServeArgs {
     /// TCP keepalive of accepted connections: `off`, or IDLE,INTERVAL,COUNT (default 60s,5s,3).
     #[arg(long, value_name = "SPEC")]
     keepalive: Option<String>,
+    /// Mark cookies Secure (when served over TLS, directly or behind a proxy).
+    #[arg(long, value_name = "BOOL")]
+    secure_cookies: Option<String>,
+    /// Sign-in attempts allowed per client address and minute.
+    #[arg(long, value_name = "N")]
+    login_attempts: Option<String>,
+    /// How often event streams send a heartbeat (e.g. 15s).
+    #[arg(long, value_name = "DURATION")]
+    sse_heartbeat: Option<String>,
     #[command(flatten)]
     fetch: FetchArgs,
 }
@@ -83,6 +92,21 @@ impl ServeArgs {
             ),
             ("--body-limit", "LINKSNAP_BODY_LIMIT", &self.body_limit),
             ("--keepalive", "LINKSNAP_KEEPALIVE", &self.keepalive),
+            (
+                "--secure-cookies",
+                "LINKSNAP_SECURE_COOKIES",
+                &self.secure_cookies,
+            ),
+            (
+                "--login-attempts",
+                "LINKSNAP_LOGIN_ATTEMPTS",
+                &self.login_attempts,
+            ),
+            (
+                "--sse-heartbeat",
+                "LINKSNAP_SSE_HEARTBEAT",
+                &self.sse_heartbeat,
+            ),
         ] {
             if let Some(value) = value {
                 v.push((flag, var, value.clone()));
@@ -260,6 +284,157 @@ pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::
         TokenAction::Revoke { name } => {
             library.revoke_token(&name).await.map_err(usage)?;
             writeln!(t.err, "linksnap: revoked token `{}`", name.trim())?;
+        }
+    }
+    Ok(Code::Ok)
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    action: UserAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user (asks for the password, or reads it from standard input).
+    Add {
+        name: String,
+        /// May manage users.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (their sessions end).
+    Passwd {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user.
+    Remove { name: String },
+}
+
+impl UserArgs {
+    pub fn reads_stdin(&self) -> bool {
+        matches!(
+            self.action,
+            UserAction::Add {
+                password_stdin: true,
+                ..
+            } | UserAction::Passwd {
+                password_stdin: true,
+                ..
+            }
+        )
+    }
+
+    /// Asks for the password twice on the terminal, when one is needed and not read from
+    /// standard input.
+    pub fn prompt(&mut self) -> anyhow::Result<Option<String>> {
+        let (UserAction::Add { password_stdin, .. } | UserAction::Passwd { password_stdin, .. }) =
+            &mut self.action
+        else {
+            return Ok(None);
+        };
+        if *password_stdin {
+            return Ok(None);
+        }
+        use std::io::IsTerminal as _;
+        if !std::io::stdin().is_terminal() {
+            return Err(UsageError(
+                "no terminal to ask for the password on: pass it with --password-stdin".into(),
+            )
+            .into());
+        }
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            return Err(UsageError("the passwords differ".into()).into());
+        }
+        *password_stdin = true;
+        Ok(Some(first))
+    }
+}
+
+fn read_password(t: &mut Term) -> anyhow::Result<String> {
+    let mut all = String::new();
+    std::io::Read::read_to_string(&mut t.stdin, &mut all).context("reading the password")?;
+    Ok(all.lines().next().unwrap_or("").to_owned())
+}
+
+pub async fn user(library: &Library, t: &mut Term, args: UserArgs) -> anyhow::Result<Code> {
+    use linksnap_store::UserError;
+    let usage = |e: UserError| -> anyhow::Error {
+        match e {
+            UserError::Store(e) => e.into(),
+            other => UsageError(other.to_string()).into(),
+        }
+    };
+    match args.action {
+        UserAction::Add { name, admin, .. } => {
+            let password = read_password(t)?;
+            let user = library
+                .create_user(&name, &password, admin)
+                .await
+                .map_err(usage)?;
+            writeln!(
+                t.err,
+                "linksnap: added {}user `{}`",
+                if user.is_admin { "admin " } else { "" },
+                user.name
+            )?;
+        }
+        UserAction::Passwd { name, .. } => {
+            let password = read_password(t)?;
+            library
+                .set_password(&name, &password)
+                .await
+                .map_err(usage)?;
+            writeln!(
+                t.err,
+                "linksnap: changed the password of `{}`; their sessions ended",
+                name.trim()
+            )?;
+        }
+        UserAction::List { json } => {
+            let users = library.users().await?;
+            if json {
+                let v: Vec<_> = users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "name": u.name, "admin": u.is_admin,
+                            "created_at": rfc3339(u.created_at),
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut t.out, &v)?;
+                writeln!(t.out)?;
+            } else {
+                for u in &users {
+                    writeln!(
+                        t.out,
+                        "{:<24} {}  added {}",
+                        u.name,
+                        if u.is_admin { "admin" } else { "user " },
+                        rfc3339(u.created_at)
+                    )?;
+                }
+            }
+        }
+        UserAction::Remove { name } => {
+            library.remove_user(&name).await.map_err(usage)?;
+            writeln!(t.err, "linksnap: removed user `{}`", name.trim())?;
         }
     }
     Ok(Code::Ok)

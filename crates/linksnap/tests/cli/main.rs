@@ -11,6 +11,7 @@ mod policy;
 mod render;
 mod serve;
 mod snap;
+mod ui;
 
 use scraper::{Html, Selector};
 

@@ -243,6 +243,7 @@ fn router(shared: Shared) -> Router {
         .route("/bytes/{n}", get(page_of_size))
         .route("/blob/{n}", get(blob))
         .route("/page-with", get(page_with))
+        .route("/hostile.html", get(hostile))
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
@@ -321,6 +322,27 @@ async fn site(UrlPath(path): UrlPath<String>) -> Response {
 
 async fn corpus(UrlPath(path): UrlPath<String>) -> Response {
     serve_file(&corpus_dir(), &path)
+}
+
+/// A page whose script tries what an archived page must never manage once it is served by
+/// linksnap: read the app's cookies and call its API with the viewer's session. It writes
+/// what it managed into `#result`.
+async fn hostile() -> Response {
+    const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>hostile page</title></head>
+<body><h1>Hostile page</h1><pre id="result">pending</pre>
+<script>
+(async function () {
+  var out = [];
+  try { out.push("cookie=" + document.cookie); } catch (e) { out.push("cookie-denied"); }
+  try { localStorage.setItem("x", "1"); out.push("storage=yes"); } catch (e) { out.push("storage-denied"); }
+  try {
+    var r = await fetch("/api/v1/links", { credentials: "include" });
+    out.push("fetch=" + r.status + " " + (await r.text()).slice(0, 300));
+  } catch (e) { out.push("fetch-blocked"); }
+  document.getElementById("result").textContent = out.join("\n");
+})();
+</script></body></html>"#;
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
 async fn font() -> Response {

@@ -1,0 +1,1271 @@
+//! The web UI: server-rendered pages (askama), a little JavaScript for live progress, in
+//! English and Simplified Chinese. Every page needs a signed-in user; every form carries
+//! the session's CSRF token (checked in `session::web_auth`).
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, RawForm, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Router};
+use linksnap_store::{EditLink, Filter, LinkId, NormalizedUrl, TagExpr, TagName};
+
+use crate::AppState;
+use crate::i18n::Lang;
+use crate::json::rfc3339;
+use crate::session::{
+    LANG_COOKIE, PRELOGIN_COOKIE, Principal, SESSION_COOKIE, cookie, same_secret, set_cookie,
+};
+
+/// Links per page of the list.
+pub const PAGE_SIZE: usize = 50;
+/// Most URLs one add form may carry.
+pub const MAX_URLS_PER_ADD: usize = 1000;
+
+/// What every page needs.
+pub struct PageCtx {
+    pub lang: Lang,
+    pub csrf: String,
+    pub signed_in: bool,
+    pub user: String,
+    /// This page's path and query (where the language switch comes back to).
+    pub path: String,
+}
+
+impl PageCtx {
+    pub fn t(&self, key: &str) -> &'static str {
+        self.lang.t(key)
+    }
+
+    /// The status badges' labels, for the live-progress script.
+    pub fn status_labels(&self) -> String {
+        serde_json::json!({
+            "queued": self.t("status.queued"),
+            "capturing": self.t("status.capturing"),
+            "ok": self.t("status.ok"),
+            "failed": self.t("status.failed"),
+        })
+        .to_string()
+    }
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
+        .and_then(Lang::parse)
+        .unwrap_or_else(|| {
+            Lang::negotiate(
+                headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(""),
+            )
+        })
+}
+
+fn ctx(headers: &HeaderMap, who: &Principal, path: &str) -> PageCtx {
+    let (csrf, user) = match who {
+        Principal::Session { csrf, user, .. } => (csrf.clone(), user.name.clone()),
+        _ => (String::new(), String::new()),
+    };
+    PageCtx {
+        lang: lang_of(headers),
+        csrf,
+        signed_in: true,
+        user,
+        path: path.to_owned(),
+    }
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (
+            [(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            )],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The app's own pages: only their own script and style, frames only from this origin
+/// (the snapshot view, itself sandboxed), no plugins, not framable by other sites.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'self'";
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    page: PageCtx,
+    message: String,
+}
+
+fn error_page(page: PageCtx, status: StatusCode, message: impl Into<String>) -> Response {
+    let mut r = render(&ErrorPage {
+        page,
+        message: message.into(),
+    });
+    *r.status_mut() = status;
+    r
+}
+
+/// Routes that need a signed-in user.
+pub(crate) fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/", get(list))
+        .route("/links", post(add))
+        .route("/links/bulk-tag", post(bulk_tag))
+        .route("/links/{id}", get(link))
+        .route("/links/{id}/edit", post(edit))
+        .route("/links/{id}/recapture", post(recapture))
+        .route("/links/{id}/delete", post(delete))
+        .route("/links/{id}/text", get(text))
+        .route("/links/{id}/diff", get(diff))
+        .route("/tags", get(tags))
+        .route("/tags/rename", post(rename_tag))
+        .route("/tags/merge", post(merge_tag))
+        .route("/tags/delete", post(delete_tag))
+        .route("/settings", get(settings))
+        .route("/settings/tokens", post(create_token))
+        .route("/settings/tokens/revoke", post(revoke_token))
+        .route("/settings/users", post(add_user))
+        .route("/add", get(add_page))
+        .route("/logout", post(logout))
+        .route("/events", get(events))
+}
+
+/// Routes anyone may reach.
+pub(crate) fn public_routes() -> Router<AppState> {
+    use axum::routing::get;
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/lang/{code}", get(switch_lang))
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css", include_str!("../static/app.css")) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript", include_str!("../static/app.js")) }),
+        )
+}
+
+fn asset(media_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, media_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn form(raw: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn query(raw: Option<&str>) -> Vec<(String, String)> {
+    form(raw.unwrap_or("").as_bytes())
+}
+
+/// Only a path on this site (never `//host` or a scheme).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+// ---- sign-in -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: PageCtx,
+    next: String,
+    error: Option<&'static str>,
+}
+
+fn login_form(
+    headers: &HeaderMap,
+    next: &str,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let token = cookie(headers, PRELOGIN_COOKIE)
+        .filter(|t| t.len() == 32)
+        .map_or_else(random_token, str::to_owned);
+    let page = PageCtx {
+        lang: lang_of(headers),
+        csrf: token.clone(),
+        signed_in: false,
+        user: String::new(),
+        path: format!(
+            "/login?next={}",
+            form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ),
+    };
+    let mut r = render(&LoginPage {
+        page,
+        next: next.to_owned(),
+        error,
+    });
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(PRELOGIN_COOKIE, &token, 3600, true, false)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn login_page(headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let q = query(raw.as_deref());
+    login_form(&headers, safe_next(field(&q, "next")), None, StatusCode::OK)
+}
+
+async fn login(
+    State(s): State<AppState>,
+    conn: Option<Extension<crate::conn::ConnInfo>>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let next = safe_next(field(&f, "next")).to_owned();
+    let expected = cookie(&headers, PRELOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same_secret(field(&f, "csrf"), expected) {
+        return login_form(&headers, &next, Some("login.failed"), StatusCode::FORBIDDEN);
+    }
+    let ip = match conn.as_ref().map(|c| c.0.0.peer.clone()) {
+        Some(crate::conn::Peer::Tcp(a)) => a.ip(),
+        _ => std::net::IpAddr::from([0, 0, 0, 0]),
+    };
+    if s.login_limiter.check_key(&ip).is_err() {
+        return login_form(
+            &headers,
+            &next,
+            Some("login.limited"),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = match s
+        .library
+        .check_password(field(&f, "name"), field(&f, "password"))
+        .await
+    {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            tracing::info!(%ip, "failed sign-in");
+            return login_form(
+                &headers,
+                &next,
+                Some("login.failed"),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let session = match s.library.create_session(user.id).await {
+        Ok(x) => x,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let max_age = linksnap_store::auth::SESSION_LIFETIME.as_secs() as i64;
+    let mut r = Redirect::to(&next).into_response();
+    for c in [
+        set_cookie(
+            SESSION_COOKIE,
+            &session.secret,
+            max_age,
+            true,
+            s.secure_cookies,
+        ),
+        set_cookie(PRELOGIN_COOKIE, "", 0, true, false),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+async fn logout(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Response {
+    if let Principal::Session { secret, .. } = &who {
+        let _ = s.library.end_session(secret).await;
+    }
+    let mut r = Redirect::to("/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, true, s.secure_cookies))
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn switch_lang(Path(code): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let q = query(raw.as_deref());
+    let lang = Lang::parse(&code).unwrap_or(Lang::En);
+    let mut r = Redirect::to(safe_next(field(&q, "next"))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(
+        LANG_COOKIE,
+        lang.code(),
+        365 * 24 * 3600,
+        false,
+        false,
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+// ---- the list --------------------------------------------------------------------------
+
+struct Row {
+    id: i64,
+    title: String,
+    url: String,
+    status: &'static str,
+    status_key: &'static str,
+    tags: Vec<String>,
+    snippet: String,
+}
+
+struct Chip {
+    name: String,
+    count: i64,
+    href: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage {
+    page: PageCtx,
+    q: String,
+    tag: String,
+    rows: Vec<Row>,
+    total: i64,
+    chips: Vec<Chip>,
+    prev: Option<String>,
+    next: Option<String>,
+    notice: Option<&'static str>,
+    bookmarklet: String,
+    prefill_urls: String,
+    prefill_tags: String,
+}
+
+fn status_key(s: &str) -> &'static str {
+    match s {
+        "queued" => "status.queued",
+        "capturing" => "status.capturing",
+        "ok" => "status.ok",
+        _ => "status.failed",
+    }
+}
+
+fn row(l: &linksnap_store::Link, snippet: String) -> Row {
+    Row {
+        id: l.id.0,
+        title: if l.title.is_empty() {
+            l.url.as_str().to_owned()
+        } else {
+            l.title.clone()
+        },
+        url: l.url.as_str().to_owned(),
+        status: l.status.as_str(),
+        status_key: status_key(l.status.as_str()),
+        tags: l.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+        snippet,
+    }
+}
+
+fn list_href(q: &str, tag: &str, offset: usize) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    if !q.is_empty() {
+        s.append_pair("q", q);
+    }
+    if !tag.is_empty() {
+        s.append_pair("tag", tag);
+    }
+    if offset > 0 {
+        s.append_pair("offset", &offset.to_string());
+    }
+    format!("/?{}", s.finish())
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    list_page(
+        &s,
+        &who,
+        &headers,
+        raw.as_deref(),
+        (String::new(), String::new()),
+    )
+    .await
+}
+
+async fn list_page(
+    s: &AppState,
+    who: &Principal,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    (prefill_urls, prefill_tags): (String, String),
+) -> Response {
+    let params = query(raw);
+    let path = format!("/?{}", raw.unwrap_or(""));
+    let page = ctx(headers, who, &path);
+    let q = field(&params, "q").trim().to_owned();
+    let tag = field(&params, "tag").trim().to_owned();
+    let offset: usize = field(&params, "offset").parse().unwrap_or(0);
+    let mut filter = Filter::default();
+    if !tag.is_empty() {
+        match TagExpr::parse(&tag) {
+            Ok(e) => filter.tags.push(e),
+            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, format!("{tag}: {e}")),
+        }
+    }
+    let (rows, total) = if q.is_empty() {
+        match s.library.list_page(&filter, PAGE_SIZE, offset).await {
+            Ok((links, total)) => (links.iter().map(|l| row(l, String::new())).collect(), total),
+            Err(e) => return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    } else {
+        match s.library.search(&q, &filter, PAGE_SIZE).await {
+            Ok(hits) => {
+                let n = hits.len() as i64;
+                (
+                    hits.into_iter().map(|h| row(&h.link, h.snippet)).collect(),
+                    n,
+                )
+            }
+            Err(e) => return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    };
+    // Chips: the top-level tags, and the ones right under the tag filtered by.
+    let under = format!("{}/", tag.to_lowercase());
+    let chips = s
+        .library
+        .tag_tree()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            n.depth == 0
+                || (!tag.is_empty()
+                    && n.key
+                        .strip_prefix(&under)
+                        .is_some_and(|rest| !rest.contains('/')))
+        })
+        .take(60)
+        .map(|n| Chip {
+            href: list_href(&q, &n.name, 0),
+            active: n.key == tag.to_lowercase(),
+            name: n.name,
+            count: n.total,
+        })
+        .collect();
+    let prev =
+        (q.is_empty() && offset > 0).then(|| list_href(&q, &tag, offset.saturating_sub(PAGE_SIZE)));
+    let next = (q.is_empty() && (offset + PAGE_SIZE) < usize::try_from(total).unwrap_or(0))
+        .then(|| list_href(&q, &tag, offset + PAGE_SIZE));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    render(&ListPage {
+        page,
+        q,
+        tag,
+        rows,
+        total,
+        chips,
+        prev,
+        next,
+        notice: (field(&params, "added") == "1").then_some("add.saved"),
+        prefill_urls,
+        prefill_tags,
+        bookmarklet: format!(
+            "javascript:location.href='http://{host}/add?url='+encodeURIComponent(location.href)+'&tags='"
+        ),
+    })
+}
+
+fn parse_tag_list(raw: &str) -> Result<Vec<TagName>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| TagName::parse(t).map_err(|e| format!("{t}: {e}")))
+        .collect()
+}
+
+async fn add(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/");
+    let tags = match parse_tag_list(field(&f, "tags")) {
+        Ok(t) => t,
+        Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
+    };
+    let lines: Vec<&str> = field(&f, "urls")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() || lines.len() > MAX_URLS_PER_ADD {
+        return error_page(
+            page,
+            StatusCode::BAD_REQUEST,
+            format!("give 1 to {MAX_URLS_PER_ADD} URLs, one per line"),
+        );
+    }
+    // Every line is checked before anything is saved.
+    let mut urls = Vec::new();
+    for l in &lines {
+        match NormalizedUrl::parse(l, s.library.tracking_rules()) {
+            Ok(u) => urls.push(u),
+            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, format!("{l}: {e}")),
+        }
+    }
+    for u in &urls {
+        let saved = async {
+            let (id, created) = s.library.add_unindexed(u, &tags, None).await?;
+            if created {
+                s.library.enqueue(id).await?;
+                s.notify(id.0, "queued");
+            }
+            Ok::<_, linksnap_store::StoreError>(())
+        };
+        if let Err(e) = saved.await {
+            return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    }
+    if let Err(e) = s.library.commit_index().await {
+        return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    s.wake.notify_waiters();
+    Redirect::to("/?added=1").into_response()
+}
+
+async fn bulk_tag(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/");
+    let ids: Vec<LinkId> = f
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| v.parse().ok().map(LinkId))
+        .collect();
+    let tags = match parse_tag_list(field(&f, "tag")) {
+        Ok(t) if !t.is_empty() && !ids.is_empty() => t,
+        Ok(_) => return Redirect::to("/").into_response(),
+        Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
+    };
+    let (add, remove) = if field(&f, "action") == "remove" {
+        (vec![], tags)
+    } else {
+        (tags, vec![])
+    };
+    match s.library.retag(&ids, &add, &remove).await {
+        Ok(()) => Redirect::to(
+            headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| {
+                    r.find("://")
+                        .and_then(|i| r[i + 3..].find('/').map(|j| &r[i + 3 + j..]))
+                })
+                .map_or("/", safe_next),
+        )
+        .into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn add_page(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    // The bookmarklet lands here: the add form, filled in; saving is one click (a GET
+    // never changes anything).
+    let params = query(raw.as_deref());
+    let prefill = (
+        field(&params, "url").to_owned(),
+        field(&params, "tags").to_owned(),
+    );
+    list_page(&s, &who, &headers, None, prefill).await
+}
+
+// ---- one link ---------------------------------------------------------------------------
+
+struct VersionRow {
+    version: i64,
+    captured_at: String,
+    http_status: u16,
+    bytes: i64,
+    resources_inlined: i64,
+    resources_failed: i64,
+}
+
+struct ResourceView {
+    url: String,
+    kind: String,
+    outcome: String,
+    bytes: String,
+    ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+struct LinkPage {
+    page: PageCtx,
+    id: i64,
+    title: String,
+    url: String,
+    status: &'static str,
+    status_key: &'static str,
+    added: String,
+    failure: Option<String>,
+    tags: String,
+    note: String,
+    favourite: bool,
+    unread: bool,
+    versions: Vec<VersionRow>,
+    shown: i64,
+    resources: Vec<ResourceView>,
+}
+
+fn id_of(raw: &str) -> Option<LinkId> {
+    raw.parse().ok().map(LinkId)
+}
+
+async fn link(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/links/{id}");
+    let page = ctx(&headers, &who, &path);
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    let l = match s.library.get(id).await {
+        Ok(l) => l,
+        Err(e) => return error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let versions = s.library.versions(id).await.unwrap_or_default();
+    let params = query(raw.as_deref());
+    let shown = field(&params, "v")
+        .parse()
+        .ok()
+        .filter(|v| versions.iter().any(|x| x.version == *v))
+        .or_else(|| versions.last().map(|v| v.version))
+        .unwrap_or(0);
+    let resources = if shown > 0 {
+        s.library.resources(id, shown).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    render(&LinkPage {
+        page,
+        id: id.0,
+        title: if l.title.is_empty() {
+            l.url.as_str().to_owned()
+        } else {
+            l.title.clone()
+        },
+        url: l.url.as_str().to_owned(),
+        status: l.status.as_str(),
+        status_key: status_key(l.status.as_str()),
+        added: rfc3339(l.created_at),
+        failure: l.failure.clone(),
+        tags: l
+            .tags
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        note: l.note.clone(),
+        favourite: l.favourite,
+        unread: l.unread,
+        versions: versions
+            .iter()
+            .map(|v| VersionRow {
+                version: v.version,
+                captured_at: rfc3339(v.captured_at),
+                http_status: v.http_status,
+                bytes: v.bytes,
+                resources_inlined: v.inlined,
+                resources_failed: v.failed,
+            })
+            .collect(),
+        shown,
+        resources: resources
+            .into_iter()
+            .map(|r| ResourceView {
+                ok: r.outcome == "inlined",
+                outcome: match (&r.error, r.http_status) {
+                    (Some(e), _) => format!("{}: {e}", r.outcome),
+                    (None, Some(st)) => format!("{} (HTTP {st})", r.outcome),
+                    _ => r.outcome.clone(),
+                },
+                url: r.url,
+                kind: r.kind,
+                bytes: r.bytes.map_or_else(String::new, |b| b.to_string()),
+            })
+            .collect(),
+    })
+}
+
+async fn edit(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/");
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    let wanted = match parse_tag_list(field(&f, "tags")) {
+        Ok(t) => t,
+        Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
+    };
+    let result = async {
+        let l = s.library.get(id).await?;
+        s.library
+            .edit(
+                id,
+                &EditLink {
+                    title: Some(field(&f, "title").to_owned()).filter(|t| *t != l.title),
+                    note: Some(field(&f, "note").to_owned()),
+                    favourite: Some(field(&f, "favourite") == "1"),
+                    unread: Some(field(&f, "unread") == "1"),
+                },
+            )
+            .await?;
+        let have: BTreeSet<&str> = l.tags.iter().map(TagName::key).collect();
+        let want: BTreeSet<&str> = wanted.iter().map(TagName::key).collect();
+        let add: Vec<TagName> = wanted
+            .iter()
+            .filter(|t| !have.contains(t.key()))
+            .cloned()
+            .collect();
+        let remove: Vec<TagName> = l
+            .tags
+            .iter()
+            .filter(|t| !want.contains(t.key()))
+            .cloned()
+            .collect();
+        if !add.is_empty() || !remove.is_empty() {
+            s.library.retag(&[id], &add, &remove).await?;
+        }
+        Ok::<_, linksnap_store::StoreError>(())
+    };
+    match result.await {
+        Ok(()) => Redirect::to(&format!("/links/{id}")).into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn recapture(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let page = ctx(&headers, &who, "/");
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    match s.library.enqueue(id).await {
+        Ok(_) => {
+            s.notify(id.0, "queued");
+            s.wake.notify_waiters();
+            Redirect::to(&format!("/links/{id}")).into_response()
+        }
+        Err(e) => error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let page = ctx(&headers, &who, "/");
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    match s.library.remove(id).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "text.html")]
+struct TextPage {
+    page: PageCtx,
+    id: i64,
+    title: String,
+    version: i64,
+    paragraphs: Vec<String>,
+}
+
+async fn text(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let page = ctx(&headers, &who, &format!("/links/{id}/text"));
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    let params = query(raw.as_deref());
+    let versions = s.library.versions(id).await.unwrap_or_default();
+    let version = field(&params, "v")
+        .parse()
+        .ok()
+        .or_else(|| versions.last().map(|v| v.version))
+        .unwrap_or(0);
+    let (l, body) = match (
+        s.library.get(id).await,
+        s.library.version_text(id, version).await,
+    ) {
+        (Ok(l), Ok(t)) => (l, t),
+        (Err(e), _) | (_, Err(e)) => return error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+    };
+    render(&TextPage {
+        page,
+        id: id.0,
+        title: if l.title.is_empty() {
+            l.url.as_str().to_owned()
+        } else {
+            l.title
+        },
+        version,
+        paragraphs: body
+            .split("\n\n")
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "diff.html")]
+struct DiffPage {
+    page: PageCtx,
+    id: i64,
+    title: String,
+    from: i64,
+    to: i64,
+    same: bool,
+    lines: Vec<(&'static str, String)>,
+}
+
+async fn diff(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let page = ctx(&headers, &who, &format!("/links/{id}/diff"));
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    let params = query(raw.as_deref());
+    let versions = s.library.versions(id).await.unwrap_or_default();
+    let (from, to) = match (field(&params, "from").parse(), field(&params, "to").parse()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => match versions.as_slice() {
+            [.., a, b] => (a.version, b.version),
+            _ => return error_page(page, StatusCode::CONFLICT, "a diff needs two versions"),
+        },
+    };
+    let (a, b) = match (
+        s.library.version_text(id, from).await,
+        s.library.version_text(id, to).await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let title = s.library.get(id).await.map(|l| l.title).unwrap_or_default();
+    let diff = similar::TextDiff::from_lines(&a, &b);
+    let mut lines = Vec::new();
+    for group in diff.grouped_ops(2) {
+        lines.push(("hunk", "…".to_owned()));
+        for op in group {
+            for change in diff.iter_changes(&op) {
+                let class = match change.tag() {
+                    similar::ChangeTag::Delete => "del",
+                    similar::ChangeTag::Insert => "add",
+                    similar::ChangeTag::Equal => "ctx",
+                };
+                lines.push((class, change.to_string_lossy().trim_end().to_owned()));
+            }
+        }
+    }
+    render(&DiffPage {
+        page,
+        id: id.0,
+        title,
+        from,
+        to,
+        same: a == b,
+        lines,
+    })
+}
+
+// ---- tags -------------------------------------------------------------------------------
+
+struct TagRow {
+    name: String,
+    leaf: String,
+    depth: f32,
+    count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "tags.html")]
+struct TagsPage {
+    page: PageCtx,
+    tags: Vec<TagRow>,
+}
+
+async fn tags(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+) -> Response {
+    let page = ctx(&headers, &who, "/tags");
+    let tree = s.library.tag_tree().await.unwrap_or_default();
+    render(&TagsPage {
+        page,
+        tags: tree
+            .into_iter()
+            .map(|n| TagRow {
+                leaf: n.name.rsplit('/').next().unwrap_or("").to_owned(),
+                depth: n.depth as f32,
+                count: n.total,
+                name: n.name,
+            })
+            .collect(),
+    })
+}
+
+async fn tag_action(s: &AppState, page: PageCtx, f: &[(String, String)], action: &str) -> Response {
+    let parse = |v: &str| TagName::parse(v).map_err(|e| format!("{v}: {e}"));
+    let result = async {
+        match action {
+            "rename" => {
+                let (from, to) = (parse(field(f, "from"))?, parse(field(f, "to"))?);
+                s.library
+                    .rename_tag(&from, &to)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            "merge" => {
+                let (from, into) = (parse(field(f, "from"))?, parse(field(f, "into"))?);
+                s.library
+                    .merge_tags(&[from], &into)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            _ => {
+                let t = parse(field(f, "name"))?;
+                s.library.delete_tag(&t).await.map_err(|e| e.to_string())?;
+            }
+        }
+        Ok::<_, String>(())
+    };
+    match result.await {
+        Ok(()) => Redirect::to("/tags").into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn rename_tag(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    tag_action(&s, ctx(&headers, &who, "/tags"), &form(&raw), "rename").await
+}
+
+async fn merge_tag(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    tag_action(&s, ctx(&headers, &who, "/tags"), &form(&raw), "merge").await
+}
+
+async fn delete_tag(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    tag_action(&s, ctx(&headers, &who, "/tags"), &form(&raw), "delete").await
+}
+
+// ---- settings ---------------------------------------------------------------------------
+
+struct TokenRow {
+    name: String,
+    prefix: String,
+    created: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    page: PageCtx,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
+    admin: bool,
+    users: Vec<(String, bool)>,
+}
+
+async fn settings_page(
+    s: &AppState,
+    page: PageCtx,
+    who: &Principal,
+    new_token: Option<String>,
+) -> Response {
+    let never = page.t("settings.never");
+    let tokens = s.library.tokens().await.unwrap_or_default();
+    let admin = who.user().is_some_and(|u| u.is_admin) || matches!(who, Principal::Local);
+    let users = if admin {
+        s.library
+            .users()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| (u.name, u.is_admin))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    render(&SettingsPage {
+        tokens: tokens
+            .into_iter()
+            .map(|k| TokenRow {
+                name: k.name,
+                prefix: k.prefix,
+                created: rfc3339(k.created_at),
+                last_used: k.last_used_at.map_or_else(|| never.to_owned(), rfc3339),
+            })
+            .collect(),
+        page,
+        new_token,
+        admin,
+        users,
+    })
+}
+
+async fn settings(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+) -> Response {
+    let page = ctx(&headers, &who, "/settings");
+    settings_page(&s, page, &who, None).await
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/settings");
+    match s.library.create_token(field(&f, "name")).await {
+        Ok((_, secret)) => settings_page(&s, page, &who, Some(secret)).await,
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/settings");
+    match s.library.revoke_token(field(&f, "name")).await {
+        Ok(()) => Redirect::to("/settings").into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn add_user(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/settings");
+    let admin = who.user().is_some_and(|u| u.is_admin) || matches!(who, Principal::Local);
+    if !admin {
+        return error_page(
+            page,
+            StatusCode::FORBIDDEN,
+            "only an administrator adds users",
+        );
+    }
+    match s
+        .library
+        .create_user(
+            field(&f, "name"),
+            field(&f, "password"),
+            field(&f, "admin") == "1",
+        )
+        .await
+    {
+        Ok(_) => Redirect::to("/settings").into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+// ---- live progress ----------------------------------------------------------------------
+
+/// A link's capture state changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkEvent {
+    pub id: i64,
+    pub status: &'static str,
+}
+
+/// Server-Sent Events: one `link` event per status change, and a comment every
+/// `sse_heartbeat` so that a browser that vanished is found out (the write fails and the
+/// stream is dropped) and proxies keep the stream open.
+async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let rx = s.events.subscribe();
+    let live = crate::SseGuard::new(s.sse_streams.clone());
+    let stream = futures_util::stream::unfold((rx, live), |(mut rx, live)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let ev = Event::default()
+                        .event("link")
+                        .data(serde_json::to_string(&e).unwrap_or_default());
+                    return Some((Ok(ev), (rx, live)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(s.sse_heartbeat.max(Duration::from_millis(100)))
+            .text("heartbeat"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `page.t("…")` key used in a template is in the catalogue.
+    #[test]
+    fn templates_use_only_catalogued_strings() {
+        let templates = [
+            include_str!("../templates/base.html"),
+            include_str!("../templates/login.html"),
+            include_str!("../templates/list.html"),
+            include_str!("../templates/link.html"),
+            include_str!("../templates/text.html"),
+            include_str!("../templates/diff.html"),
+            include_str!("../templates/tags.html"),
+            include_str!("../templates/settings.html"),
+            include_str!("../templates/error.html"),
+        ];
+        let mut used = 0;
+        for t in templates {
+            for part in t.split("page.t(\"").skip(1) {
+                let key = part.split('"').next().unwrap();
+                assert!(
+                    crate::i18n::CATALOGUE.iter().any(|(k, _, _)| *k == key),
+                    "{key} is not in the catalogue"
+                );
+                used += 1;
+            }
+        }
+        assert!(used > 50, "{used}");
+        for key in [
+            "login.failed",
+            "login.limited",
+            "add.saved",
+            "status.ok",
+            "status.failed",
+            "status.queued",
+            "status.capturing",
+        ] {
+            assert!(
+                crate::i18n::CATALOGUE.iter().any(|(k, _, _)| *k == key),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn sign_in_only_sends_people_back_to_this_site() {
+        assert_eq!(super::safe_next("/links/3?v=2"), "/links/3?v=2");
+        assert_eq!(super::safe_next("//evil.example/"), "/");
+        assert_eq!(super::safe_next("https://evil.example/"), "/");
+        assert_eq!(super::safe_next("/\\evil.example"), "/");
+    }
+}
