@@ -107,7 +107,9 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .route("/tags/merge", post(merge_tags))
         .route("/tags/{*name}", axum::routing::delete(delete_tag))
         .route("/search", get(search))
-        .route("/jobs", get(jobs));
+        .route("/jobs", get(jobs))
+        .route("/import", post(import))
+        .route("/export", get(export));
     let authed = Router::new()
         .nest("/api/v1", api)
         .route("/snapshots/{id}/{version}", get(snapshot))
@@ -141,6 +143,9 @@ struct Query {
     q: Option<String>,
     from: Option<i64>,
     to: Option<i64>,
+    format: Option<String>,
+    capture: Option<bool>,
+    folders_as_tags: bool,
 }
 
 fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
@@ -209,6 +214,9 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
             }
             "offset" => q.offset = num(&v)?,
             "q" => q.q = Some(v.into_owned()),
+            "format" => q.format = Some(v.into_owned()),
+            "capture" => q.capture = Some(parse_bool("capture", &v)?),
+            "folders_as_tags" => q.folders_as_tags = parse_bool("folders_as_tags", &v)?,
             "from" => q.from = Some(num(&v)? as i64),
             "to" => q.to = Some(num(&v)? as i64),
             other => return Err(ApiError::bad(format!("unknown query parameter `{other}`"))),
@@ -517,6 +525,112 @@ async fn jobs(State(s): State<AppState>) -> ApiResult<Response> {
             .collect::<Vec<_>>(),
     )
     .into_response())
+}
+
+/// Imports a bookmarks file sent as the body (`?format=netscape|json|urls`, else
+/// recognised; `?capture=false` queues no captures; `?folders_as_tags=true`). One
+/// transaction: a file that does not parse imports nothing (400 `bad_import`).
+async fn import(
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    use linksnap_store::import::{Format, ImportError};
+    let q = parse_query(raw.as_deref())?;
+    let format = match q.format.as_deref() {
+        None => None,
+        Some(f) => Some(Format::parse(f).ok_or_else(|| {
+            ApiError::bad(format!("format: `{f}` is not one of netscape, json, urls"))
+        })?),
+    };
+    let capture = q.capture.unwrap_or(true);
+    let folders = q.folders_as_tags;
+    let library = s.library.clone();
+    // The Netscape parser is not `Send`: the import runs on a thread of its own.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("import".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ImportError::Format(e.to_string()))
+                .and_then(|rt| {
+                    rt.block_on(library.import_from(
+                        &mut std::io::Cursor::new(body),
+                        format,
+                        capture,
+                        folders,
+                        &mut |_| {},
+                    ))
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let report = match rx.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(ImportError::Format(m))) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_import",
+                format!("{m}; nothing was imported"),
+            ));
+        }
+        Ok(Err(ImportError::Store(e))) => return Err(e.into()),
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the import stopped",
+            ));
+        }
+    };
+    if report.added > 0 && capture {
+        s.wake.notify_waiters();
+    }
+    Ok(Json(json!({
+        "added": report.added,
+        "existing": report.existing,
+        "skipped_count": report.skipped_count,
+        "skipped": report.skipped.iter().map(|(what, why)| json!({"what": what, "why": why})).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// Every link, as `?format=json` (the default; the objects of `GET /api/v1/links`) or
+/// `?format=netscape` (bookmark HTML).
+async fn export(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = parse_query(raw.as_deref())?;
+    let links = s.library.list(&Filter::default()).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(
+            links
+                .iter()
+                .map(LinkJson::with_snapshot_url)
+                .collect::<Vec<_>>(),
+        )
+        .into_response()),
+        "netscape" => {
+            let mut out = Vec::new();
+            linksnap_store::import::write_netscape(&links, &mut out).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"linksnap-bookmarks.html\"",
+                    ),
+                ],
+                out,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::bad(format!(
+            "format: `{other}` is not one of json, netscape"
+        ))),
+    }
 }
 
 /// A snapshot, served as untrusted content: [`SNAPSHOT_CSP`], no sniffing, no referrer,

@@ -684,3 +684,167 @@ that spans lines
         );
     }
 }
+
+/// A bookmarks file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Netscape bookmark HTML.
+    Netscape,
+    /// JSON: ours, Pinboard's or linkding's.
+    Json,
+    /// One URL a line.
+    Urls,
+}
+
+impl Format {
+    /// `netscape`, `json` or `urls`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "netscape" | "html" => Some(Self::Netscape),
+            "json" => Some(Self::Json),
+            "urls" | "txt" => Some(Self::Urls),
+            _ => None,
+        }
+    }
+
+    /// Recognised from the first bytes of a file.
+    pub fn sniff(head: &[u8]) -> Self {
+        let head = String::from_utf8_lossy(&head[..head.len().min(2048)]).to_ascii_lowercase();
+        let t = head.trim_start_matches('\u{feff}').trim_start();
+        if t.starts_with('[') || t.starts_with('{') {
+            Self::Json
+        } else if t.contains("netscape-bookmark-file") || t.contains("<dl") || t.contains("<a ") {
+            Self::Netscape
+        } else {
+            Self::Urls
+        }
+    }
+}
+
+/// Bookmarks handed to the library per batch.
+const BATCH: usize = 1000;
+/// Bytes read at a time.
+const CHUNK: usize = 64 << 10;
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+impl Library {
+    /// Imports a bookmarks file read from `input` (Netscape files streamed in chunks, in
+    /// bounded memory), in one transaction: a file that does not parse imports nothing.
+    /// `format` `None` recognises it; `progress` is told the bytes read so far.
+    ///
+    /// # Errors
+    /// [`ImportError::Format`] naming what is wrong; [`ImportError::Store`].
+    pub async fn import_from(
+        &self,
+        input: &mut (dyn std::io::Read + Send),
+        format: Option<Format>,
+        queue_captures: bool,
+        folders_as_tags: bool,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ImportReport, ImportError> {
+        let io = |e: std::io::Error| ImportError::Format(format!("cannot read the file: {e}"));
+        let mut first = vec![0u8; CHUNK];
+        let n = read_full(input, &mut first).map_err(io)?;
+        first.truncate(n);
+        let format = format.unwrap_or_else(|| Format::sniff(&first));
+        let mut session = self.begin_import(queue_captures).await?;
+        match format {
+            Format::Netscape => {
+                let mut parser = NetscapeParser::new(folders_as_tags);
+                let mut batch = Vec::new();
+                let mut chunk = first;
+                loop {
+                    progress(chunk.len() as u64);
+                    batch.extend(parser.feed(&chunk)?);
+                    if batch.len() >= BATCH {
+                        session.add(std::mem::take(&mut batch)).await?;
+                    }
+                    chunk = vec![0u8; CHUNK];
+                    let n = read_full(input, &mut chunk).map_err(io)?;
+                    if n == 0 {
+                        break;
+                    }
+                    chunk.truncate(n);
+                }
+                batch.extend(parser.finish()?);
+                session.add(batch).await?;
+            }
+            Format::Json | Format::Urls => {
+                let mut all = first;
+                input.read_to_end(&mut all).map_err(io)?;
+                progress(all.len() as u64);
+                let items = if format == Format::Json {
+                    parse_json(&all)?
+                } else {
+                    let text = std::str::from_utf8(&all).map_err(|e| {
+                        ImportError::Format(format!("not UTF-8 at byte {}", e.valid_up_to()))
+                    })?;
+                    parse_url_list(text)
+                };
+                for batch in items.chunks(BATCH) {
+                    session.add(batch.to_vec()).await?;
+                }
+            }
+        }
+        Ok(session.commit().await?)
+    }
+}
+
+/// Writes links as a Netscape bookmark file (what browsers and other archivers import):
+/// tags, dates, the unread flag and notes.
+///
+/// # Errors
+/// The writer's.
+pub fn write_netscape(links: &[crate::Link], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
+    writeln!(
+        out,
+        "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=UTF-8\">"
+    )?;
+    writeln!(out, "<TITLE>Bookmarks</TITLE>\n<H1>Bookmarks</H1>\n<DL><p>")?;
+    for l in links {
+        let tags: Vec<String> = l
+            .tags
+            .iter()
+            .map(|t| t.as_str().replace(',', " "))
+            .collect();
+        let title = if l.title.is_empty() {
+            l.url.as_str()
+        } else {
+            &l.title
+        };
+        writeln!(
+            out,
+            "    <DT><A HREF=\"{}\" ADD_DATE=\"{}\" LAST_MODIFIED=\"{}\" TAGS=\"{}\" TOREAD=\"{}\">{}</A>",
+            esc(l.url.as_str()),
+            l.created_at / 1000,
+            l.updated_at / 1000,
+            esc(&tags.join(",")),
+            u8::from(l.unread),
+            esc(title)
+        )?;
+        if !l.note.is_empty() {
+            writeln!(out, "    <DD>{}", esc(&l.note))?;
+        }
+    }
+    writeln!(out, "</DL><p>")
+}

@@ -577,11 +577,6 @@ pub async fn diff(library: &Library, t: &mut Term, args: DiffArgs) -> anyhow::Re
     Ok(Code::Ok)
 }
 
-/// Bookmarks handed to the library per batch.
-const IMPORT_BATCH: usize = 1000;
-/// Bytes read from the file at a time.
-const IMPORT_CHUNK: usize = 64 << 10;
-
 impl ImportArgs {
     /// Whether the bookmarks come from standard input (`-`).
     pub fn reads_stdin(&self) -> bool {
@@ -590,10 +585,9 @@ impl ImportArgs {
 }
 
 pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow::Result<Code> {
-    use linksnap_store::import::{self, ImportError, NetscapeParser};
-    use std::io::Read as _;
+    use linksnap_store::import::{Format, ImportError};
     let file = t.path(&args.file);
-    let mut input: Box<dyn std::io::Read + Send> = if args.file.as_os_str() == "-" {
+    let mut input: Box<dyn std::io::Read + Send> = if args.reads_stdin() {
         std::mem::replace(&mut t.stdin, Box::new(std::io::empty()))
     } else {
         Box::new(
@@ -602,20 +596,6 @@ pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow
         )
     };
     let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    let mut first = vec![0u8; IMPORT_CHUNK];
-    let n = read_full(&mut input, &mut first)?;
-    first.truncate(n);
-    let head = String::from_utf8_lossy(&first[..n.min(2048)]).to_ascii_lowercase();
-    let format = args.format.clone().unwrap_or_else(|| {
-        let t = head.trim_start_matches('\u{feff}').trim_start();
-        if t.starts_with('[') || t.starts_with('{') {
-            "json".to_owned()
-        } else if t.contains("netscape-bookmark-file") || t.contains("<dl") || t.contains("<a ") {
-            "netscape".to_owned()
-        } else {
-            "urls".to_owned()
-        }
-    });
     let progress = if t.remote {
         indicatif::ProgressBar::hidden()
     } else {
@@ -625,58 +605,24 @@ pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut session = library.begin_import(!args.no_capture).await?;
-    let fail = |e: ImportError| -> anyhow::Error {
-        match e {
-            ImportError::Format(m) => {
-                anyhow::anyhow!("{}: {m}; nothing was imported", args.file.display())
-            }
-            ImportError::Store(e) => e.into(),
-        }
-    };
-    match format.as_str() {
-        "netscape" => {
-            let mut parser = NetscapeParser::new(args.folders_as_tags);
-            let mut batch = Vec::new();
-            let mut chunk = first;
-            loop {
-                progress.inc(chunk.len() as u64);
-                batch.extend(parser.feed(&chunk).map_err(fail)?);
-                if batch.len() >= IMPORT_BATCH {
-                    session.add(std::mem::take(&mut batch)).await?;
+    let bar = progress.clone();
+    let report = library
+        .import_from(
+            &mut *input,
+            args.format.as_deref().and_then(Format::parse),
+            !args.no_capture,
+            args.folders_as_tags,
+            &mut move |n| bar.inc(n),
+        )
+        .await
+        .map_err(|e| -> anyhow::Error {
+            match e {
+                ImportError::Format(m) => {
+                    anyhow::anyhow!("{}: {m}; nothing was imported", args.file.display())
                 }
-                chunk = vec![0u8; IMPORT_CHUNK];
-                let n = read_full(&mut input, &mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                chunk.truncate(n);
+                ImportError::Store(e) => e.into(),
             }
-            batch.extend(parser.finish().map_err(fail)?);
-            session.add(batch).await?;
-        }
-        other => {
-            let mut all = first;
-            input.read_to_end(&mut all)?;
-            progress.inc(all.len() as u64);
-            let items = if other == "json" {
-                import::parse_json(&all).map_err(fail)?
-            } else {
-                let text = std::str::from_utf8(&all).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: not UTF-8 at byte {}; nothing was imported",
-                        args.file.display(),
-                        e.valid_up_to()
-                    )
-                })?;
-                import::parse_url_list(text)
-            };
-            for batch in items.chunks(IMPORT_BATCH) {
-                session.add(batch.to_vec()).await?;
-            }
-        }
-    }
-    let report = session.commit().await?;
+        })?;
     progress.finish_and_clear();
     for (what, why) in report.skipped.iter().take(20) {
         writeln!(t.err, "linksnap: skipped {what}: {why}")?;
@@ -703,20 +649,6 @@ pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow
     Ok(Code::Ok)
 }
 
-/// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 pub async fn export(library: &Library, t: &mut Term, args: ExportArgs) -> anyhow::Result<Code> {
     let links = library.list(&Filter::default()).await?;
     if args.format == "json" {
@@ -726,45 +658,8 @@ pub async fn export(library: &Library, t: &mut Term, args: ExportArgs) -> anyhow
         )?;
         return Ok(Code::Ok);
     }
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
     let mut out = std::io::BufWriter::new(&mut t.out);
-    writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
-    writeln!(
-        out,
-        "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=UTF-8\">"
-    )?;
-    writeln!(out, "<TITLE>Bookmarks</TITLE>\n<H1>Bookmarks</H1>\n<DL><p>")?;
-    for l in &links {
-        let tags: Vec<String> = l
-            .tags
-            .iter()
-            .map(|t| t.as_str().replace(',', " "))
-            .collect();
-        let title = if l.title.is_empty() {
-            l.url.as_str()
-        } else {
-            &l.title
-        };
-        writeln!(
-            out,
-            "    <DT><A HREF=\"{}\" ADD_DATE=\"{}\" LAST_MODIFIED=\"{}\" TAGS=\"{}\" TOREAD=\"{}\">{}</A>",
-            esc(l.url.as_str()),
-            l.created_at / 1000,
-            l.updated_at / 1000,
-            esc(&tags.join(",")),
-            u8::from(l.unread),
-            esc(title)
-        )?;
-        if !l.note.is_empty() {
-            writeln!(out, "    <DD>{}", esc(&l.note))?;
-        }
-    }
-    writeln!(out, "</DL><p>")?;
+    linksnap_store::import::write_netscape(&links, &mut out)?;
     out.flush()?;
     Ok(Code::Ok)
 }

@@ -846,3 +846,107 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
     );
     assert_eq!(over.status, 413);
 }
+
+/// A request with a raw body.
+fn http_raw(method: &str, url: &str, token: &str, body: &[u8]) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request");
+        Answer {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.bytes().await.unwrap().to_vec(),
+        }
+    })
+}
+
+#[test]
+fn import_and_export_through_the_api() {
+    let dir = artifact_dir("serve-import");
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    let tok = token(&dir, "t");
+    let file = r#"<!DOCTYPE NETSCAPE-Bookmark-file-1>
+<DL><p>
+<DT><A HREF="https://example.com/a" ADD_DATE="1600000000" TAGS="read,lang/rust">A</A>
+<DD>a note
+<DT><A HREF="https://example.com/b?utm_source=x" TAGS="中文">B</A>
+<DT><A HREF="javascript:alert(1)">bad</A>
+</DL><p>"#
+        .as_bytes();
+    let first = http_raw("POST", &s.url("/api/v1/import?capture=false"), &tok, file);
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let r = first.json();
+    assert_eq!(
+        (
+            r["added"].as_i64(),
+            r["existing"].as_i64(),
+            r["skipped_count"].as_i64()
+        ),
+        (Some(2), Some(0), Some(1))
+    );
+    let again = http_raw("POST", &s.url("/api/v1/import?capture=false"), &tok, file).json();
+    assert_eq!(
+        (again["added"].as_i64(), again["existing"].as_i64()),
+        (Some(0), Some(2))
+    );
+    // A broken file imports nothing.
+    let bad = http_raw(
+        "POST",
+        &s.url("/api/v1/import?format=json"),
+        &tok,
+        b"[{\"url\": ",
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "bad_import");
+    let wrong = http_raw("POST", &s.url("/api/v1/import?format=docx"), &tok, b"x");
+    assert_eq!(wrong.status, 400);
+    let json = http("GET", &s.url("/api/v1/export"), Some(&tok), None).json();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let html = http(
+        "GET",
+        &s.url("/api/v1/export?format=netscape"),
+        Some(&tok),
+        None,
+    );
+    let text = String::from_utf8_lossy(&html.body);
+    assert!(
+        text.contains("HREF=\"https://example.com/b\"") && text.contains("TAGS=\"中文\""),
+        "{text}"
+    );
+    assert!(text.contains("<DD>a note"), "{text}");
+    // What the API exported, the CLI's import reads back into another library.
+    let other = artifact_dir("serve-import-other");
+    let back = linksnap_stdin(
+        &[
+            "--data",
+            other.to_str().unwrap(),
+            "import",
+            "-",
+            "--no-capture",
+        ],
+        &html.body,
+    );
+    assert!(
+        back.stderr.contains("imported 2 new links"),
+        "{}",
+        back.stderr
+    );
+    drop(s);
+}

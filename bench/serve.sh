@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Server benchmarks (results in BENCHMARKS.md): with 10,000 links,
+#   1. requests per second and latency of GET /api/v1/links, a search, and the list page,
+#      measured with wrk over loopback (wrk and the server share this machine's cores);
+#   2. the server's RSS idle, and holding 10,000 idle keep-alive connections.
+# Needs wrk (installed when missing) and python3.
+#
+#   bash bench/serve.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release -q -p linksnap
+bin=target/release/linksnap
+tmp=$(mktemp -d)
+data="$tmp/data"
+ulimit -n 65536
+
+python3 - "$tmp/bookmarks.html" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write('<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><p>\n')
+    for i in range(10_000):
+        f.write(f'<DT><A HREF="https://site{i % 97}.example/post/{i}" ADD_DATE="{1_600_000_000 + i}" TAGS="topic/t{i % 20},lang/{["rust","go","zig"][i % 3]}">Post {i} about archiving and reading</A>\n')
+    f.write('</DL><p>\n')
+PY
+"$bin" --data "$data" import "$tmp/bookmarks.html" --no-capture 2>/dev/null
+token=$("$bin" --data "$data" token create bench 2>/dev/null)
+echo "benchmark password" | "$bin" --data "$data" user add bench --password-stdin 2>/dev/null
+
+"$bin" --data "$data" serve --listen 127.0.0.1:0 --workers 0 --idle-timeout 600s \
+  --max-connections 20000 2>"$tmp/serve.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do grep -q "listening on http" "$tmp/serve.log" && break; sleep 0.1; done
+addr=$(grep -o "127.0.0.1:[0-9]*" "$tmp/serve.log" | head -1)
+rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+echo "idle RSS after start: $(rss) KB"
+
+# A browser session for the list page.
+login=$(curl -s -c "$tmp/jar" "http://$addr/login")
+csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$login" | sed 's/.*value="//;s/"//')
+curl -s -o /dev/null -b "$tmp/jar" -c "$tmp/jar" --data "csrf=$csrf&name=bench&password=benchmark+password&next=/" "http://$addr/login"
+session=$(awk '$6 == "linksnap_session" {print $7}' "$tmp/jar")
+
+run() {
+  echo "== $1"
+  shift
+  wrk -t2 -c32 -d10s --latency "$@" | grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx|Socket errors"
+}
+run "GET /api/v1/links (50 of 10,000)" -H "Authorization: Bearer $token" "http://$addr/api/v1/links"
+run "GET /api/v1/links?tag=lang/rust&offset=1000" -H "Authorization: Bearer $token" "http://$addr/api/v1/links?tag=lang/rust&offset=1000"
+run "GET /api/v1/search?q=archiving" -H "Authorization: Bearer $token" "http://$addr/api/v1/search?q=archiving"
+run "GET / (the list page, signed in)" -H "Cookie: linksnap_session=$session" "http://$addr/"
+run "GET /healthz" "http://$addr/healthz"
+echo "RSS after the load: $(rss) KB"
+
+echo "== 10,000 idle keep-alive connections"
+python3 - "$addr" "$pid" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+pid = sys.argv[2]
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+before = rss()
+conns = []
+for i in range(10_000):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    conns.append(s)
+ok = 0
+for s in conns:
+    if s.recv(4096).startswith(b"HTTP/1.1 200"):
+        ok += 1
+time.sleep(1)
+print(f"connections open and answered: {ok}; server RSS {before} KB before, {rss()} KB holding them")
+PY
