@@ -13,7 +13,7 @@ cargo build --release -q -p linksnap
 bin=target/release/linksnap
 tmp=$(mktemp -d)
 data="$tmp/data"
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # 10,000 connections need as many descriptors on each side
 
 python3 - "$tmp/bookmarks.html" <<'PY'
 import sys

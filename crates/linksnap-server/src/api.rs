@@ -11,11 +11,47 @@ use axum::{Json, Router};
 use linksnap_store::{
     EditLink, Filter, LinkId, LinkStatus, NormalizedUrl, StoreError, TagExpr, TagName,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
 use crate::{AppState, cli};
+
+/// The OpenAPI document's frame; the operations come from the handlers' annotations, as
+/// they are routed (`OpenApiRouter`), so the document cannot list a route that does not
+/// exist or miss one that does.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "linksnap", description = "The linksnap REST API: links, tags, search, versions and diffs, import and export, jobs."),
+    modifiers(&Security),
+    security(("bearer" = [])),
+    components(schemas(ErrorJson))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "a token from `linksnap token create NAME` or the settings page",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
 
 /// Links per page when the request does not say.
 pub const DEFAULT_PAGE: usize = 50;
@@ -93,25 +129,23 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// Every route.
 pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
-    let api = Router::new()
-        .route("/links", get(list_links).post(create_link))
-        .route(
-            "/links/{id}",
-            get(get_link).patch(update_link).delete(delete_link),
-        )
-        .route("/links/{id}/recapture", post(recapture))
-        .route("/links/{id}/versions", get(versions))
-        .route("/links/{id}/diff", get(diff))
-        .route("/tags", get(tags))
-        .route("/tags/rename", post(rename_tag))
-        .route("/tags/merge", post(merge_tags))
-        .route("/tags/{*name}", axum::routing::delete(delete_tag))
-        .route("/search", get(search))
-        .route("/jobs", get(jobs))
-        .route("/import", post(import))
-        .route("/export", get(export));
-    let authed = Router::new()
-        .nest("/api/v1", api)
+    let (api, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_links, create_link))
+        .routes(routes!(get_link, update_link, delete_link))
+        .routes(routes!(recapture))
+        .routes(routes!(versions))
+        .routes(routes!(diff))
+        .routes(routes!(tags))
+        .routes(routes!(rename_tag))
+        .routes(routes!(merge_tags))
+        .routes(routes!(delete_tag))
+        .routes(routes!(search))
+        .routes(routes!(jobs))
+        .routes(routes!(import))
+        .routes(routes!(export))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    let authed = api
         .route("/snapshots/{id}/{version}", get(snapshot))
         .route("/_cli/v1/run", post(cli::run))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -124,6 +158,13 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     ));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
         .merge(authed)
         .merge(pages)
         .merge(crate::web::public_routes())
@@ -225,21 +266,120 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
     Ok(q)
 }
 
+#[utoipa::path(get, path = "/api/v1/links", tag = "links",
+    params(
+        ("tag" = Option<Vec<String>>, Query, description = "tag expression (repeatable; all must hold): `rust`, `lang AND NOT go`, `a OR (b c)`, `UNTAGGED`; a tag matches the tags nested under it"),
+        ("domain" = Option<String>, Query, description = "host, or a parent domain of it"),
+        ("since" = Option<String>, Query, description = "added on or after (YYYY-MM-DD or RFC 3339)"),
+        ("until" = Option<String>, Query, description = "added before (YYYY-MM-DD or RFC 3339)"),
+        ("favourite" = Option<bool>, Query),
+        ("unread" = Option<bool>, Query),
+        ("status" = Option<String>, Query, description = "queued, capturing, ok or failed"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"),
+        ("offset" = Option<usize>, Query),
+    ),
+    responses((status = 200, description = "links, newest first", body = LinkPage), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn list_links(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref())?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     let (links, total) = s.library.list_page(&q.filter, limit, q.offset).await?;
     let next = q.offset + links.len();
-    Ok(Json(json!({
-        "links": links.iter().map(LinkJson::with_snapshot_url).collect::<Vec<_>>(),
-        "total": total,
-        "offset": q.offset,
-        "next_offset": (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
-    }))
+    Ok(Json(LinkPage {
+        links: links.iter().map(LinkJson::with_snapshot_url).collect(),
+        total,
+        offset: q.offset,
+        next_offset: (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
+    })
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// One page of links.
+#[derive(Debug, Serialize, ToSchema)]
+struct LinkPage {
+    links: Vec<LinkJson>,
+    /// How many links the filters select in all.
+    total: i64,
+    offset: usize,
+    /// The `offset` of the next page; absent on the last.
+    next_offset: Option<usize>,
+}
+
+/// A queued capture.
+#[derive(Debug, Serialize, ToSchema)]
+struct Queued {
+    job: i64,
+    link: i64,
+}
+
+/// One side of a diff.
+#[derive(Debug, Serialize, ToSchema)]
+struct DiffSide {
+    version: i64,
+    captured_at: Option<String>,
+}
+
+/// `GET /api/v1/links/{id}/diff`.
+#[derive(Debug, Serialize, ToSchema)]
+struct DiffJson {
+    link: i64,
+    from: DiffSide,
+    to: DiffSide,
+    /// The readable text did not change.
+    same: bool,
+    /// A unified diff of the readable text.
+    diff: String,
+}
+
+/// How many things a tag operation changed.
+#[derive(Debug, Serialize, ToSchema)]
+struct Changed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renamed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moved: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<usize>,
+}
+
+/// A capture job.
+#[derive(Debug, Serialize, ToSchema)]
+struct JobJson {
+    id: i64,
+    link: i64,
+    /// queued, running, done or failed.
+    state: String,
+    attempts: i64,
+    run_after: String,
+    last_error: Option<String>,
+    created_at: String,
+}
+
+/// An entry an import left out, and why.
+#[derive(Debug, Serialize, ToSchema)]
+struct Skipped {
+    what: String,
+    why: String,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+struct ImportReportJson {
+    added: usize,
+    existing: usize,
+    skipped_count: usize,
+    /// The first entries left out.
+    skipped: Vec<Skipped>,
+}
+
+/// An error: a stable code for programs, a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorJson {
+    pub code: String,
+    pub message: String,
+}
+
+/// `POST /api/v1/links`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewLink {
     url: String,
@@ -274,6 +414,11 @@ fn json_body<T: serde::de::DeserializeOwned>(
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/links", tag = "links", request_body = NewLink,
+    responses(
+        (status = 202, description = "saved; the capture is queued", body = LinkJson),
+        (status = 200, description = "already saved: the existing link, with the tags added", body = LinkJson),
+        (status = 422, description = "not an http(s) URL", body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn create_link(
     State(s): State<AppState>,
     body: Result<Json<NewLink>, axum::extract::rejection::JsonRejection>,
@@ -314,6 +459,8 @@ fn link_id(raw: &str) -> ApiResult<LinkId> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)),
+    responses((status = 200, body = LinkWithVersions), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn get_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     let link = s.library.get(id).await?;
@@ -325,7 +472,8 @@ async fn get_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/v1/links/{id}`: fields left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkUpdate {
     title: Option<String>,
@@ -338,6 +486,8 @@ struct LinkUpdate {
     remove_tags: Vec<String>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)), request_body = LinkUpdate,
+    responses((status = 200, body = LinkJson), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn update_link(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -363,6 +513,8 @@ async fn update_link(
     Ok(Json(LinkJson::with_snapshot_url(&s.library.get(id).await?)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)),
+    responses((status = 204, description = "removed"), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn delete_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
@@ -370,19 +522,19 @@ async fn delete_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/links/{id}/recapture", tag = "links", params(("id" = i64, Path)),
+    responses((status = 202, description = "a new capture is queued", body = Queued), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn recapture(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
     let job = s.library.enqueue(id).await?;
     s.notify(id.0, "queued");
     s.wake.notify_waiters();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"job": job, "link": id.0})),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(Queued { job, link: id.0 })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/links/{id}/versions", tag = "links", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<VersionJson>), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
@@ -390,6 +542,9 @@ async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
     Ok(Json(v.iter().map(VersionJson::new).collect::<Vec<_>>()).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/links/{id}/diff", tag = "links",
+    params(("id" = i64, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)),
+    responses((status = 200, body = DiffJson), (status = 409, description = "fewer than two versions", body = ErrorJson), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn diff(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -430,16 +585,24 @@ async fn diff(
         .context_radius(2)
         .header(&format!("v{from}"), &format!("v{to}"))
         .to_string();
-    Ok(Json(json!({
-        "link": id.0,
-        "from": {"version": from, "captured_at": when(from)},
-        "to": {"version": to, "captured_at": when(to)},
-        "same": a == b,
-        "diff": text,
-    }))
+    Ok(Json(DiffJson {
+        link: id.0,
+        from: DiffSide {
+            version: from,
+            captured_at: when(from),
+        },
+        to: DiffSide {
+            version: to,
+            captured_at: when(to),
+        },
+        same: a == b,
+        diff: text,
+    })
     .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/tags", tag = "tags",
+    responses((status = 200, description = "every tag with its link count", body = Vec<TagJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn tags(State(s): State<AppState>) -> ApiResult<Response> {
     let tags = s.library.tags().await?;
     Ok(Json(
@@ -450,13 +613,15 @@ async fn tags(State(s): State<AppState>) -> ApiResult<Response> {
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rename {
     from: String,
     to: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tags/rename", tag = "tags", request_body = Rename,
+    responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 409, description = "the new name exists: merge instead", body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn rename_tag(
     State(s): State<AppState>,
     body: Result<Json<Rename>, axum::extract::rejection::JsonRejection>,
@@ -467,16 +632,23 @@ async fn rename_tag(
         parse_tags(&[r.to])?.remove(0),
     );
     let n = s.library.rename_tag(&from, &to).await?;
-    Ok(Json(json!({"renamed": n})).into_response())
+    Ok(Json(Changed {
+        renamed: Some(n),
+        moved: None,
+        deleted: None,
+    })
+    .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Merge {
     from: Vec<String>,
     into: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tags/merge", tag = "tags", request_body = Merge,
+    responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn merge_tags(
     State(s): State<AppState>,
     body: Result<Json<Merge>, axum::extract::rejection::JsonRejection>,
@@ -485,15 +657,41 @@ async fn merge_tags(
     let from = parse_tags(&m.from)?;
     let into = parse_tags(&[m.into])?.remove(0);
     let n = s.library.merge_tags(&from, &into).await?;
-    Ok(Json(json!({"moved": n})).into_response())
+    Ok(Json(Changed {
+        renamed: None,
+        moved: Some(n),
+        deleted: None,
+    })
+    .into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/tags/{name}", tag = "tags",
+    params(("name" = String, Path, description = "the tag; nested names percent-encoded (`lang%2Frust`)")),
+    responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn delete_tag(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     let tag = parse_tags(&[name])?.remove(0);
     let n = s.library.delete_tag(&tag).await?;
-    Ok(Json(json!({"deleted": n})).into_response())
+    Ok(Json(Changed {
+        renamed: None,
+        moved: None,
+        deleted: Some(n),
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/search", tag = "search",
+    params(
+        ("q" = String, Query, description = "words (all must match; `OR` widens), \"phrases\""),
+        ("tag" = Option<Vec<String>>, Query, description = "tag expression (repeatable; all must hold): `rust`, `lang AND NOT go`, `a OR (b c)`, `UNTAGGED`; a tag matches the tags nested under it"),
+        ("domain" = Option<String>, Query, description = "host, or a parent domain of it"),
+        ("since" = Option<String>, Query, description = "added on or after (YYYY-MM-DD or RFC 3339)"),
+        ("until" = Option<String>, Query, description = "added before (YYYY-MM-DD or RFC 3339)"),
+        ("favourite" = Option<bool>, Query),
+        ("unread" = Option<bool>, Query),
+        ("status" = Option<String>, Query, description = "queued, capturing, ok or failed"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 20"),
+    ),
+    responses((status = 200, description = "best first", body = Vec<HitJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn search(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref())?;
     let text =
@@ -511,22 +709,32 @@ async fn search(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult
     .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, description = "unfinished jobs first, then recent ones", body = Vec<JobJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn jobs(State(s): State<AppState>) -> ApiResult<Response> {
     let jobs = s.library.jobs(MAX_PAGE).await?;
     Ok(Json(
         jobs.iter()
-            .map(|j| {
-                json!({
-                    "id": j.id, "link": j.link.0, "state": j.state, "attempts": j.attempts,
-                    "run_after": rfc3339(j.run_after), "last_error": j.last_error,
-                    "created_at": rfc3339(j.created_at),
-                })
+            .map(|j| JobJson {
+                id: j.id,
+                link: j.link.0,
+                state: j.state.clone(),
+                attempts: j.attempts,
+                run_after: rfc3339(j.run_after),
+                last_error: j.last_error.clone(),
+                created_at: rfc3339(j.created_at),
             })
             .collect::<Vec<_>>(),
     )
     .into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/import", tag = "import and export",
+    params(("format" = Option<String>, Query, description = "netscape, json or urls (default: recognised)"),
+        ("capture" = Option<bool>, Query, description = "queue captures of new links (default true)"),
+        ("folders_as_tags" = Option<bool>, Query)),
+    request_body(content = String, description = "the bookmarks file", content_type = "application/octet-stream"),
+    responses((status = 200, body = ImportReportJson), (status = 400, description = "the file does not parse: nothing was imported", body = ErrorJson), (status = 401, body = ErrorJson)))]
 /// Imports a bookmarks file sent as the body (`?format=netscape|json|urls`, else
 /// recognised; `?capture=false` queues no captures; `?folders_as_tags=true`). One
 /// transaction: a file that does not parse imports nothing (400 `bad_import`).
@@ -588,15 +796,25 @@ async fn import(
     if report.added > 0 && capture {
         s.wake.notify_waiters();
     }
-    Ok(Json(json!({
-        "added": report.added,
-        "existing": report.existing,
-        "skipped_count": report.skipped_count,
-        "skipped": report.skipped.iter().map(|(what, why)| json!({"what": what, "why": why})).collect::<Vec<_>>(),
-    }))
+    Ok(Json(ImportReportJson {
+        added: report.added,
+        existing: report.existing,
+        skipped_count: report.skipped_count,
+        skipped: report
+            .skipped
+            .iter()
+            .map(|(what, why)| Skipped {
+                what: what.clone(),
+                why: why.clone(),
+            })
+            .collect(),
+    })
     .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/export", tag = "import and export",
+    params(("format" = Option<String>, Query, description = "json (default) or netscape")),
+    responses((status = 200, description = "every link: JSON objects, or a Netscape bookmark file", body = Vec<LinkJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 /// Every link, as `?format=json` (the default; the objects of `GET /api/v1/links`) or
 /// `?format=netscape` (bookmark HTML).
 async fn export(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {

@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use linksnap_store::{Link, SearchResult, TagName, Version};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Unix milliseconds as RFC 3339 (UTC, milliseconds).
 pub fn rfc3339(ms: i64) -> String {
@@ -13,7 +14,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// A link.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LinkJson {
     pub id: i64,
     pub url: String,
@@ -62,7 +63,7 @@ impl LinkJson {
 }
 
 /// A snapshot version.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct VersionJson {
     pub version: i64,
     pub captured_at: String,
@@ -94,7 +95,7 @@ impl VersionJson {
 }
 
 /// A link with its versions (`show --json`, `GET /api/v1/links/{id}?versions=true`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LinkWithVersions {
     #[serde(flatten)]
     pub link: LinkJson,
@@ -102,7 +103,7 @@ pub struct LinkWithVersions {
 }
 
 /// A search hit: the link, a snippet (HTML, matches in `<b>`) and the score.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HitJson {
     #[serde(flatten)]
     pub link: LinkJson,
@@ -125,7 +126,7 @@ impl HitJson {
 }
 
 /// A tag and how many links carry it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TagJson {
     pub name: String,
     pub links: i64,

@@ -950,3 +950,82 @@ fn import_and_export_through_the_api() {
     );
     drop(s);
 }
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes_that_answer() {
+    let dir = artifact_dir("serve-openapi");
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    let tok = token(&dir, "t");
+    let doc = http("GET", &s.url("/api/v1/openapi.json"), None, None);
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    // Something to point the path parameters at.
+    let created = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": "https://example.com/x", "tags": ["a/b"]})),
+    );
+    assert_eq!(created.status, 202);
+    // A nested tag's name travels percent-encoded.
+    let deleted = http("DELETE", &s.url("/api/v1/tags/a%2Fb"), Some(&tok), None);
+    assert_eq!(
+        deleted.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&deleted.body)
+    );
+    assert_eq!(deleted.json()["deleted"], 1);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let url = s.url(
+                &path
+                    .replace("{id}", &created.json()["id"].to_string())
+                    .replace("{name}", "nothing-here"),
+            );
+            let body = match (method.as_str(), path.as_str()) {
+                ("post", "/api/v1/links") => Some(json!({"url": "https://example.com/y"})),
+                ("post", "/api/v1/tags/rename") => Some(json!({"from": "zz", "to": "yy"})),
+                ("post", "/api/v1/tags/merge") => Some(json!({"from": ["zz"], "into": "yy"})),
+                ("patch", _) => Some(json!({"note": "n"})),
+                _ => None,
+            };
+            let a = http(&method.to_uppercase(), &url, Some(&tok), body);
+            // Every documented operation is routed: neither the fallback nor 405.
+            assert_ne!(a.status, 405, "{method} {path}");
+            if a.status == 404 {
+                assert_ne!(a.json()["message"], "no such route", "{method} {path}");
+            }
+            // And answers with one of the statuses it documents.
+            let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            assert!(
+                documented.iter().any(|c| **c == a.status.to_string()),
+                "{method} {path} answered {} but documents {documented:?}",
+                a.status
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 16, "{operations}");
+    for p in [
+        "/api/v1/links",
+        "/api/v1/links/{id}",
+        "/api/v1/search",
+        "/api/v1/tags",
+        "/api/v1/links/{id}/versions",
+        "/api/v1/links/{id}/diff",
+        "/api/v1/import",
+        "/api/v1/export",
+        "/api/v1/jobs",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    drop(s);
+}
