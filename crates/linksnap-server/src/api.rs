@@ -268,13 +268,7 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
 
 #[utoipa::path(get, path = "/api/v1/links", tag = "links",
     params(
-        ("tag" = Option<Vec<String>>, Query, description = "tag expression (repeatable; all must hold): `rust`, `lang AND NOT go`, `a OR (b c)`, `UNTAGGED`; a tag matches the tags nested under it"),
-        ("domain" = Option<String>, Query, description = "host, or a parent domain of it"),
-        ("since" = Option<String>, Query, description = "added on or after (YYYY-MM-DD or RFC 3339)"),
-        ("until" = Option<String>, Query, description = "added before (YYYY-MM-DD or RFC 3339)"),
-        ("favourite" = Option<bool>, Query),
-        ("unread" = Option<bool>, Query),
-        ("status" = Option<String>, Query, description = "queued, capturing, ok or failed"),
+        FilterParams,
         ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"),
         ("offset" = Option<usize>, Query),
     ),
@@ -291,6 +285,29 @@ async fn list_links(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiRe
         next_offset: (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
     })
     .into_response())
+}
+
+/// The library's filters as query parameters (documentation of what `parse_query` reads).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(
+    dead_code,
+    reason = "describes the query string for the OpenAPI document"
+)]
+struct FilterParams {
+    /// Tag expression (repeatable; all must hold): `rust`, `lang AND NOT go`, `a OR (b c)`,
+    /// `UNTAGGED`; a tag matches the tags nested under it.
+    tag: Option<Vec<String>>,
+    /// Host, or a parent domain of it.
+    domain: Option<String>,
+    /// Added on or after (YYYY-MM-DD or RFC 3339).
+    since: Option<String>,
+    /// Added before (YYYY-MM-DD or RFC 3339).
+    until: Option<String>,
+    favourite: Option<bool>,
+    unread: Option<bool>,
+    /// queued, capturing, ok or failed.
+    status: Option<String>,
 }
 
 /// One page of links.
@@ -682,13 +699,7 @@ async fn delete_tag(State(s): State<AppState>, Path(name): Path<String>) -> ApiR
 #[utoipa::path(get, path = "/api/v1/search", tag = "search",
     params(
         ("q" = String, Query, description = "words (all must match; `OR` widens), \"phrases\""),
-        ("tag" = Option<Vec<String>>, Query, description = "tag expression (repeatable; all must hold): `rust`, `lang AND NOT go`, `a OR (b c)`, `UNTAGGED`; a tag matches the tags nested under it"),
-        ("domain" = Option<String>, Query, description = "host, or a parent domain of it"),
-        ("since" = Option<String>, Query, description = "added on or after (YYYY-MM-DD or RFC 3339)"),
-        ("until" = Option<String>, Query, description = "added before (YYYY-MM-DD or RFC 3339)"),
-        ("favourite" = Option<bool>, Query),
-        ("unread" = Option<bool>, Query),
-        ("status" = Option<String>, Query, description = "queued, capturing, ok or failed"),
+        FilterParams,
         ("limit" = Option<usize>, Query, description = "1 to 1000, default 20"),
     ),
     responses((status = 200, description = "best first", body = Vec<HitJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]

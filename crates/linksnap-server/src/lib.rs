@@ -46,6 +46,8 @@ pub struct AppState {
     pub sse_heartbeat: Duration,
     /// Event streams open now.
     pub sse_streams: Arc<AtomicUsize>,
+    /// Turns true when the server shuts down: endless responses (event streams) end.
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -119,6 +121,7 @@ pub async fn serve(
     let bound: Vec<ListenAddr> = listeners.iter().map(|(l, _)| l.local_addr()).collect();
 
     let wake = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
     let (events, _) = broadcast::channel(1024);
     let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
@@ -134,12 +137,12 @@ pub async fn serve(
         body_limit: config.body_limit,
         sse_heartbeat: config.sse_heartbeat,
         sse_streams: Arc::new(AtomicUsize::new(0)),
+        stopping: stop_rx.clone(),
     };
     let router = api::router(state, config.body_limit);
     let grace = config.shutdown_grace;
     let worker_count = config.workers;
     let shared = Arc::new(conn::Shared::new(config, router));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = workers::Workers::start(
         library.clone(),
         capturer,

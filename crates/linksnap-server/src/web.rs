@@ -468,20 +468,20 @@ async fn list_page(
         }
     };
     // Chips: the top-level tags, and the ones right under the tag filtered by.
-    let under = format!("{}/", tag.to_lowercase());
-    let chips = s
-        .library
-        .tag_tree()
-        .await
-        .unwrap_or_default()
+    let mut nodes = s.library.tag_children(None).await.unwrap_or_default();
+    if !tag.is_empty()
+        && !tag.contains([' ', '(', ')', '"'])
+        && let Ok(parent) = TagName::parse(&tag)
+    {
+        nodes.extend(
+            s.library
+                .tag_children(Some(&parent))
+                .await
+                .unwrap_or_default(),
+        );
+    }
+    let chips = nodes
         .into_iter()
-        .filter(|n| {
-            n.depth == 0
-                || (!tag.is_empty()
-                    && n.key
-                        .strip_prefix(&under)
-                        .is_some_and(|rest| !rest.contains('/')))
-        })
         .take(60)
         .map(|n| Chip {
             href: list_href(&q, &n.name, 0),
@@ -1181,6 +1181,15 @@ async fn add_user(
 
 // ---- live progress ----------------------------------------------------------------------
 
+/// Most links one event stream reports the current state of when it opens.
+pub const MAX_WATCHED: usize = 200;
+
+fn link_event(e: &LinkEvent) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event("link")
+        .data(serde_json::to_string(e).unwrap_or_default()))
+}
+
 /// A link's capture state changed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkEvent {
@@ -1193,23 +1202,46 @@ pub struct LinkEvent {
 /// stream is dropped) and proxies keep the stream open.
 async fn events(
     State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    // Subscribed first, then the current state of the links the page asks about: a change
+    // between the page's rendering and this stream is never missed.
     let rx = s.events.subscribe();
-    let live = crate::SseGuard::new(s.sse_streams.clone());
-    let stream = futures_util::stream::unfold((rx, live), |(mut rx, live)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    let ev = Event::default()
-                        .event("link")
-                        .data(serde_json::to_string(&e).unwrap_or_default());
-                    return Some((Ok(ev), (rx, live)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
+    let params = query(raw.as_deref());
+    let mut current = Vec::new();
+    for id in field(&params, "ids")
+        .split(',')
+        .filter_map(|i| i.trim().parse::<i64>().ok())
+        .take(MAX_WATCHED)
+    {
+        if let Ok(l) = s.library.get(LinkId(id)).await {
+            current.push(LinkEvent {
+                id,
+                status: l.status.as_str(),
+            });
         }
-    });
+    }
+    let live = crate::SseGuard::new(s.sse_streams.clone());
+    let stopping = s.stopping.clone();
+    let first = futures_util::stream::iter(current.iter().map(link_event).collect::<Vec<_>>());
+    let changes = futures_util::stream::unfold(
+        (rx, live, stopping),
+        |(mut rx, live, mut stopping)| async move {
+            loop {
+                let next = tokio::select! {
+                    e = rx.recv() => e,
+                    // A shutdown ends the stream, so the connection can close.
+                    _ = stopping.wait_for(|s| *s) => return None,
+                };
+                match next {
+                    Ok(e) => return Some((link_event(&e), (rx, live, stopping))),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    let stream = futures_util::StreamExt::chain(first, changes);
     Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(s.sse_heartbeat.max(Duration::from_millis(100)))

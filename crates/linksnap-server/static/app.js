@@ -4,7 +4,17 @@
   if (!window.EventSource || !document.querySelector("[data-status]")) return;
   var labels = {};
   try { labels = JSON.parse(document.body.dataset.labels || "{}"); } catch (e) {}
-  var source = new EventSource("/events");
+  // The links still being captured: the stream starts with their current state.
+  var ids = [];
+  document.querySelectorAll("[data-status]").forEach(function (el) {
+    var holder = el.closest("[data-id]") || el;
+    var s = el.dataset.status;
+    if (s === "queued" || s === "capturing") ids.push(holder.dataset.id || el.dataset.id);
+  });
+  var source = new EventSource("/events?ids=" + ids.join(","));
+  // Release the connection when the page goes away (browsers allow six per host, and a
+  // page kept in the back-forward cache would otherwise hold its stream open).
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("link", function (ev) {
     var d = JSON.parse(ev.data);
     document.querySelectorAll("[data-status]").forEach(function (el) {

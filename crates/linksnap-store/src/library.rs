@@ -99,9 +99,12 @@ pub struct Filter {
 
 impl Filter {
     fn push_sql(&self, qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>) {
+        // With an id list (a page of search hits) a correlated lookup per link is cheapest;
+        // over the whole library, the set of matching links is built once.
+        let per_link = self.ids.is_some();
         for expr in &self.tags {
             qb.push(" AND ");
-            push_tag_expr(qb, expr);
+            push_tag_expr(qb, expr, per_link);
         }
         if let Some(d) = &self.domain {
             let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
@@ -149,24 +152,35 @@ fn subtree(tag: &TagName) -> (String, i64, String) {
     (tag.key().to_owned(), len, prefix)
 }
 
-fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr) {
+fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr, per_link: bool) {
     match expr {
         TagExpr::Tag(tag) => {
             let (key, len, prefix) = subtree(tag);
-            qb.push("EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ")
-                .push_bind(key)
+            if per_link {
+                qb.push("EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ");
+            } else {
+                qb.push("l.id IN (SELECT lt.link_id FROM link_tags lt WHERE lt.tag_id IN (SELECT t.id FROM tags t WHERE (t.key = ");
+            }
+            qb.push_bind(key)
                 .push(" OR substr(t.key, 1, ")
                 .push_bind(len)
                 .push(") = ")
                 .push_bind(prefix)
                 .push("))");
+            if !per_link {
+                qb.push(")");
+            }
         }
         TagExpr::Untagged => {
-            qb.push("NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.link_id = l.id)");
+            qb.push(if per_link {
+                "NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.link_id = l.id)"
+            } else {
+                "l.id NOT IN (SELECT lt.link_id FROM link_tags lt)"
+            });
         }
         TagExpr::Not(inner) => {
             qb.push("NOT (");
-            push_tag_expr(qb, inner);
+            push_tag_expr(qb, inner, per_link);
             qb.push(")");
         }
         TagExpr::And(terms) | TagExpr::Or(terms) => {
@@ -180,7 +194,7 @@ fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr) {
                 if i > 0 {
                     qb.push(op);
                 }
-                push_tag_expr(qb, t);
+                push_tag_expr(qb, t, per_link);
             }
             qb.push(")");
         }
@@ -748,6 +762,44 @@ impl Library {
                 key,
                 own,
                 total: links.len() as i64,
+            })
+            .collect())
+    }
+
+    /// The tags right under `parent` (the top-level ones for `None`), each with the
+    /// distinct links in its subtree; for the chips of a list. One query.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn tag_children(&self, parent: Option<&TagName>) -> Result<Vec<TagNode>, StoreError> {
+        let prefix = parent.map_or_else(String::new, |p| format!("{}/", p.key()));
+        // Lengths in characters: SQLite's substr and instr count characters.
+        let plen = prefix.chars().count() as i64;
+        let rows = sqlx::query(
+            "SELECT x.child AS key, min(x.display) AS name, count(DISTINCT lt.link_id) AS n FROM ( \
+               SELECT t.id, \
+                 CASE WHEN instr(substr(t.key, ?1 + 1), '/') = 0 THEN t.key \
+                      ELSE substr(t.key, 1, ?1 + instr(substr(t.key, ?1 + 1), '/') - 1) END AS child, \
+                 CASE WHEN instr(substr(t.name, ?1 + 1), '/') = 0 THEN t.name \
+                      ELSE substr(t.name, 1, ?1 + instr(substr(t.name, ?1 + 1), '/') - 1) END AS display \
+               FROM tags t WHERE ?1 = 0 OR substr(t.key, 1, ?1) = ?2 \
+             ) x JOIN link_tags lt ON lt.tag_id = x.id GROUP BY x.child ORDER BY x.child",
+        )
+        .bind(plen)
+        .bind(&prefix)
+        .fetch_all(self.db())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let key: String = r.get("key");
+                TagNode {
+                    depth: key.matches('/').count(),
+                    name: r.get("name"),
+                    key,
+                    own: 0,
+                    total: r.get("n"),
+                }
             })
             .collect())
     }
@@ -1758,6 +1810,26 @@ mod search_filter_tests {
         in_lang.dedup();
         assert_eq!(lang.total, in_lang.len() as i64);
         assert_eq!(node("lang/rust/async").depth, 2);
+        // The chips' query agrees with the tree.
+        for parent in [None, Some("lang"), Some("lang/rust")] {
+            let p = parent.map(|p| TagName::parse(p).unwrap());
+            let children = lib.tag_children(p.as_ref()).await.unwrap();
+            let want: Vec<(String, i64)> = tree
+                .iter()
+                .filter(|n| match parent {
+                    None => n.depth == 0,
+                    Some(p) => n
+                        .key
+                        .strip_prefix(&format!("{p}/"))
+                        .is_some_and(|rest| !rest.contains('/')),
+                })
+                .map(|n| (n.key.clone(), n.total))
+                .collect();
+            let got: Vec<(String, i64)> =
+                children.iter().map(|n| (n.key.clone(), n.total)).collect();
+            assert_eq!(got, want, "{parent:?}");
+            assert!(!got.is_empty(), "{parent:?}");
+        }
         assert_eq!(node("press").own, 0);
         assert!(node("press").total > 0);
         drop(lib);

@@ -314,6 +314,13 @@ fn the_web_ui_end_to_end_in_chromium() {
 
         browser.close().await.ok();
     });
+    let stopping = Instant::now();
     let (code, log) = s.stop();
+    // Open event streams end with the server: it does not wait out its grace period.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
     assert_eq!(code, 0, "{log}");
 }
