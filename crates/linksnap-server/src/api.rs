@@ -143,6 +143,8 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .routes(routes!(jobs))
         .routes(routes!(import))
         .routes(routes!(export))
+        .routes(routes!(create_share, list_shares))
+        .routes(routes!(revoke_share))
         .split_for_parts();
     let doc = Arc::new(doc);
     let authed = api
@@ -158,6 +160,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     ));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/s/{secret}", get(shared_snapshot))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -877,10 +880,36 @@ async fn snapshot(
             })?),
         };
     let (bytes, media_type) = s.library.render(id, version).await?;
+    Ok(untrusted(bytes, &media_type))
+}
+
+/// A public share link: the snapshot it names, to anyone, as untrusted content; 404 once
+/// revoked.
+async fn shared_snapshot(
+    State(s): State<AppState>,
+    Path(secret): Path<String>,
+) -> ApiResult<Response> {
+    let gone = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such share link (revoked?)",
+        )
+    };
+    let (link, version) = s.library.resolve_share(&secret).await?.ok_or_else(gone)?;
+    let (bytes, media_type) = s.library.render(link, version).await.map_err(|_| gone())?;
+    let mut r = untrusted(bytes, &media_type);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// A snapshot's bytes with the headers every untrusted page gets.
+fn untrusted(bytes: bytes::Bytes, media_type: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&media_type)
+        HeaderValue::from_str(media_type)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     headers.insert(
@@ -903,7 +932,89 @@ async fn snapshot(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=3600"),
     );
-    Ok((headers, bytes).into_response())
+    (headers, bytes).into_response()
+}
+
+/// A share link as listed (the full URL only when it is created).
+#[derive(Debug, Serialize, ToSchema)]
+struct ShareJson {
+    id: i64,
+    link: i64,
+    /// Absent: always the latest version.
+    version: Option<i64>,
+    /// The secret's first characters.
+    prefix: String,
+    created_at: String,
+    /// The public address, e.g. `/s/3f…`; only in the answer that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+}
+
+impl ShareJson {
+    fn new(sh: &linksnap_store::Share, url: Option<String>) -> Self {
+        Self {
+            id: sh.id,
+            link: sh.link.0,
+            version: sh.version,
+            prefix: sh.prefix.clone(),
+            created_at: rfc3339(sh.created_at),
+            url,
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/links/{id}/shares", tag = "sharing",
+    params(("id" = i64, Path), ("version" = Option<i64>, Query, description = "a fixed version (default: always the latest)")),
+    responses((status = 201, description = "created; `url` is shown this once", body = ShareJson), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
+async fn create_share(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let version = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "version")
+        .map(|(_, v)| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad(format!("version: `{v}` is not a number")))
+        })
+        .transpose()?;
+    let (share, secret) = s.library.create_share(id, version).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ShareJson::new(&share, Some(format!("/s/{secret}")))),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/links/{id}/shares", tag = "sharing", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<ShareJson>), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
+async fn list_shares(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    s.library.get(id).await?;
+    let shares = s.library.shares(id).await?;
+    Ok(Json(
+        shares
+            .iter()
+            .map(|sh| ShareJson::new(sh, None))
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/shares/{share}", tag = "sharing", params(("share" = i64, Path)),
+    responses((status = 204, description = "revoked"), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
+async fn revoke_share(
+    State(s): State<AppState>,
+    Path(share): Path<String>,
+) -> ApiResult<StatusCode> {
+    let gone = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such share link");
+    let id = share.parse::<i64>().map_err(|_| gone())?;
+    if s.library.revoke_share(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(gone())
+    }
 }
 
 /// The state's library, for handlers in other modules.

@@ -141,6 +141,13 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "与上一版本比较",
     ),
     ("link.resources", "Resources", "资源"),
+    ("link.share", "Public share links", "公开分享链接"),
+    ("link.share_create", "Create a share link", "创建分享链接"),
+    (
+        "link.share_new",
+        "Anyone with this address can open the snapshot until you revoke it; copy it now, it is not shown again:",
+        "任何拿到此地址的人都能打开快照，直到你撤销；请立即复制，它不会再次显示：",
+    ),
     ("link.recapture", "Capture again", "重新抓取"),
     ("link.delete", "Delete", "删除"),
     ("link.edit", "Save changes", "保存修改"),

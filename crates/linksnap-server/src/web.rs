@@ -130,6 +130,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/links/{id}/edit", post(edit))
         .route("/links/{id}/recapture", post(recapture))
         .route("/links/{id}/delete", post(delete))
+        .route("/links/{id}/share", post(share))
+        .route("/links/{id}/shares/{share}/revoke", post(unshare))
         .route("/links/{id}/text", get(text))
         .route("/links/{id}/diff", get(diff))
         .route("/tags", get(tags))
@@ -668,6 +670,58 @@ struct LinkPage {
     versions: Vec<VersionRow>,
     shown: i64,
     resources: Vec<ResourceView>,
+    shares: Vec<ShareRow>,
+    /// A share link just made: its address, shown this once.
+    new_share: Option<String>,
+}
+
+struct ShareRow {
+    id: i64,
+    prefix: String,
+    created: String,
+}
+
+async fn share(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let page = ctx(&headers, &who, &format!("/links/{id}"));
+    let Some(id) = id_of(&id) else {
+        return error_page(page, StatusCode::NOT_FOUND, "no such link");
+    };
+    match s.library.create_share(id, None).await {
+        Ok((_, secret)) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("127.0.0.1:8080");
+            let scheme = if s.secure_cookies { "https" } else { "http" };
+            link_page(
+                &s,
+                page,
+                id,
+                None,
+                Some(format!("{scheme}://{host}/s/{secret}")),
+            )
+            .await
+        }
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn unshare(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path((id, share)): Path<(String, i64)>,
+) -> Response {
+    let page = ctx(&headers, &who, &format!("/links/{id}"));
+    match s.library.revoke_share(share).await {
+        Ok(_) => Redirect::to(&format!("/links/{id}")).into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
 }
 
 fn id_of(raw: &str) -> Option<LinkId> {
@@ -686,12 +740,22 @@ async fn link(
     let Some(id) = id_of(&id) else {
         return error_page(page, StatusCode::NOT_FOUND, "no such link");
     };
+    link_page(&s, page, id, raw.as_deref(), None).await
+}
+
+async fn link_page(
+    s: &AppState,
+    page: PageCtx,
+    id: LinkId,
+    raw: Option<&str>,
+    new_share: Option<String>,
+) -> Response {
     let l = match s.library.get(id).await {
         Ok(l) => l,
         Err(e) => return error_page(page, StatusCode::NOT_FOUND, e.to_string()),
     };
     let versions = s.library.versions(id).await.unwrap_or_default();
-    let params = query(raw.as_deref());
+    let params = query(raw);
     let shown = field(&params, "v")
         .parse()
         .ok()
@@ -703,8 +767,22 @@ async fn link(
     } else {
         Vec::new()
     };
+    let shares = s
+        .library
+        .shares(id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|sh| ShareRow {
+            id: sh.id,
+            prefix: sh.prefix,
+            created: rfc3339(sh.created_at),
+        })
+        .collect();
     render(&LinkPage {
         page,
+        shares,
+        new_share,
         id: id.0,
         title: if l.title.is_empty() {
             l.url.as_str().to_owned()

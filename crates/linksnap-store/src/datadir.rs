@@ -68,6 +68,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
     (3, "users", include_str!("../migrations/0003_users.sql")),
+    (4, "shares", include_str!("../migrations/0004_shares.sql")),
 ];
 
 /// The newest schema version this build knows.

@@ -10,7 +10,7 @@ pub mod library;
 pub mod queue;
 pub mod search;
 
-pub use auth::{NewSession, Token, TokenError, User, UserError};
+pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 pub use library::{

@@ -1029,3 +1029,87 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
     }
     drop(s);
 }
+
+#[test]
+fn share_links_open_a_snapshot_without_credentials_until_revoked() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-share");
+    let s = Serve::start(&dir, &["--workers", "1"]);
+    let tok = token(&dir, "t");
+    let link = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": site.url("/site/pages/index.html")})),
+    )
+    .json();
+    let id = link["id"].as_i64().unwrap();
+    // Nothing to share before a snapshot exists.
+    let early = http("POST", &s.url("/api/v1/links/999/shares"), Some(&tok), None);
+    assert_eq!(early.status, 404);
+    assert_eq!(wait_captured(&s, &tok, id)["status"], "ok");
+    let created = http(
+        "POST",
+        &s.url(&format!("/api/v1/links/{id}/shares")),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let share = created.json();
+    let url = share["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/s/") && url.len() > 40, "{url}");
+    // Anyone may open it: no token, no cookie; sandboxed like every snapshot.
+    let open = http("GET", &s.url(&url), None, None);
+    assert_eq!(open.status, 200);
+    let csp = open.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("sandbox allow-scripts") && !csp.contains("allow-same-origin"));
+    assert!(String::from_utf8_lossy(&open.body).contains("linksnap fixture"));
+    // Listed without its secret.
+    let listed = http(
+        "GET",
+        &s.url(&format!("/api/v1/links/{id}/shares")),
+        Some(&tok),
+        None,
+    )
+    .json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("url").is_none(), "{listed}");
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(dir.join("linksnap.db")).unwrap())
+            .contains(url.trim_start_matches("/s/"))
+    );
+    // A guess does not open anything.
+    assert_eq!(
+        http("GET", &s.url(&format!("/s/{}", "0".repeat(64))), None, None).status,
+        404
+    );
+    // Revoked: gone at once.
+    let share_id = share["id"].as_i64().unwrap();
+    assert_eq!(
+        http(
+            "DELETE",
+            &s.url(&format!("/api/v1/shares/{share_id}")),
+            Some(&tok),
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(http("GET", &s.url(&url), None, None).status, 404);
+    assert_eq!(
+        http(
+            "DELETE",
+            &s.url(&format!("/api/v1/shares/{share_id}")),
+            Some(&tok),
+            None
+        )
+        .status,
+        404
+    );
+    drop(s);
+}

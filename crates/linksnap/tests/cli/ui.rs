@@ -248,6 +248,14 @@ fn the_web_ui_end_to_end_in_chromium() {
         // Give the framed snapshot a moment to paint before the screenshot.
         tokio::time::sleep(Duration::from_millis(800)).await;
         shot(&page, &dir, "link").await;
+        // A public share link: made on the page, shown once, opens for anyone.
+        click_and_load(&page, "#share").await;
+        let shared: String = eval(&page, "document.getElementById('share-url').textContent").await;
+        assert!(shared.contains("/s/"), "{shared}");
+        let anon = browser.new_page(shared.clone()).await.unwrap();
+        wait_for(&anon, "document.readyState === 'complete'", "the shared snapshot").await;
+        assert!(eval::<String>(&anon, "document.title").await.contains("fixture"));
+        anon.close().await.ok();
         // The snapshot itself opens (in a tab of its own, as the link does) and renders
         // the captured page.
         let tab = browser
