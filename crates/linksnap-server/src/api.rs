@@ -145,6 +145,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .routes(routes!(export))
         .routes(routes!(create_share, list_shares))
         .routes(routes!(revoke_share))
+        .routes(routes!(server_status))
         .split_for_parts();
     let doc = Arc::new(doc);
     let authed = api
@@ -933,6 +934,34 @@ fn untrusted(bytes: bytes::Bytes, media_type: &str) -> Response {
         HeaderValue::from_static("private, max-age=3600"),
     );
     (headers, bytes).into_response()
+}
+
+/// The running server.
+#[derive(Debug, Serialize, ToSchema)]
+struct ServerJson {
+    version: &'static str,
+    uptime_secs: u64,
+    /// Connections open now, on every listener.
+    connections: usize,
+    /// Event streams (live progress) open now.
+    event_streams: usize,
+    accepted_total: u64,
+    /// Times `accept` ran out of descriptors or memory and backed off.
+    accept_backoffs: u64,
+}
+
+#[utoipa::path(get, path = "/api/v1/server", tag = "server",
+    responses((status = 200, body = ServerJson), (status = 401, body = ErrorJson)))]
+async fn server_status(State(s): State<AppState>) -> Json<ServerJson> {
+    use std::sync::atomic::Ordering;
+    Json(ServerJson {
+        version: crate::cli::VERSION,
+        uptime_secs: s.started.elapsed().as_secs(),
+        connections: s.conns.len(),
+        event_streams: s.sse_streams.load(Ordering::Relaxed),
+        accepted_total: s.conns.accepted_total.load(Ordering::Relaxed),
+        accept_backoffs: s.conns.accept_backoffs.load(Ordering::Relaxed),
+    })
 }
 
 /// A share link as listed (the full URL only when it is created).

@@ -261,7 +261,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ServerConfig, router: axum::Router) -> Self {
+    pub(crate) fn new(config: ServerConfig, router: axum::Router, conns: Arc<ConnTable>) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
         // hyper's own header timeout would also bound the wait for the next request on a
         // keep-alive connection; the watchdog in `serve_io` keeps the two limits apart.
@@ -272,7 +272,7 @@ impl Shared {
         http.http2().timer(TokioTimer::new());
         Self {
             slots: Arc::new(Semaphore::new(config.max_connections)),
-            conns: Arc::new(ConnTable::default()),
+            conns,
             config,
             router,
             http,

@@ -48,6 +48,9 @@ pub struct AppState {
     pub sse_streams: Arc<AtomicUsize>,
     /// Turns true when the server shuts down: endless responses (event streams) end.
     pub stopping: watch::Receiver<bool>,
+    /// Every live connection.
+    pub conns: Arc<conn::ConnTable>,
+    pub started: Instant,
 }
 
 impl AppState {
@@ -138,11 +141,14 @@ pub async fn serve(
         sse_heartbeat: config.sse_heartbeat,
         sse_streams: Arc::new(AtomicUsize::new(0)),
         stopping: stop_rx.clone(),
+        conns: Arc::new(conn::ConnTable::default()),
+        started: Instant::now(),
     };
+    let conns = state.conns.clone();
     let router = api::router(state, config.body_limit);
     let grace = config.shutdown_grace;
     let worker_count = config.workers;
-    let shared = Arc::new(conn::Shared::new(config, router));
+    let shared = Arc::new(conn::Shared::new(config, router, conns));
     let mut workers = workers::Workers::start(
         library.clone(),
         capturer,

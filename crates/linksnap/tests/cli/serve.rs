@@ -1113,3 +1113,49 @@ fn share_links_open_a_snapshot_without_credentials_until_revoked() {
     );
     drop(s);
 }
+
+#[test]
+fn an_event_stream_whose_browser_went_away_is_dropped_at_the_next_heartbeat() {
+    let dir = artifact_dir("serve-sse");
+    let s = Serve::start(&dir, &["--workers", "0", "--sse-heartbeat", "500ms"]);
+    let tok = token(&dir, "t");
+    let streams = || {
+        http("GET", &s.url("/api/v1/server"), Some(&tok), None).json()["event_streams"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(streams(), 0);
+    let mut browser = std::net::TcpStream::connect(&s.addr).unwrap();
+    write!(
+        browser,
+        "GET /events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {tok}\r\naccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // Heartbeats arrive while nothing happens.
+    browser
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while !seen.contains("heartbeat") {
+        let n = browser.read(&mut buf).unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.starts_with("HTTP/1.1 200") && seen.contains("text/event-stream"),
+        "{seen}"
+    );
+    assert_eq!(streams(), 1);
+    // The browser goes away; the next heartbeat finds out and the stream is dropped.
+    drop(browser);
+    let gone = Instant::now();
+    wait_until("the stream to be dropped", || streams() == 0);
+    assert!(
+        gone.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        gone.elapsed()
+    );
+    let (code, _) = s.stop();
+    assert_eq!(code, 0);
+}
