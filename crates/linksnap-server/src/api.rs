@@ -204,20 +204,7 @@ fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
 }
 
 fn parse_time(name: &str, v: &str) -> ApiResult<i64> {
-    let full = if v.len() == 10 {
-        format!("{v}T00:00:00Z")
-    } else {
-        v.to_owned()
-    };
-    humantime::parse_rfc3339_weak(&full)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .ok_or_else(|| {
-            ApiError::bad(format!(
-                "{name}: `{v}` is not a date (YYYY-MM-DD or RFC 3339)"
-            ))
-        })
+    crate::json::parse_date(v).map_err(|e| ApiError::bad(format!("{name}: {e}")))
 }
 
 fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
@@ -770,37 +757,29 @@ async fn import(
     let folders = q.folders_as_tags;
     let library = s.library.clone();
     // The Netscape parser is not `Send`: the import runs on a thread of its own.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("import".into())
-        .spawn(move || {
-            let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ImportError::Format(e.to_string()))
-                .and_then(|rt| {
-                    rt.block_on(library.import_from(
-                        &mut std::io::Cursor::new(body),
-                        format,
-                        capture,
-                        folders,
-                        &mut |_| {},
-                    ))
-                });
-            let _ = tx.send(result);
-        })
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let report = match rx.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(ImportError::Format(m))) => {
+    let result = crate::on_own_thread("import", move || async move {
+        library
+            .import_from(
+                &mut std::io::Cursor::new(body),
+                format,
+                capture,
+                folders,
+                &mut |_| {},
+            )
+            .await
+    })
+    .await;
+    let report = match result {
+        Some(Ok(r)) => r,
+        Some(Err(ImportError::Format(m))) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_import",
                 format!("{m}; nothing was imported"),
             ));
         }
-        Ok(Err(ImportError::Store(e))) => return Err(e.into()),
-        Err(_) => {
+        Some(Err(ImportError::Store(e))) => return Err(e.into()),
+        None => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -1044,9 +1023,4 @@ async fn revoke_share(
     } else {
         Err(gone())
     }
-}
-
-/// The state's library, for handlers in other modules.
-pub(crate) fn library(s: &AppState) -> &Arc<linksnap_store::Library> {
-    &s.library
 }

@@ -167,7 +167,7 @@ fn start(
             tx: tx.clone(),
         },
     };
-    let library = crate::api::library(&state).clone();
+    let library = state.library.clone();
     // Its own task: a CLI that goes away does not cancel durable work half-way.
     tokio::spawn(async move {
         let code = runner.run(library, call).await;

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::listen::{ListenAddr, Listener};
+use crate::listen::Listener;
 
 /// Who is on the other end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,9 +501,4 @@ impl Drop for InFlight {
                 .store(c.last_active.load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
-}
-
-/// The listener a connection came through is exposed for statistics.
-pub fn listener_name(addr: &ListenAddr) -> String {
-    addr.to_string()
 }

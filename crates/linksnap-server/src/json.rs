@@ -13,6 +13,24 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time, as Unix milliseconds; the date
+/// filters of the CLI and the API.
+///
+/// # Errors
+/// A message naming the input.
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .ok_or_else(|| format!("`{s}` is not a date (YYYY-MM-DD or RFC 3339)"))
+}
+
 /// A link.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkJson {

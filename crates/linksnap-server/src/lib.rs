@@ -60,6 +60,32 @@ impl AppState {
     }
 }
 
+/// Runs `work` on a thread of its own with a single-threaded runtime and resolves to its
+/// result (`None` if the thread could not start or panicked). For work whose futures are
+/// not `Send` — a capture holds the HTML rewriter, an import the Netscape parser — so it
+/// can neither be spawned on the server's runtime nor take its threads.
+pub async fn on_own_thread<T, F, Fut>(name: &str, work: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let _ = tx.send(rt.block_on(work()));
+        })
+        .ok()?;
+    rx.await.ok()
+}
+
 /// Counts an open event stream while it lives.
 pub struct SseGuard(Arc<AtomicUsize>);
 

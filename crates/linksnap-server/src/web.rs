@@ -197,12 +197,6 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn random_token() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 // ---- sign-in -------------------------------------------------------------------------
 
 #[derive(Template)]
@@ -220,8 +214,11 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let token = cookie(headers, PRELOGIN_COOKIE)
-        .filter(|t| t.len() == 32)
-        .map_or_else(random_token, str::to_owned);
+        .filter(|t| t.len() == 64)
+        .map_or_else(
+            || linksnap_store::auth::random_hex().unwrap_or_default(),
+            str::to_owned,
+        );
     let page = PageCtx {
         lang: lang_of(headers),
         csrf: token.clone(),

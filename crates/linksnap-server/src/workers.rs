@@ -18,7 +18,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The worker thread.
 pub(crate) struct Workers {
     thread: Option<std::thread::JoinHandle<()>>,
-    done: Arc<Notify>,
     finished: watch::Receiver<bool>,
 }
 
@@ -32,12 +31,10 @@ impl Workers {
         events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
-        let done = Arc::new(Notify::new());
         let (finished_tx, finished) = watch::channel(count == 0);
         if count == 0 {
             return Ok(Self {
                 thread: None,
-                done,
                 finished,
             });
         }
@@ -83,7 +80,6 @@ impl Workers {
             })?;
         Ok(Self {
             thread: Some(thread),
-            done,
             finished,
         })
     }
@@ -91,7 +87,6 @@ impl Workers {
     /// Waits until every worker has finished its capture and stopped (after the stop
     /// signal), or `deadline` passes. Returns whether they all stopped.
     pub(crate) async fn wait(&mut self, deadline: Duration) -> bool {
-        let _ = &self.done;
         let stopped = tokio::time::timeout(deadline, self.finished.wait_for(|f| *f))
             .await
             .is_ok();

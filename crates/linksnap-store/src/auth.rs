@@ -236,7 +236,12 @@ fn check_password_shape(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-fn random_hex() -> Result<String, StoreError> {
+/// 256 random bits as 64 hex digits: the secrets of sessions, share links and sign-in
+/// forms.
+///
+/// # Errors
+/// The system's random source failed.
+pub fn random_hex() -> Result<String, StoreError> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random)
         .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e.to_string()))))?;

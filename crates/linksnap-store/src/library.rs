@@ -1230,11 +1230,10 @@ impl Library {
         // Every filter but the capture status (which changes without re-indexing) and an id
         // list is part of the index query: only links that pass are ranked.
         let in_index = filter.status.is_none() && filter.ids.is_none();
-        let unfiltered = in_index;
-        // A filter that selects few links (MAX_SELECTIVE) is applied first, inside the index; one that
-        // selects many is applied to ranked candidates, eight times more each round until
-        // enough survive (MAX_FILTERED_CANDIDATES at most: SQLite binds, and time).
-        let selected = if unfiltered {
+        // Otherwise a filter that selects few links (MAX_SELECTIVE) is applied first, inside
+        // the index; one that selects many is applied to ranked candidates, eight times more
+        // each round until enough survive (MAX_FILTERED_CANDIDATES at most).
+        let selected = if in_index {
             None
         } else {
             self.filter_ids(filter, MAX_SELECTIVE + 1).await?
@@ -1242,7 +1241,7 @@ impl Library {
         let selective = selected
             .as_ref()
             .is_some_and(|ids| ids.len() <= MAX_SELECTIVE);
-        let mut candidates = if unfiltered || selective {
+        let mut candidates = if in_index || selective {
             limit
         } else {
             (limit * 20).max(200)

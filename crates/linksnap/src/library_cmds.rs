@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -95,17 +95,8 @@ impl FilterArgs {
     }
 }
 
-/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time, as Unix milliseconds.
 fn parse_date(s: &str) -> anyhow::Result<i64> {
-    let full = if s.len() == 10 {
-        format!("{s}T00:00:00Z")
-    } else {
-        s.to_owned()
-    };
-    let t = humantime::parse_rfc3339_weak(&full)
-        .map_err(|_| UsageError(format!("`{s}` is not a date (YYYY-MM-DD or RFC 3339)")))?;
-    Ok(t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64))
+    Ok(linksnap_server::json::parse_date(s).map_err(UsageError)?)
 }
 
 #[derive(Debug, Args)]

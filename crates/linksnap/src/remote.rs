@@ -13,7 +13,7 @@ use http_body_util::BodyExt as _;
 use linksnap_server::cli::{self as proto, CliCall, CliRunner};
 use linksnap_store::{Library, OpenError};
 
-use crate::cli::{Command, current_thread, parse_forwarded, reads_stdin, run_library};
+use crate::cli::{Command, parse_forwarded, reads_stdin, run_library};
 use crate::exit::{self, Code};
 use crate::library_cmds::{Term, open_library};
 
@@ -125,28 +125,23 @@ async fn forward(
     anyhow::bail!("the server closed the connection before the command finished")
 }
 
-/// Runs forwarded commands inside `serve`. Each command gets a thread and a runtime of its
-/// own: commands may capture (`add --wait`), and a capture is not `Send`.
+/// Runs forwarded commands inside `serve`, each on a thread and runtime of its own
+/// (`on_own_thread`): commands may capture (`add --wait`), and a capture is not `Send`.
 pub struct Runner;
 
 impl CliRunner for Runner {
     fn run(&self, library: Arc<Library>, call: CliCall) -> BoxFuture<'static, i32> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("cli-command".into())
-            .spawn(move || {
-                let _ = tx.send(run_call(&library, call));
-            });
         Box::pin(async move {
-            if spawned.is_err() {
-                return 1;
-            }
-            rx.await.unwrap_or(1)
+            linksnap_server::on_own_thread("cli-command", move || async move {
+                run_call(&library, call).await
+            })
+            .await
+            .unwrap_or(1)
         })
     }
 }
 
-fn run_call(library: &Library, call: CliCall) -> i32 {
+async fn run_call(library: &Library, call: CliCall) -> i32 {
     let mut t = Term {
         out: Box::new(call.stdout),
         err: Box::new(call.stderr),
@@ -166,11 +161,7 @@ fn run_call(library: &Library, call: CliCall) -> i32 {
             return e.exit_code();
         }
     };
-    let result = match current_thread() {
-        Ok(rt) => rt.block_on(run_library(library, &mut t, command)),
-        Err(e) => Err(e),
-    };
-    let code = match result {
+    let code = match run_library(library, &mut t, command).await {
         Ok(code) => code,
         Err(err) => {
             let code = exit::code_for(&err);

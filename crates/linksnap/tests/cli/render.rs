@@ -13,20 +13,11 @@ use crate::support::{FixtureServer, artifact_dir, snap};
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 800;
 
-fn chromium() -> &'static str {
-    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(c).exists() {
-            return c;
-        }
-    }
-    panic!("chromium is not installed: run scripts/test.sh, which installs it");
-}
-
 /// Takes a screenshot of `url`. `proxy`, when given, is where every network request goes
 /// (loopback included), so that its connection count proves whether any was made.
 fn screenshot(url: &str, out: &Path, proxy: Option<u16>) {
     let profile = out.with_extension("profile");
-    let mut cmd = Command::new(chromium());
+    let mut cmd = Command::new(crate::support::chromium());
     cmd.args([
         "--headless",
         "--no-sandbox",

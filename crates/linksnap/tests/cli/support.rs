@@ -841,6 +841,14 @@ pub fn linksnap_measured(args: &[&str]) -> (Run, u64) {
     (run, usage.ru_maxrss as u64 * 1024)
 }
 
+/// Debian's Chromium, which `scripts/test.sh` installs.
+pub fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|c| Path::new(c).exists())
+        .expect("chromium is not installed: run scripts/test.sh, which installs it")
+}
+
 /// A fresh directory under the target dir, kept after the test for inspection.
 pub fn artifact_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

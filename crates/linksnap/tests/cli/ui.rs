@@ -15,16 +15,9 @@ use futures_util::StreamExt as _;
 use crate::serve::Serve;
 use crate::support::{FixtureServer, artifact_dir, linksnap_stdin};
 
-fn chromium() -> &'static str {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|c| Path::new(c).exists())
-        .expect("chromium is not installed: run scripts/test.sh, which installs it")
-}
-
 async fn browser(profile: &Path) -> Browser {
     let config = BrowserConfig::builder()
-        .chrome_executable(chromium())
+        .chrome_executable(crate::support::chromium())
         .no_sandbox()
         .new_headless_mode()
         .user_data_dir(profile)
