@@ -69,6 +69,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
     (3, "users", include_str!("../migrations/0003_users.sql")),
     (4, "shares", include_str!("../migrations/0004_shares.sql")),
+    (5, "mail", include_str!("../migrations/0005_mail.sql")),
 ];
 
 /// The newest schema version this build knows.

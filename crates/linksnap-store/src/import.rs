@@ -374,7 +374,7 @@ pub fn parse_url_list(text: &str) -> Vec<ImportItem> {
 /// An import in progress: one transaction until [`Import::commit`].
 pub struct Import<'l> {
     library: &'l Library,
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     report: ImportReport,
     /// Links added or changed, for the search index after commit.
     touched: Vec<i64>,
@@ -401,6 +401,11 @@ impl Library {
 }
 
 impl Import<'_> {
+    /// New links so far.
+    pub(crate) fn report_added(&self) -> usize {
+        self.report.added
+    }
+
     /// Records a batch of items, in a handful of statements per [`IMPORT_ROWS`] items.
     ///
     /// # Errors

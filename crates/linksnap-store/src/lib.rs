@@ -7,6 +7,7 @@ pub mod datadir;
 pub mod domain;
 pub mod import;
 pub mod library;
+pub mod mail;
 pub mod queue;
 pub mod search;
 
@@ -17,4 +18,5 @@ pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,
     TagNode, Version,
 };
+pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
 pub use queue::{Job, JobInfo, Outcome};

@@ -1,0 +1,330 @@
+//! A mailbox's settings: the `[[mail]]` tables of the config file, or the flags of
+//! `linksnap mail poll`, checked once into a [`Mailbox`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use linksnap_store::TagName;
+use serde::Deserialize;
+
+/// How often a mailbox is polled by default.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// The largest message read by default (checked with LIST before RETR, and while reading).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
+/// The default deadline for connecting and for every read and write.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The tag every mailed link gets unless the mailbox says otherwise.
+pub const DEFAULT_TAG: &str = "mail";
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (POP3S, port 995).
+    Implicit,
+    /// Plain, then `STLS` before signing in (RFC 2595, port 110).
+    Starttls,
+    /// No TLS: refused unless the host is loopback or plaintext is explicitly allowed.
+    None,
+}
+
+impl TlsMode {
+    /// The usual port.
+    #[must_use]
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Implicit => 995,
+            Self::Starttls | Self::None => 110,
+        }
+    }
+}
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "implicit" => Ok(Self::Implicit),
+            "starttls" => Ok(Self::Starttls),
+            "none" => Ok(Self::None),
+            _ => Err(format!("`{s}`: expected implicit, starttls or none")),
+        }
+    }
+}
+
+/// A password: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One `[[mail]]` table as written. Unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxFile {
+    /// The name status and records use (default `USER@HOST`).
+    pub name: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub user: String,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust, e.g. for a self-signed server.
+    pub ca_file: Option<PathBuf>,
+    /// Allow `tls = "none"` to a host that is not loopback.
+    pub allow_plaintext: Option<bool>,
+    pub poll_interval: Option<String>,
+    /// The linksnap user the links are for (must exist).
+    pub owner: Option<String>,
+    /// Only mail from these senders (`a@b.example`, or `@b.example` for a domain).
+    pub allowed_senders: Option<Vec<String>>,
+    /// Tags every link gets (default `["mail"]`).
+    pub tags: Option<Vec<String>>,
+    /// `#word` in the subject becomes a tag (default true).
+    pub subject_tags: Option<bool>,
+    /// Delete a message once its links are saved (default true; else UIDLs are kept).
+    pub delete: Option<bool>,
+    pub max_message_size: Option<u64>,
+    pub timeout: Option<String>,
+}
+
+/// A mailbox ready to poll.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+    pub poll_interval: Duration,
+    pub owner: Option<String>,
+    pub allowed_senders: Vec<String>,
+    pub tags: Vec<TagName>,
+    pub subject_tags: bool,
+    pub delete: bool,
+    pub max_message_bytes: u64,
+    pub timeout: Duration,
+}
+
+/// A mailbox that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MailConfigError {
+    #[error("mailbox {mailbox}: {message}")]
+    Invalid { mailbox: String, message: String },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
+}
+
+/// Whether `host` is a loopback address or `localhost`.
+#[must_use]
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl MailboxFile {
+    /// Checks the settings and reads the password (from `env` or the file; a relative
+    /// path is taken from `base`).
+    ///
+    /// # Errors
+    /// [`MailConfigError`] naming the mailbox and the setting.
+    pub fn resolve(
+        &self,
+        base: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Mailbox, MailConfigError> {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}@{}", self.user, self.host));
+        let bad = |message: String| MailConfigError::Invalid {
+            mailbox: name.clone(),
+            message,
+        };
+        if self.host.trim().is_empty() {
+            return Err(bad("`host` is empty".into()));
+        }
+        if self.user.is_empty() {
+            return Err(bad("`user` is empty".into()));
+        }
+        let tls = self.tls.unwrap_or(TlsMode::Implicit);
+        if tls == TlsMode::None
+            && !is_loopback_host(&self.host)
+            && !self.allow_plaintext.unwrap_or(false)
+        {
+            return Err(bad(format!(
+                "tls = \"none\" would send the password in the clear to {}; use implicit or starttls, or set allow_plaintext = true",
+                self.host
+            )));
+        }
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(var), None) => env(var)
+                .ok_or_else(|| bad(format!("the environment variable {var} is not set")))?,
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+                text.lines().next().unwrap_or("").to_owned()
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad("give password_env or password_file, not both".into()));
+            }
+            (None, None) => return Err(bad("no password: set password_env or password_file".into())),
+        };
+        if password.is_empty() {
+            return Err(bad("the password is empty".into()));
+        }
+        let tags = match &self.tags {
+            Some(t) => t.clone(),
+            None => vec![DEFAULT_TAG.to_owned()],
+        }
+        .iter()
+        .map(|t| TagName::parse(t).map_err(|e| bad(format!("tag `{t}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+        let poll_interval = match &self.poll_interval {
+            Some(d) => duration(d).map_err(&bad)?,
+            None => DEFAULT_POLL_INTERVAL,
+        };
+        if poll_interval.is_zero() {
+            return Err(bad("poll_interval must be more than 0".into()));
+        }
+        let timeout = match &self.timeout {
+            Some(d) => duration(d).map_err(&bad)?,
+            None => DEFAULT_TIMEOUT,
+        };
+        if timeout.is_zero() {
+            return Err(bad("timeout must be more than 0".into()));
+        }
+        let max_message_bytes = self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        if max_message_bytes == 0 {
+            return Err(bad("max_message_size must be more than 0".into()));
+        }
+        Ok(Mailbox {
+            host: self.host.trim().to_owned(),
+            port: self.port.unwrap_or_else(|| tls.default_port()),
+            tls,
+            user: self.user.clone(),
+            password: Secret(password),
+            ca_file: self.ca_file.as_ref().map(|f| base.join(f)),
+            poll_interval,
+            owner: self.owner.clone(),
+            allowed_senders: self
+                .allowed_senders
+                .iter()
+                .flatten()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            tags,
+            subject_tags: self.subject_tags.unwrap_or(true),
+            delete: self.delete.unwrap_or(true),
+            max_message_bytes,
+            timeout,
+            name,
+        })
+    }
+}
+
+impl Mailbox {
+    /// Whether mail from `sender` is taken (every sender when no list is set).
+    #[must_use]
+    pub fn sender_allowed(&self, sender: &str) -> bool {
+        if self.allowed_senders.is_empty() {
+            return true;
+        }
+        let sender = sender.trim().to_lowercase();
+        let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+        self.allowed_senders.iter().any(|a| {
+            if let Some(d) = a.strip_prefix('@') {
+                d == domain
+            } else {
+                *a == sender
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(host: &str, tls: TlsMode) -> MailboxFile {
+        MailboxFile {
+            host: host.into(),
+            tls: Some(tls),
+            user: "u".into(),
+            password_env: Some("PW".into()),
+            ..MailboxFile::default()
+        }
+    }
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PW").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn plaintext_is_refused_unless_loopback_or_allowed() {
+        let base = Path::new("/");
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.3.4.5"] {
+            file(host, TlsMode::None).resolve(base, env).unwrap();
+        }
+        let err = file("mail.example.org", TlsMode::None)
+            .resolve(base, env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in the clear"), "{err}");
+        let mut allowed = file("192.0.2.1", TlsMode::None);
+        allowed.allow_plaintext = Some(true);
+        allowed.resolve(base, env).unwrap();
+        file("mail.example.org", TlsMode::Starttls).resolve(base, env).unwrap();
+    }
+
+    #[test]
+    fn defaults_ports_and_the_password_never_shows() {
+        let m = file("mail.example.org", TlsMode::Implicit).resolve(Path::new("/"), env).unwrap();
+        assert_eq!(m.port, 995);
+        assert_eq!(m.name, "u@mail.example.org");
+        assert_eq!(m.tags[0].as_str(), DEFAULT_TAG);
+        assert!(m.delete && m.subject_tags);
+        let shown = format!("{m:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("[redacted]"), "{shown}");
+        assert_eq!(file("h", TlsMode::Starttls).resolve(Path::new("/"), env).unwrap().port, 110);
+        let mut missing = file("h", TlsMode::Implicit);
+        missing.password_env = Some("NOPE".into());
+        assert!(missing.resolve(Path::new("/"), env).unwrap_err().to_string().contains("NOPE"));
+    }
+
+    #[test]
+    fn senders_match_by_address_or_domain() {
+        let mut f = file("h", TlsMode::Implicit);
+        f.allowed_senders = Some(vec!["Me@Home.test".into(), "@work.test".into()]);
+        let m = f.resolve(Path::new("/"), env).unwrap();
+        assert!(m.sender_allowed("me@home.test"));
+        assert!(m.sender_allowed("anyone@WORK.test"));
+        assert!(!m.sender_allowed("other@home.test"));
+        assert!(!m.sender_allowed("x@sub.work.test"));
+    }
+}
