@@ -61,18 +61,6 @@ pub async fn poll_once(library: &Library, mailbox: &Mailbox) -> Result<PollRepor
     if let Err(e) = library.record_poll(&mailbox.name, error.as_deref()).await {
         tracing::warn!(mailbox = %mailbox.name, error = %e, "cannot record the poll");
     }
-    match &result {
-        Ok(r) => tracing::info!(
-            mailbox = %mailbox.name,
-            messages = r.messages,
-            ingested = r.ingested,
-            kept = r.kept,
-            links_added = r.links_added,
-            deleted = r.deleted,
-            "mailbox polled"
-        ),
-        Err(e) => tracing::warn!(error = %e, "mailbox poll failed"),
-    }
     result
 }
 
@@ -245,6 +233,18 @@ pub async fn poll_loop(
             r = poll_once(library, mailbox) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
+        match &result {
+            Ok(r) => tracing::info!(
+                mailbox = %mailbox.name,
+                messages = r.messages,
+                ingested = r.ingested,
+                kept = r.kept,
+                links_added = r.links_added,
+                deleted = r.deleted,
+                "mailbox polled"
+            ),
+            Err(e) => tracing::warn!(error = %e, "mailbox poll failed"),
+        }
         after_poll(&result);
         tokio::select! {
             () = tokio::time::sleep(mailbox.poll_interval) => {}

@@ -366,35 +366,92 @@ fn parse_listing<T>(body: &[u8], value: impl Fn(&str) -> Option<T>) -> Result<Ve
         .collect()
 }
 
-/// The TLS settings for a mailbox: the web's roots, plus `ca_file`'s certificates.
+/// The TLS settings for a mailbox: the web's roots, plus `ca_file`'s certificates. A
+/// certificate in `ca_file` is also accepted as the server's own when presented exactly
+/// (a self-signed certificate, which is often marked as a CA and so cannot be checked
+/// as a chain).
 ///
 /// # Errors
 /// [`Pop3Error::Tls`] when the file cannot be read or holds no certificate.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Pop3Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut pinned = Vec::new();
     if let Some(path) = ca_file {
+        let bad = |e: &dyn std::fmt::Display| Pop3Error::Tls(format!("{}: {e}", path.display()));
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| Pop3Error::Tls(format!("{}: {e}", path.display())))?
+            .map_err(|e| bad(&e))?
             .collect::<Result<_, _>>()
-            .map_err(|e| Pop3Error::Tls(format!("{}: {e}", path.display())))?;
+            .map_err(|e| bad(&e))?;
         if certs.is_empty() {
-            return Err(Pop3Error::Tls(format!("{}: no certificate in it", path.display())));
+            return Err(bad(&"no certificate in it"));
         }
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| Pop3Error::Tls(format!("{}: {e}", path.display())))?;
+            // A leaf that is no CA cannot be a root; it is still pinned below.
+            let _ = roots.add(cert.clone());
+            pinned.push(cert);
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Pop3Error::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| Pop3Error::Tls(e.to_string()))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Pop3Error::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Verifier { webpki, pinned }))
+        .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The web PKI, or a certificate the operator named exactly.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 async fn wrap_tls(
@@ -411,7 +468,14 @@ async fn wrap_tls(
     )
     .await
     .map_err(|_| Pop3Error::Timeout(mailbox.timeout, "the TLS handshake"))?
-    .map_err(|e| Pop3Error::Tls(e.to_string()))
+    .map_err(|e| {
+        let hint = if e.to_string().contains("certificate") {
+            " (for a server with a self-signed certificate, name the certificate with ca_file / --ca-file)"
+        } else {
+            ""
+        };
+        Pop3Error::Tls(format!("{e}{hint}"))
+    })
 }
 
 /// Connects and secures a session as the mailbox says (CAPA read, not yet signed in).

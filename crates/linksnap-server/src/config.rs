@@ -86,6 +86,13 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     pub login_attempts_per_minute: u32,
     pub sse_heartbeat: Duration,
+    /// The `[[mail]]` mailboxes as written.
+    pub mail: Vec<linksnap_mail::MailboxFile>,
+    /// The mailboxes `serve` polls: [`ServerConfig::resolve_mail`] fills this (it reads
+    /// the passwords, so the binary calls it, with the process environment).
+    pub mailboxes: Vec<linksnap_mail::Mailbox>,
+    /// Relative paths in `[[mail]]` are taken from here (the config file's directory).
+    pub mail_base: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +109,9 @@ impl Default for ServerConfig {
             secure_cookies: false,
             login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
             sse_heartbeat: DEFAULT_SSE_HEARTBEAT,
+            mail: Vec::new(),
+            mailboxes: Vec::new(),
+            mail_base: std::path::PathBuf::from("."),
         }
     }
 }
@@ -141,6 +151,7 @@ struct File {
     login_attempts_per_minute: Option<u32>,
     sse_heartbeat: Option<String>,
     tcp: Option<TcpFile>,
+    mail: Option<Vec<linksnap_mail::MailboxFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,6 +185,9 @@ impl ServerConfig {
             path: shown.clone(),
             source,
         })?;
+        if let Some(dir) = path.parent() {
+            self.mail_base = dir.to_path_buf();
+        }
         self.apply_toml(&text)
             .map_err(|message| ConfigError::Parse {
                 path: shown,
@@ -209,6 +223,9 @@ impl ServerConfig {
         );
         if let Some(d) = f.sse_heartbeat {
             self.sse_heartbeat = duration(&d)?;
+        }
+        if let Some(mail) = f.mail {
+            self.mail = mail;
         }
         if let Some(t) = f.tcp {
             set(&mut self.tcp.nodelay, t.nodelay);
@@ -305,6 +322,29 @@ impl ServerConfig {
             _ => {}
         }
         self.check()
+    }
+
+    /// The `[[mail]]` mailboxes checked, passwords read (`env` gives variables). Names must
+    /// differ: the record of what was ingested is kept by name.
+    ///
+    /// # Errors
+    /// The first mailbox that cannot be used.
+    pub fn resolve_mail(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<linksnap_mail::Mailbox>, linksnap_mail::config::MailConfigError> {
+        let mut out: Vec<linksnap_mail::Mailbox> = Vec::new();
+        for file in &self.mail {
+            let mailbox = file.resolve(&self.mail_base, &env)?;
+            if out.iter().any(|m| m.name == mailbox.name) {
+                return Err(linksnap_mail::config::MailConfigError::Invalid {
+                    mailbox: mailbox.name,
+                    message: "two [[mail]] tables have this name; give each its own `name`".into(),
+                });
+            }
+            out.push(mailbox);
+        }
+        Ok(out)
     }
 
     /// Refuses settings that cannot work.

@@ -128,7 +128,7 @@ pub struct ShutdownReport {
 /// # Errors
 /// [`ServeError`] when a listener or the workers cannot start.
 pub async fn serve(
-    config: ServerConfig,
+    mut config: ServerConfig,
     library: Arc<Library>,
     capturer: workers::CapturerFactory,
     cli: Option<Arc<dyn cli::CliRunner>>,
@@ -174,12 +174,13 @@ pub async fn serve(
     let router = api::router(state, config.body_limit);
     let grace = config.shutdown_grace;
     let worker_count = config.workers;
+    let mailboxes = std::mem::take(&mut config.mailboxes);
     let shared = Arc::new(conn::Shared::new(config, router, conns));
     let mut workers = workers::Workers::start(
         library.clone(),
         capturer,
         worker_count,
-        wake,
+        wake.clone(),
         events,
         stop_rx.clone(),
     )
@@ -193,6 +194,21 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
+    // Mail ingest: one polling task per mailbox. Stopping cancels a poll mid-way, which
+    // is safe: deletions happen only at QUIT, and a message's links and record commit
+    // together or not at all.
+    let mut mail = tokio::task::JoinSet::new();
+    for mailbox in mailboxes {
+        let (library, stop, wake) = (library.clone(), stop_rx.clone(), wake.clone());
+        mail.spawn(async move {
+            linksnap_mail::poll_loop(&library, &mailbox, stop, |result| {
+                if result.as_ref().is_ok_and(|r| r.links_added > 0) {
+                    wake.notify_waiters();
+                }
+            })
+            .await;
+        });
+    }
     ready(&bound);
 
     shutdown.await;
@@ -201,6 +217,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     // The accept loops end and drop their listeners (Unix socket files are removed).
     while loops.join_next().await.is_some() {}
+    while mail.join_next().await.is_some() {}
     let drained = tokio::time::timeout(grace, shared.conns.drained())
         .await
         .is_ok();

@@ -1148,6 +1148,22 @@ struct SettingsPage {
     new_token: Option<String>,
     admin: bool,
     users: Vec<(String, bool)>,
+    mail: Vec<MailRow>,
+}
+
+/// A mailbox's figures as the settings page shows them.
+struct MailRow {
+    name: String,
+    last_poll: String,
+    last_ok: String,
+    last_error: Option<String>,
+    polls: i64,
+    errors: i64,
+    ingested: i64,
+    kept: i64,
+    links_added: i64,
+    /// (sender, subject, reason) of the latest kept messages.
+    kept_messages: Vec<(String, String, String)>,
 }
 
 async fn settings_page(
@@ -1170,7 +1186,31 @@ async fn settings_page(
     } else {
         Vec::new()
     };
+    let mail = s
+        .library
+        .mail_status()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| MailRow {
+            last_poll: m.last_poll_at.map_or_else(|| never.to_owned(), rfc3339),
+            last_ok: m.last_ok_at.map_or_else(|| never.to_owned(), rfc3339),
+            last_error: m.last_error,
+            polls: m.polls,
+            errors: m.errors,
+            ingested: m.messages_ingested,
+            kept: m.messages_kept,
+            links_added: m.links_added,
+            kept_messages: m
+                .kept
+                .into_iter()
+                .map(|k| (k.sender, k.subject, k.reason))
+                .collect(),
+            name: m.mailbox,
+        })
+        .collect();
     render(&SettingsPage {
+        mail,
         tokens: tokens
             .into_iter()
             .map(|k| TokenRow {

@@ -76,6 +76,8 @@ pub(crate) enum Command {
     Token(crate::serve::TokenArgs),
     /// Add, list and remove the people who sign in to the web UI.
     User(crate::serve::UserArgs),
+    /// Save links mailed to a mailbox (POP3), and see how the polls went.
+    Mail(crate::mail_cmds::MailArgs),
 }
 
 /// Arguments of `linksnap snap`.
@@ -190,7 +192,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 }
 
 /// Parses `1048576`, `512K`, `10M`, `1G` (binary multiples, optional `B`/`iB`).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let upper = t.to_ascii_uppercase();
     let body = upper
@@ -374,6 +376,7 @@ pub(crate) async fn run_library(
         Command::Gc(args) => lib::gc(library, t, args).await,
         Command::Token(args) => crate::serve::token(library, t, args).await,
         Command::User(args) => crate::serve::user(library, t, args).await,
+        Command::Mail(args) => crate::mail_cmds::mail(library, t, args).await,
         Command::Snap(_) | Command::Serve(_) => {
             Err(UsageError("`snap` and `serve` do not run through a server".to_owned()).into())
         }

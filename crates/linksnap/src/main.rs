@@ -4,6 +4,7 @@
 mod cli;
 mod exit;
 mod library_cmds;
+mod mail_cmds;
 mod remote;
 mod serve;
 mod snap;

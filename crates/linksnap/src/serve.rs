@@ -136,6 +136,9 @@ fn config(data: &Path, args: &ServeArgs) -> anyhow::Result<ServerConfig> {
             .apply_setting(var, &value)
             .map_err(|e| UsageError(format!("{flag} {value}: {e}")))?;
     }
+    config.mailboxes = config
+        .resolve_mail(|name| std::env::var(name).ok())
+        .map_err(|e| UsageError(e.to_string()))?;
     Ok(config)
 }
 
@@ -155,6 +158,9 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
             Err(e) => return Err(e.into()),
         };
         let config = config(&library.data_dir().path, &args)?;
+        for mailbox in &config.mailboxes {
+            crate::mail_cmds::check_owner(&library, mailbox).await?;
+        }
         // The fetch flags are checked now, so that a bad one stops `serve` at once.
         args.fetch.build(true)?;
         let fetch = args.fetch;
