@@ -181,8 +181,9 @@ impl MailboxFile {
             )));
         }
         let password = match (&self.password_env, &self.password_file) {
-            (Some(var), None) => env(var)
-                .ok_or_else(|| bad(format!("the environment variable {var} is not set")))?,
+            (Some(var), None) => {
+                env(var).ok_or_else(|| bad(format!("the environment variable {var} is not set")))?
+            }
             (None, Some(file)) => {
                 let path = base.join(file);
                 let text = std::fs::read_to_string(&path)
@@ -192,7 +193,9 @@ impl MailboxFile {
             (Some(_), Some(_)) => {
                 return Err(bad("give password_env or password_file, not both".into()));
             }
-            (None, None) => return Err(bad("no password: set password_env or password_file".into())),
+            (None, None) => {
+                return Err(bad("no password: set password_env or password_file".into()));
+            }
         };
         if password.is_empty() {
             return Err(bad("the password is empty".into()));
@@ -299,22 +302,41 @@ mod tests {
         let mut allowed = file("192.0.2.1", TlsMode::None);
         allowed.allow_plaintext = Some(true);
         allowed.resolve(base, env).unwrap();
-        file("mail.example.org", TlsMode::Starttls).resolve(base, env).unwrap();
+        file("mail.example.org", TlsMode::Starttls)
+            .resolve(base, env)
+            .unwrap();
     }
 
     #[test]
     fn defaults_ports_and_the_password_never_shows() {
-        let m = file("mail.example.org", TlsMode::Implicit).resolve(Path::new("/"), env).unwrap();
+        let m = file("mail.example.org", TlsMode::Implicit)
+            .resolve(Path::new("/"), env)
+            .unwrap();
         assert_eq!(m.port, 995);
         assert_eq!(m.name, "u@mail.example.org");
         assert_eq!(m.tags[0].as_str(), DEFAULT_TAG);
         assert!(m.delete && m.subject_tags);
         let shown = format!("{m:?}");
-        assert!(!shown.contains("s3cret") && shown.contains("[redacted]"), "{shown}");
-        assert_eq!(file("h", TlsMode::Starttls).resolve(Path::new("/"), env).unwrap().port, 110);
+        assert!(
+            !shown.contains("s3cret") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        assert_eq!(
+            file("h", TlsMode::Starttls)
+                .resolve(Path::new("/"), env)
+                .unwrap()
+                .port,
+            110
+        );
         let mut missing = file("h", TlsMode::Implicit);
         missing.password_env = Some("NOPE".into());
-        assert!(missing.resolve(Path::new("/"), env).unwrap_err().to_string().contains("NOPE"));
+        assert!(
+            missing
+                .resolve(Path::new("/"), env)
+                .unwrap_err()
+                .to_string()
+                .contains("NOPE")
+        );
     }
 
     #[test]

@@ -47,7 +47,13 @@ impl PollError {
     /// Whether the server refused the credentials.
     #[must_use]
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::Pop3 { source: Pop3Error::Auth { .. }, .. })
+        matches!(
+            self,
+            Self::Pop3 {
+                source: Pop3Error::Auth { .. },
+                ..
+            }
+        )
     }
 }
 
@@ -129,7 +135,10 @@ async fn poll(library: &Library, mailbox: &Mailbox) -> Result<PollReport, PollEr
                 "too large: {size} bytes, the limit is {}",
                 mailbox.max_message_bytes
             );
-            library.keep_mail(&mailbox.name, &record, &reason).await.map_err(store)?;
+            library
+                .keep_mail(&mailbox.name, &record, &reason)
+                .await
+                .map_err(store)?;
             report.kept += 1;
             continue;
         }
@@ -139,12 +148,18 @@ async fn poll(library: &Library, mailbox: &Mailbox) -> Result<PollReport, PollEr
                 // LIST understated it. The session is mid-answer now: end it here (nothing
                 // is deleted); the record keeps the next poll from reading it again.
                 let reason = format!("too large: more than the limit of {limit} bytes");
-                library.keep_mail(&mailbox.name, &record, &reason).await.map_err(store)?;
+                library
+                    .keep_mail(&mailbox.name, &record, &reason)
+                    .await
+                    .map_err(store)?;
                 return Err(net(Pop3Error::TooLarge { limit }));
             }
             Err(e) => return Err(net(e)),
         };
-        match ingest_message(library, mailbox, uid, &raw).await.map_err(store)? {
+        match ingest_message(library, mailbox, uid, &raw)
+            .await
+            .map_err(store)?
+        {
             Ingested::Saved { added, existing } => {
                 report.ingested += 1;
                 report.links_added += added;
@@ -183,7 +198,9 @@ async fn ingest_message(
             uid,
             ..MailRecord::default()
         };
-        library.keep_mail(&mailbox.name, &record, "not a mail message").await?;
+        library
+            .keep_mail(&mailbox.name, &record, "not a mail message")
+            .await?;
         return Ok(Ingested::Kept);
     };
     let record = MailRecord {
@@ -192,12 +209,21 @@ async fn ingest_message(
         sender: mail.sender.clone(),
     };
     if !mailbox.sender_allowed(&mail.sender) {
-        let reason = format!("sender {} is not allowed", if mail.sender.is_empty() { "(none)" } else { &mail.sender });
+        let reason = format!(
+            "sender {} is not allowed",
+            if mail.sender.is_empty() {
+                "(none)"
+            } else {
+                &mail.sender
+            }
+        );
         library.keep_mail(&mailbox.name, &record, &reason).await?;
         return Ok(Ingested::Kept);
     }
     if mail.links.is_empty() {
-        library.keep_mail(&mailbox.name, &record, "no http or https link").await?;
+        library
+            .keep_mail(&mailbox.name, &record, "no http or https link")
+            .await?;
         return Ok(Ingested::Kept);
     }
     let mut tags: Vec<String> = mailbox.tags.iter().map(|t| t.as_str().to_owned()).collect();

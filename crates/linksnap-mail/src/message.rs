@@ -65,7 +65,7 @@ impl Links {
         }
     }
 
-    fn from_text(&mut self, text: &str) {
+    fn scan_text(&mut self, text: &str) {
         let mut finder = linkify::LinkFinder::new();
         finder.kinds(&[linkify::LinkKind::Url]);
         for link in finder.links(text) {
@@ -73,7 +73,7 @@ impl Links {
         }
     }
 
-    fn from_html(&mut self, html: &str) {
+    fn scan_html(&mut self, html: &str) {
         let mut hrefs = Vec::new();
         let mut texts = String::new();
         let settings = RewriteStrSettings::new()
@@ -95,15 +95,15 @@ impl Links {
         for h in &hrefs {
             self.push(&html_escape::decode_html_entities(h));
         }
-        self.from_text(&html_escape::decode_html_entities(&texts));
+        self.scan_text(&html_escape::decode_html_entities(&texts));
     }
 }
 
 fn collect(message: &Message<'_>, links: &mut Links, depth: usize) {
     for part in message.text_bodies().chain(message.html_bodies()) {
         match &part.body {
-            PartType::Text(t) => links.from_text(t),
-            PartType::Html(h) => links.from_html(h),
+            PartType::Text(t) => links.scan_text(t),
+            PartType::Html(h) => links.scan_html(h),
             _ => {}
         }
     }
@@ -156,7 +156,11 @@ See https://a.test/one?x=3D1, and (https://b.test/two). mailto:x@y.test ftp://c.
         assert_eq!(mail.subject, "two #reading");
         assert_eq!(
             mail.links,
-            ["https://a.test/one?x=1", "https://b.test/two", "https://c.test/three"]
+            [
+                "https://a.test/one?x=1",
+                "https://b.test/two",
+                "https://c.test/three"
+            ]
         );
     }
 
@@ -183,12 +187,18 @@ See https://a.test/one?x=3D1, and (https://b.test/two). mailto:x@y.test ftp://c.
 --m\r\nContent-Type: text/plain\r\n\r\nforwarding\r\n\
 --m\r\nContent-Type: message/rfc822\r\n\r\nFrom: a@b.test\r\nSubject: inner\r\n\r\nread https://inner.test/x\r\n\
 --m--\r\n";
-        assert_eq!(parse(raw.as_bytes()).unwrap().links, ["https://inner.test/x"]);
+        assert_eq!(
+            parse(raw.as_bytes()).unwrap().links,
+            ["https://inner.test/x"]
+        );
     }
 
     #[test]
     fn subject_tags_take_words_after_a_hash() {
-        assert_eq!(subject_tags("Re: #Rust, #lang/go. #a #RUST # #-"), ["Rust", "lang/go", "a"]);
+        assert_eq!(
+            subject_tags("Re: #Rust, #lang/go. #a #RUST # #-"),
+            ["Rust", "lang/go", "a"]
+        );
         assert!(subject_tags("issue #").is_empty());
     }
 

@@ -36,7 +36,10 @@ pub enum Pop3Error {
     Protocol(String),
     /// The server refused a command.
     #[error("{command} refused: {message}")]
-    Refused { command: &'static str, message: String },
+    Refused {
+        command: &'static str,
+        message: String,
+    },
     #[error("sign-in refused for {user}: {message}")]
     Auth { user: String, message: String },
     #[error("message larger than the limit of {limit} bytes")]
@@ -91,9 +94,11 @@ impl<S: Io> Pop3<S> {
     }
 
     fn has(&self, name: &str) -> bool {
-        self.capabilities
-            .iter()
-            .any(|c| c.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(name)))
+        self.capabilities.iter().any(|c| {
+            c.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(name))
+        })
     }
 
     fn sasl_plain(&self) -> bool {
@@ -137,8 +142,8 @@ impl<S: Io> Pop3<S> {
             e => e,
         };
         if self.sasl_plain() {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{user}\0{password}"));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
             self.send_secret(&format!("AUTH PLAIN {token}")).await?;
             self.status("AUTH").await.map_err(auth)?;
         } else {
@@ -248,7 +253,9 @@ impl<S: Io> Pop3<S> {
         self.send("STLS").await?;
         self.status("STLS").await?;
         if !self.stream.buffer().is_empty() {
-            return Err(Pop3Error::Protocol("data sent before the TLS handshake".into()));
+            return Err(Pop3Error::Protocol(
+                "data sent before the TLS handshake".into(),
+            ));
         }
         Ok(self.stream.into_inner())
     }
@@ -294,7 +301,9 @@ impl<S: Io> Pop3<S> {
                 None => (buf.len(), false),
             };
             if out.len() + take > max + 2 {
-                return Err(Pop3Error::Protocol(format!("a line longer than {max} bytes")));
+                return Err(Pop3Error::Protocol(format!(
+                    "a line longer than {max} bytes"
+                )));
             }
             out.extend_from_slice(&buf[..take]);
             self.stream.consume(take);
@@ -333,7 +342,10 @@ impl<S: Io> Pop3<S> {
             let room = usize::try_from(limit.saturating_sub(body.len() as u64))
                 .unwrap_or(usize::MAX)
                 .max(1);
-            let line = match self.line(room.saturating_add(1), "a multi-line answer").await {
+            let line = match self
+                .line(room.saturating_add(1), "a multi-line answer")
+                .await
+            {
                 Err(Pop3Error::Protocol(_)) => return Err(Pop3Error::TooLarge { limit }),
                 other => other?,
             };
@@ -350,7 +362,10 @@ impl<S: Io> Pop3<S> {
     }
 }
 
-fn parse_listing<T>(body: &[u8], value: impl Fn(&str) -> Option<T>) -> Result<Vec<Entry<T>>, Pop3Error> {
+fn parse_listing<T>(
+    body: &[u8],
+    value: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<Entry<T>>, Pop3Error> {
     String::from_utf8_lossy(body)
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -424,7 +439,11 @@ impl rustls::client::danger::ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
             return Ok(rustls::client::danger::ServerCertVerified::assertion());
         }
         self.webpki
@@ -569,8 +588,7 @@ mod tests {
             )
             .await;
             assert_eq!(
-                sent,
-                "CAPA\r\nAUTH PLAIN AG1lAHB3\r\nUIDL\r\nRETR 1\r\nDELE 1\r\nQUIT\r\n",
+                sent, "CAPA\r\nAUTH PLAIN AG1lAHB3\r\nUIDL\r\nRETR 1\r\nDELE 1\r\nQUIT\r\n",
                 "chunk {chunk}"
             );
         }
@@ -585,19 +603,26 @@ mod tests {
         })
         .await;
         scripted(MSG, 5, |mut s| async move {
-            assert!(matches!(s.retr(1, 9).await, Err(Pop3Error::TooLarge { limit: 9 })));
+            assert!(matches!(
+                s.retr(1, 9).await,
+                Err(Pop3Error::TooLarge { limit: 9 })
+            ));
         })
         .await;
     }
 
     #[tokio::test]
     async fn refusals_and_broken_answers_are_told_apart() {
-        scripted("+OK hi\r\n-ERR no CAPA\r\n+OK\r\n-ERR [AUTH] bad\r\n", 100, |mut s| async move {
-            assert!(s.capa().await.unwrap().is_empty());
-            let err = s.login("me", "secret").await.unwrap_err();
-            assert!(matches!(err, Pop3Error::Auth { .. }), "{err}");
-            assert!(!err.to_string().contains("secret"));
-        })
+        scripted(
+            "+OK hi\r\n-ERR no CAPA\r\n+OK\r\n-ERR [AUTH] bad\r\n",
+            100,
+            |mut s| async move {
+                assert!(s.capa().await.unwrap().is_empty());
+                let err = s.login("me", "secret").await.unwrap_err();
+                assert!(matches!(err, Pop3Error::Auth { .. }), "{err}");
+                assert!(!err.to_string().contains("secret"));
+            },
+        )
         .await;
         scripted("+OK hi\r\nHTTP/1.1 400\r\n", 100, |mut s| async move {
             assert!(matches!(s.stat().await, Err(Pop3Error::Protocol(_))));
@@ -612,7 +637,10 @@ mod tests {
     #[tokio::test]
     async fn a_silent_server_times_out() {
         let (client, _server) = tokio::io::duplex(1024);
-        let err = Pop3::start(client, Duration::from_millis(50)).await.err().unwrap();
+        let err = Pop3::start(client, Duration::from_millis(50))
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(err, Pop3Error::Timeout(_, "greeting")), "{err}");
     }
 }

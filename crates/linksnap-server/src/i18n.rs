@@ -193,7 +193,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("mail.errors", "errors", "错误"),
     ("mail.ingested", "Messages ingested", "已收录邮件"),
     ("mail.links_added", "Links added", "新增链接"),
-    ("mail.kept", "Messages kept in the mailbox", "留在邮箱中的邮件"),
+    (
+        "mail.kept",
+        "Messages kept in the mailbox",
+        "留在邮箱中的邮件",
+    ),
     ("mail.last_error", "Last error", "最近错误"),
     ("error.title", "Something went wrong", "出错了"),
     ("error.back", "Back", "返回"),

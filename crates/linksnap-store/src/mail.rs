@@ -73,7 +73,10 @@ impl Library {
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub async fn mail_seen(&self, mailbox: &str) -> Result<HashMap<String, MailOutcome>, StoreError> {
+    pub async fn mail_seen(
+        &self,
+        mailbox: &str,
+    ) -> Result<HashMap<String, MailOutcome>, StoreError> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT uid, outcome FROM mail_messages WHERE mailbox = ?")
                 .bind(mailbox)
@@ -122,7 +125,12 @@ impl Library {
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub async fn keep_mail(&self, mailbox: &str, message: &MailRecord, reason: &str) -> Result<(), StoreError> {
+    pub async fn keep_mail(
+        &self,
+        mailbox: &str,
+        message: &MailRecord,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mail_messages (mailbox, uid, outcome, reason, subject, sender, seen_at) \
              VALUES (?, ?, 'kept', ?, ?, ?, ?) ON CONFLICT (mailbox, uid) DO NOTHING",
@@ -193,10 +201,12 @@ impl Library {
             );
         }
         for (mailbox, ingested, kept, links) in counts {
-            let s = by_name.entry(mailbox.clone()).or_insert_with(|| MailboxStatus {
-                mailbox,
-                ..MailboxStatus::default()
-            });
+            let s = by_name
+                .entry(mailbox.clone())
+                .or_insert_with(|| MailboxStatus {
+                    mailbox,
+                    ..MailboxStatus::default()
+                });
             s.messages_ingested = ingested;
             s.messages_kept = kept;
             s.links_added = links;
@@ -242,20 +252,39 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("linksnap-mail-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let lib = Library::open(&dir).await.unwrap();
-        let m1 = MailRecord { uid: "u1".into(), subject: "s".into(), sender: "a@b.test".into() };
+        let m1 = MailRecord {
+            uid: "u1".into(),
+            subject: "s".into(),
+            sender: "a@b.test".into(),
+        };
         let report = lib
-            .ingest_mail("box", &m1, vec![item("https://a.test/"), item("https://b.test/")])
+            .ingest_mail(
+                "box",
+                &m1,
+                vec![item("https://a.test/"), item("https://b.test/")],
+            )
             .await
             .unwrap();
         assert_eq!(report.added, 2);
         // The same links from another message: recorded, nothing new added.
-        let m2 = MailRecord { uid: "u2".into(), ..MailRecord::default() };
-        let report = lib.ingest_mail("box", &m2, vec![item("https://a.test/")]).await.unwrap();
+        let m2 = MailRecord {
+            uid: "u2".into(),
+            ..MailRecord::default()
+        };
+        let report = lib
+            .ingest_mail("box", &m2, vec![item("https://a.test/")])
+            .await
+            .unwrap();
         assert_eq!(report.added, 0);
-        let m3 = MailRecord { uid: "u3".into(), ..MailRecord::default() };
+        let m3 = MailRecord {
+            uid: "u3".into(),
+            ..MailRecord::default()
+        };
         lib.keep_mail("box", &m3, "no links").await.unwrap();
         lib.keep_mail("box", &m3, "again").await.unwrap();
-        lib.record_poll("box", Some("connection refused")).await.unwrap();
+        lib.record_poll("box", Some("connection refused"))
+            .await
+            .unwrap();
         lib.record_poll("box", None).await.unwrap();
 
         let seen = lib.mail_seen("box").await.unwrap();
@@ -268,13 +297,20 @@ mod tests {
         assert_eq!((s.polls, s.errors), (2, 1));
         assert_eq!(s.last_error, None);
         assert!(s.last_ok_at.is_some());
-        assert_eq!((s.messages_ingested, s.messages_kept, s.links_added), (2, 1, 2));
+        assert_eq!(
+            (s.messages_ingested, s.messages_kept, s.links_added),
+            (2, 1, 2)
+        );
         assert_eq!(s.kept.len(), 1);
         assert_eq!(s.kept[0].reason, "no links");
         // The links are queued for capture and tagged.
         let links = lib.list(&crate::library::Filter::default()).await.unwrap();
         assert_eq!(links.len(), 2);
-        assert!(links.iter().all(|l| l.tags.iter().any(|t| t.as_str() == "mail")));
+        assert!(
+            links
+                .iter()
+                .all(|l| l.tags.iter().any(|t| t.as_str() == "mail"))
+        );
         drop(lib);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -56,7 +56,12 @@ struct PollArgs {
     #[arg(long, value_name = "FILE", requires = "host")]
     password_file: Option<PathBuf>,
     /// The environment variable that holds the password.
-    #[arg(long, value_name = "VAR", requires = "host", conflicts_with = "password_file")]
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "host",
+        conflicts_with = "password_file"
+    )]
     password_env: Option<String>,
     /// Also trust the CA certificates in this PEM file (a self-signed server).
     #[arg(long, value_name = "FILE", requires = "host")]
@@ -116,7 +121,10 @@ impl PollArgs {
                 max_message_size: self.max_message_size,
                 timeout: self.timeout.clone(),
             };
-            return Ok(vec![file.resolve(&t.cwd, env).map_err(|e| UsageError(e.to_string()))?]);
+            return Ok(vec![
+                file.resolve(&t.cwd, env)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            ]);
         }
         let path = match &self.config {
             Some(p) => t.cwd.join(p),
@@ -130,8 +138,12 @@ impl PollArgs {
             .into());
         }
         let mut config = ServerConfig::default();
-        config.apply_file(&path).map_err(|e| UsageError(e.to_string()))?;
-        let boxes = config.resolve_mail(env).map_err(|e| UsageError(e.to_string()))?;
+        config
+            .apply_file(&path)
+            .map_err(|e| UsageError(e.to_string()))?;
+        let boxes = config
+            .resolve_mail(env)
+            .map_err(|e| UsageError(e.to_string()))?;
         if boxes.is_empty() {
             return Err(UsageError(format!("{} has no [[mail]] table", path.display())).into());
         }
@@ -157,7 +169,11 @@ async fn poll(library: &Library, t: &mut Term, args: PollArgs) -> anyhow::Result
         check_owner(library, m).await?;
     }
     if !args.once {
-        writeln!(t.err, "linksnap: polling {} mailbox(es) (Ctrl-C stops)", mailboxes.len())?;
+        writeln!(
+            t.err,
+            "linksnap: polling {} mailbox(es) (Ctrl-C stops)",
+            mailboxes.len()
+        )?;
     }
     loop {
         let mut failed = false;
@@ -173,7 +189,11 @@ async fn poll(library: &Library, t: &mut Term, args: PollArgs) -> anyhow::Result
         if args.once {
             return Ok(if failed { Code::Failure } else { Code::Ok });
         }
-        let interval = mailboxes.iter().map(|m| m.poll_interval).min().unwrap_or_default();
+        let interval = mailboxes
+            .iter()
+            .map(|m| m.poll_interval)
+            .min()
+            .unwrap_or_default();
         tokio::time::sleep(interval).await;
     }
 }
@@ -204,7 +224,14 @@ fn print_report(t: &mut Term, m: &Mailbox, r: &PollReport, json: bool) -> anyhow
         writeln!(
             t.out,
             "{}: {} message(s): {} ingested ({} new link(s), {} already saved), {} kept, {} seen before, {} deleted",
-            m.name, r.messages, r.ingested, r.links_added, r.links_existing, r.kept, r.known, r.deleted
+            m.name,
+            r.messages,
+            r.ingested,
+            r.links_added,
+            r.links_existing,
+            r.kept,
+            r.known,
+            r.deleted
         )?;
     }
     Ok(())

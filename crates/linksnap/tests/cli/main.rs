@@ -7,6 +7,7 @@ mod charset;
 mod corpus;
 mod library;
 mod limits;
+mod mail;
 mod policy;
 mod render;
 mod serve;

@@ -650,7 +650,7 @@ fn requested(site: &FixtureServer, path: &str) -> bool {
     site.requests().iter().any(|r| r.starts_with(path))
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(
