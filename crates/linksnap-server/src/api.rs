@@ -146,6 +146,9 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .routes(routes!(create_share, list_shares))
         .routes(routes!(revoke_share))
         .routes(routes!(server_status))
+        .routes(routes!(crate::netapi::net_stats))
+        .routes(routes!(crate::netapi::list_bans, crate::netapi::create_ban))
+        .routes(routes!(crate::netapi::delete_ban))
         .split_for_parts();
     let doc = Arc::new(doc);
     let authed = api
@@ -162,6 +165,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/s/{secret}", get(shared_snapshot))
+        .route("/metrics", get(crate::netapi::metrics))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -174,6 +178,10 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .merge(crate::web::public_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::netapi::client_guard,
+        ))
         .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
         .with_state(state)
 }

@@ -37,6 +37,63 @@ pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
 /// A comment on every event stream this often: finds browsers that vanished.
 pub const DEFAULT_SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// Connections one client address (an IPv6 client: its prefix) may hold at once; more
+/// are reset right after `accept`.
+pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 128;
+/// IPv6 clients are grouped by this prefix for the per-address cap, rate limit and bans.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// Requests per second one client address may make (and the burst above it).
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
+    per_second: 100,
+    burst: 200,
+};
+/// A client refused this many times by the per-address cap within the window is banned.
+pub const DEFAULT_AUTOBAN: Autoban = Autoban {
+    threshold: 100,
+    window: Duration::from_secs(60),
+    ban_for: Duration::from_secs(600),
+};
+
+/// The per-address request rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Automatic temporary bans for a client that keeps hitting the per-address cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Autoban {
+    /// Refusals…
+    pub threshold: u32,
+    /// …within this long…
+    pub window: Duration,
+    /// …ban the address for this long.
+    pub ban_for: Duration,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Clients on loopback or the Unix sockets, no credentials.
+    Loopback,
+    /// Like the API: a token or an administrator's session (or the private socket).
+    Token,
+    Off,
+}
+
+impl FromStr for MetricsAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "loopback" => Ok(Self::Loopback),
+            "token" => Ok(Self::Token),
+            "off" => Ok(Self::Off),
+            _ => Err(format!("`{s}`: expected loopback, token or off")),
+        }
+    }
+}
+
 /// TCP options for listeners and the connections they accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpOptions {
@@ -86,6 +143,16 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     pub login_attempts_per_minute: u32,
     pub sse_heartbeat: Duration,
+    /// 0: no cap.
+    pub max_conns_per_ip: u32,
+    pub ipv6_prefix: u8,
+    /// `None`: no request-rate limit.
+    pub rate_limit: Option<RateLimit>,
+    /// `None`: no automatic bans.
+    pub autoban: Option<Autoban>,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the real client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub metrics: MetricsAccess,
     /// The `[[mail]]` mailboxes as written.
     pub mail: Vec<linksnap_mail::MailboxFile>,
     /// The mailboxes `serve` polls: [`ServerConfig::resolve_mail`] fills this (it reads
@@ -109,6 +176,12 @@ impl Default for ServerConfig {
             secure_cookies: false,
             login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
             sse_heartbeat: DEFAULT_SSE_HEARTBEAT,
+            max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+            rate_limit: Some(DEFAULT_RATE_LIMIT),
+            autoban: Some(DEFAULT_AUTOBAN),
+            trusted_proxies: Vec::new(),
+            metrics: MetricsAccess::Loopback,
             mail: Vec::new(),
             mailboxes: Vec::new(),
             mail_base: std::path::PathBuf::from("."),
@@ -151,6 +224,14 @@ struct File {
     login_attempts_per_minute: Option<u32>,
     sse_heartbeat: Option<String>,
     tcp: Option<TcpFile>,
+    max_conns_per_ip: Option<u32>,
+    ipv6_prefix: Option<u8>,
+    /// `"100/s,200"` (rate, burst) or `"off"`.
+    rate_limit: Option<String>,
+    /// `"100/60s,10m"` (refusals/window, ban time) or `"off"`.
+    autoban: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    metrics: Option<String>,
     mail: Option<Vec<linksnap_mail::MailboxFile>>,
 }
 
@@ -226,6 +307,20 @@ impl ServerConfig {
         }
         if let Some(mail) = f.mail {
             self.mail = mail;
+        }
+        set(&mut self.max_conns_per_ip, f.max_conns_per_ip);
+        set(&mut self.ipv6_prefix, f.ipv6_prefix);
+        if let Some(r) = f.rate_limit {
+            self.rate_limit = parse_rate_limit(&r)?;
+        }
+        if let Some(a) = f.autoban {
+            self.autoban = parse_autoban(&a)?;
+        }
+        if let Some(list) = f.trusted_proxies {
+            self.trusted_proxies = parse_nets(list.iter().map(String::as_str))?;
+        }
+        if let Some(m) = f.metrics {
+            self.metrics = m.parse()?;
         }
         if let Some(t) = f.tcp {
             set(&mut self.tcp.nodelay, t.nodelay);
@@ -303,6 +398,19 @@ impl ServerConfig {
                     u32::try_from(num(value)?).map_err(|e| e.to_string())?;
             }
             "LINKSNAP_SSE_HEARTBEAT" => self.sse_heartbeat = duration(value)?,
+            "LINKSNAP_MAX_CONNS_PER_IP" => {
+                self.max_conns_per_ip = u32::try_from(num(value)?).map_err(|e| e.to_string())?;
+            }
+            "LINKSNAP_IPV6_PREFIX" => {
+                self.ipv6_prefix = u8::try_from(num(value)?).map_err(|e| e.to_string())?;
+            }
+            "LINKSNAP_RATE_LIMIT" => self.rate_limit = parse_rate_limit(value)?,
+            "LINKSNAP_AUTOBAN" => self.autoban = parse_autoban(value)?,
+            "LINKSNAP_TRUSTED_PROXIES" => {
+                self.trusted_proxies =
+                    parse_nets(value.split(',').filter(|s| !s.trim().is_empty()))?;
+            }
+            "LINKSNAP_METRICS" => self.metrics = value.parse()?,
             "LINKSNAP_KEEPALIVE" => {
                 // "off", or IDLE,INTERVAL,COUNT like "60s,5s,3".
                 if value.trim() == "off" {
@@ -364,6 +472,9 @@ impl ServerConfig {
         if self.sse_heartbeat.is_zero() {
             return Err("sse_heartbeat must be above zero".into());
         }
+        if self.ipv6_prefix == 0 || self.ipv6_prefix > 128 {
+            return Err("ipv6_prefix must be from 1 to 128".into());
+        }
         if self.workers > 64 {
             return Err("workers must be at most 64".into());
         }
@@ -374,6 +485,67 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// `100/s,200` (requests per second, burst), `100/s` (burst = 2 × rate) or `off`.
+fn parse_rate_limit(s: &str) -> Result<Option<RateLimit>, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(None);
+    }
+    let bad = || format!("`{s}`: expected off or RATE/s[,BURST] (e.g. 100/s,200)");
+    let (rate, burst) = s.split_once(',').map_or((s, None), |(r, b)| (r, Some(b)));
+    let per_second: u32 = rate
+        .trim()
+        .strip_suffix("/s")
+        .and_then(|r| r.trim().parse().ok())
+        .filter(|&r| r > 0)
+        .ok_or_else(bad)?;
+    let burst = match burst {
+        Some(b) => b.trim().parse().ok().filter(|&b| b > 0).ok_or_else(bad)?,
+        None => per_second.saturating_mul(2),
+    };
+    Ok(Some(RateLimit { per_second, burst }))
+}
+
+/// `100/60s,10m` (refusals within a window, then a ban this long) or `off`.
+fn parse_autoban(s: &str) -> Result<Option<Autoban>, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(None);
+    }
+    let bad = || format!("`{s}`: expected off or COUNT/WINDOW,BAN (e.g. 100/60s,10m)");
+    let (rule, ban) = s.split_once(',').ok_or_else(bad)?;
+    let (count, window) = rule.split_once('/').ok_or_else(bad)?;
+    let threshold: u32 = count.trim().parse().ok().filter(|&c| c > 0).ok_or_else(bad)?;
+    let window = duration(window)?;
+    let ban_for = duration(ban)?;
+    if window.is_zero() || ban_for.is_zero() {
+        return Err(bad());
+    }
+    Ok(Some(Autoban {
+        threshold,
+        window,
+        ban_for,
+    }))
+}
+
+/// Addresses or CIDR ranges (`10.0.0.1`, `10.0.0.0/8`, `::1`).
+pub fn parse_nets<'a>(list: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::IpNet>, String> {
+    list.map(|s| parse_net(s.trim())).collect()
+}
+
+/// An address or a CIDR range; an address is its own /32 or /128.
+///
+/// # Errors
+/// What does not parse.
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("`{s}` is not an address or CIDR range"))
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -411,6 +583,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sign-in attempts per address and minute",
     ),
     ("LINKSNAP_SSE_HEARTBEAT", "heartbeat of event streams"),
+    (
+        "LINKSNAP_MAX_CONNS_PER_IP",
+        "connections per client address (0: no cap)",
+    ),
+    ("LINKSNAP_IPV6_PREFIX", "IPv6 clients grouped by this prefix"),
+    ("LINKSNAP_RATE_LIMIT", "`off` or RATE/s[,BURST] per address"),
+    ("LINKSNAP_AUTOBAN", "`off` or COUNT/WINDOW,BAN"),
+    (
+        "LINKSNAP_TRUSTED_PROXIES",
+        "proxies whose Forwarded headers are believed",
+    ),
+    ("LINKSNAP_METRICS", "who reads /metrics: loopback, token, off"),
 ];
 
 impl FromStr for ServerConfig {

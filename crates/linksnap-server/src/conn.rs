@@ -53,6 +53,34 @@ pub struct Conn {
     bytes_in_at_idle: AtomicU64,
     /// The client spoke HTTP/2 (its preface), where bytes between requests are frames.
     h2: std::sync::atomic::AtomicBool,
+    /// The client group it counts against (TCP peers).
+    pub key: Option<ipnet::IpNet>,
+    /// The socket, for TCP_INFO; read only under the table's lock (the connection leaves
+    /// the table before its socket closes).
+    fd: Option<std::os::fd::RawFd>,
+}
+
+impl Conn {
+    /// What the connection is doing: `active` (a request in flight), `reading` (a
+    /// request's head is arriving) or `idle` (keep-alive, waiting).
+    #[must_use]
+    pub fn activity(&self) -> &'static str {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            "active"
+        } else if !self.h2.load(Ordering::Relaxed)
+            && self.bytes_in.load(Ordering::Relaxed) > self.bytes_in_at_idle.load(Ordering::Relaxed)
+        {
+            "reading"
+        } else {
+            "idle"
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    conns: HashMap<u64, Arc<Conn>>,
+    per_key: HashMap<ipnet::IpNet, u32>,
 }
 
 /// Every live connection, and totals.
@@ -60,7 +88,7 @@ pub struct Conn {
 pub struct ConnTable {
     epoch: Instant,
     next_id: AtomicU64,
-    live: Mutex<HashMap<u64, Arc<Conn>>>,
+    live: Mutex<Live>,
     emptied: Notify,
     pub accepted_total: AtomicU64,
     /// Times `accept` failed for lack of descriptors or memory and the loop backed off.
@@ -72,7 +100,7 @@ impl Default for ConnTable {
         Self {
             epoch: Instant::now(),
             next_id: AtomicU64::new(1),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
             emptied: Notify::new(),
             accepted_total: AtomicU64::new(0),
             accept_backoffs: AtomicU64::new(0),
@@ -85,7 +113,16 @@ impl ConnTable {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn register(self: &Arc<Self>, peer: Peer, listener: Arc<str>, local: bool) -> Registered {
+    /// Adds a connection unless its client group already holds `cap` (0: no cap).
+    fn try_register(
+        self: &Arc<Self>,
+        peer: Peer,
+        listener: Arc<str>,
+        local: bool,
+        key: Option<ipnet::IpNet>,
+        cap: u32,
+        fd: Option<std::os::fd::RawFd>,
+    ) -> Option<Registered> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
@@ -101,16 +138,52 @@ impl ConnTable {
             idle_since: AtomicU64::new(self.now_ms()),
             bytes_in_at_idle: AtomicU64::new(0),
             h2: std::sync::atomic::AtomicBool::new(false),
+            key,
+            fd,
         });
+        {
+            let mut live = self.lock();
+            if let Some(k) = key {
+                let n = live.per_key.entry(k).or_insert(0);
+                if cap > 0 && *n >= cap {
+                    if *n == 0 {
+                        live.per_key.remove(&k);
+                    }
+                    return None;
+                }
+                *n += 1;
+            }
+            live.conns.insert(id, conn.clone());
+        }
         self.accepted_total.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(id, conn.clone());
-        Registered {
+        Some(Registered {
             table: self.clone(),
             conn,
-        }
+        })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+    /// Connections per client group, most first.
+    pub fn per_key(&self) -> Vec<(ipnet::IpNet, u32)> {
+        let mut v: Vec<_> = self.lock().per_key.iter().map(|(k, n)| (*k, *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Each live TCP connection with its TCP_INFO, read while the table is locked (so no
+    /// socket closes under the read).
+    pub fn with_tcp_info(&self) -> Vec<(Arc<Conn>, Option<crate::netstat::TcpInfo>)> {
+        let live = self.lock();
+        let mut v: Vec<_> = live
+            .conns
+            .values()
+            .map(|c| (c.clone(), c.fd.and_then(crate::netstat::tcp_info)))
+            .collect();
+        drop(live);
+        v.sort_by_key(|(c, _)| c.id);
+        v
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -118,14 +191,14 @@ impl ConnTable {
 
     /// The live connections, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Conn>> {
-        let mut v: Vec<_> = self.lock().values().cloned().collect();
+        let mut v: Vec<_> = self.lock().conns.values().cloned().collect();
         v.sort_by_key(|c| c.id);
         v
     }
 
     /// How many connections are live.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().conns.len()
     }
 
     /// Whether none is.
@@ -163,8 +236,16 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         let mut live = self.table.lock();
-        live.remove(&self.conn.id);
-        if live.is_empty() {
+        live.conns.remove(&self.conn.id);
+        if let Some(k) = self.conn.key
+            && let Some(n) = live.per_key.get_mut(&k)
+        {
+            *n -= 1;
+            if *n == 0 {
+                live.per_key.remove(&k);
+            }
+        }
+        if live.conns.is_empty() {
             self.table.emptied.notify_waiters();
         }
     }
@@ -254,6 +335,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub config: ServerConfig,
+    pub guard: Arc<crate::guard::Guard>,
+    /// Automatic bans to persist.
+    pub new_bans: tokio::sync::mpsc::UnboundedSender<linksnap_store::Ban>,
     pub conns: Arc<ConnTable>,
     pub slots: Arc<Semaphore>,
     pub router: axum::Router,
@@ -261,7 +345,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ServerConfig, router: axum::Router, conns: Arc<ConnTable>) -> Self {
+    pub(crate) fn new(
+        config: ServerConfig,
+        router: axum::Router,
+        conns: Arc<ConnTable>,
+        guard: Arc<crate::guard::Guard>,
+        new_bans: tokio::sync::mpsc::UnboundedSender<linksnap_store::Ban>,
+    ) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
         // hyper's own header timeout would also bound the wait for the next request on a
         // keep-alive connection; the watchdog in `serve_io` keeps the two limits apart.
@@ -271,6 +361,8 @@ impl Shared {
             .keep_alive(true);
         http.http2().timer(TokioTimer::new());
         Self {
+            guard,
+            new_bans,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             conns,
             config,
@@ -328,7 +420,35 @@ pub(crate) async fn accept_loop(
                     );
                     continue;
                 }
-                let registered = shared.conns.register(peer, name.clone(), local);
+                let ip = match &peer {
+                    Peer::Tcp(a) => Some(a.ip()),
+                    Peer::Unix { .. } => None,
+                };
+                if let Some(ip) = ip
+                    && shared.guard.banned(ip).is_some()
+                {
+                    shared.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
+                    reset(io);
+                    continue;
+                }
+                let fd = match &io {
+                    Stream::Tcp(s) => Some(std::os::fd::AsRawFd::as_raw_fd(s)),
+                    Stream::Unix(_) => None,
+                };
+                let key = ip.map(|ip| shared.guard.key(ip));
+                let cap = shared.guard.max_conns_per_ip;
+                let Some(registered) =
+                    shared.conns.try_register(peer, name.clone(), local, key, cap, fd)
+                else {
+                    reset(io);
+                    if let Some(ip) = ip
+                        && let Some(ban) = shared.guard.strike(ip)
+                    {
+                        tracing::warn!(net = %ban.net, reason = %ban.reason, "banned automatically");
+                        let _ = shared.new_bans.send(ban);
+                    }
+                    continue;
+                };
                 let shared = shared.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
@@ -349,6 +469,17 @@ pub(crate) async fn accept_loop(
             Err(e) => tracing::debug!(listener = %name, error = %e, "accept failed"),
         }
     }
+}
+
+/// Closes a refused connection with RST (SO_LINGER 0): no FIN handshake, no TIME_WAIT
+/// here, and the client knows at once.
+fn reset(io: Stream) {
+    if let Stream::Tcp(s) = &io
+        && let Err(e) = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO))
+    {
+        tracing::debug!(error = %e, "SO_LINGER");
+    }
+    drop(io);
 }
 
 fn uid() -> u32 {

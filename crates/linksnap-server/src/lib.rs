@@ -8,9 +8,12 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod guard;
 pub mod i18n;
 pub mod json;
 pub mod listen;
+pub mod netapi;
+pub mod netstat;
 pub mod session;
 pub mod web;
 pub mod workers;
@@ -51,6 +54,12 @@ pub struct AppState {
     /// Every live connection.
     pub conns: Arc<conn::ConnTable>,
     pub started: Instant,
+    /// Bans, the per-address cap and rate limit, trusted proxies.
+    pub guard: Arc<guard::Guard>,
+    /// The addresses listened on (ports resolved).
+    pub listeners: Arc<Vec<ListenAddr>>,
+    pub max_connections: usize,
+    pub metrics: config::MetricsAccess,
 }
 
 impl AppState {
@@ -109,6 +118,8 @@ pub enum ServeError {
     Bind(#[source] std::io::Error),
     #[error("cannot start the capture workers: {0}")]
     Workers(#[source] std::io::Error),
+    #[error("cannot read the bans: {0}")]
+    Bans(String),
 }
 
 /// How a shutdown went.
@@ -151,6 +162,9 @@ pub async fn serve(
 
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let guard = Arc::new(guard::Guard::new(&config));
+    guard.set_bans(library.bans().await.map_err(|e| ServeError::Bans(e.to_string()))?);
+    let (new_bans, mut new_bans_rx) = tokio::sync::mpsc::unbounded_channel::<linksnap_store::Ban>();
     let (events, _) = broadcast::channel(1024);
     let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
@@ -169,13 +183,46 @@ pub async fn serve(
         stopping: stop_rx.clone(),
         conns: Arc::new(conn::ConnTable::default()),
         started: Instant::now(),
+        guard: guard.clone(),
+        listeners: Arc::new(bound.clone()),
+        max_connections: config.max_connections,
+        metrics: config.metrics,
     };
     let conns = state.conns.clone();
     let router = api::router(state, config.body_limit);
     let grace = config.shutdown_grace;
     let worker_count = config.workers;
     let mailboxes = std::mem::take(&mut config.mailboxes);
-    let shared = Arc::new(conn::Shared::new(config, router, conns));
+    let shared = Arc::new(conn::Shared::new(
+        config,
+        router,
+        conns,
+        guard.clone(),
+        new_bans,
+    ));
+    // Bans: automatic ones are persisted; any change (also by the CLI through the socket)
+    // is reloaded; rate-limit state of quiet clients is dropped now and then.
+    let mut bans_changed = library.bans_changed();
+    let mut stop_bans = stop_rx.clone();
+    let (ban_lib, ban_guard) = (library.clone(), guard.clone());
+    let bans_task = tokio::spawn(async move {
+        let mut tidy = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                Some(ban) = new_bans_rx.recv() => {
+                    if let Err(e) = ban_lib.ban(ban.net, ban.expires_at, &ban.reason, true).await {
+                        tracing::error!(error = %e, "cannot save an automatic ban");
+                    }
+                }
+                Ok(()) = bans_changed.changed() => match ban_lib.bans().await {
+                    Ok(bans) => ban_guard.set_bans(bans),
+                    Err(e) => tracing::error!(error = %e, "cannot reload bans"),
+                },
+                _ = tidy.tick() => ban_guard.tidy(),
+                () = async { let _ = stop_bans.wait_for(|s| *s).await; } => return,
+            }
+        }
+    });
     let mut workers = workers::Workers::start(
         library.clone(),
         capturer,
@@ -218,6 +265,7 @@ pub async fn serve(
     // The accept loops end and drop their listeners (Unix socket files are removed).
     while loops.join_next().await.is_some() {}
     while mail.join_next().await.is_some() {}
+    let _ = bans_task.await;
     let drained = tokio::time::timeout(grace, shared.conns.drained())
         .await
         .is_ok();

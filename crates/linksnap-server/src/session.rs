@@ -83,6 +83,15 @@ struct Credentials {
     session: Option<String>,
 }
 
+/// The token of `Authorization: Bearer TOKEN`.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 fn credentials(req: &Request) -> Credentials {
     let headers = req.headers();
     Credentials {
@@ -90,11 +99,7 @@ fn credentials(req: &Request) -> Credentials {
             .extensions()
             .get::<ConnInfo>()
             .is_some_and(|c| c.0.local),
-        bearer: headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned()),
+        bearer: bearer(headers).map(str::to_owned),
         session: cookie(headers, SESSION_COOKIE).map(str::to_owned),
     }
 }

@@ -248,7 +248,7 @@ async fn login_page(headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
 
 async fn login(
     State(s): State<AppState>,
-    conn: Option<Extension<crate::conn::ConnInfo>>,
+    client: Option<Extension<crate::netapi::ClientIp>>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
@@ -258,10 +258,8 @@ async fn login(
     if expected.is_empty() || !same_secret(field(&f, "csrf"), expected) {
         return login_form(&headers, &next, Some("login.failed"), StatusCode::FORBIDDEN);
     }
-    let ip = match conn.as_ref().map(|c| c.0.0.peer.clone()) {
-        Some(crate::conn::Peer::Tcp(a)) => a.ip(),
-        _ => std::net::IpAddr::from([0, 0, 0, 0]),
-    };
+    // Unix-socket clients share one allowance.
+    let ip = client.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.0);
     if s.login_limiter.check_key(&ip).is_err() {
         return login_form(
             &headers,

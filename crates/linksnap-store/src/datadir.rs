@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "users", include_str!("../migrations/0003_users.sql")),
     (4, "shares", include_str!("../migrations/0004_shares.sql")),
     (5, "mail", include_str!("../migrations/0005_mail.sql")),
+    (6, "bans", include_str!("../migrations/0006_bans.sql")),
 ];
 
 /// The newest schema version this build knows.

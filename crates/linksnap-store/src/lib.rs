@@ -2,6 +2,7 @@
 //! content-addressed blob store.
 
 pub mod auth;
+pub mod bans;
 pub mod blob;
 pub mod datadir;
 pub mod domain;
@@ -11,6 +12,7 @@ pub mod mail;
 pub mod queue;
 pub mod search;
 
+pub use bans::Ban;
 pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};

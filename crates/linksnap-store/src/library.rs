@@ -296,6 +296,8 @@ pub struct Library {
     rules: TrackingRules,
     /// The full-text index, derived from the database.
     search: SearchIndex,
+    /// Ticks when bans change (see `bans`).
+    pub(crate) bans_tx: tokio::sync::watch::Sender<u64>,
 }
 
 /// One search result.
@@ -391,7 +393,12 @@ impl Library {
                 (s, true)
             }
         };
-        let library = Self { dir, rules, search };
+        let library = Self {
+            dir,
+            rules,
+            search,
+            bans_tx: tokio::sync::watch::Sender::new(0),
+        };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
         } else {

@@ -78,6 +78,8 @@ pub(crate) enum Command {
     User(crate::serve::UserArgs),
     /// Save links mailed to a mailbox (POP3), and see how the polls went.
     Mail(crate::mail_cmds::MailArgs),
+    /// The running server's connections (like ss), and bans.
+    Net(crate::net_cmds::NetArgs),
 }
 
 /// Arguments of `linksnap snap`.
@@ -304,6 +306,9 @@ pub fn run() -> anyhow::Result<Code> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(cli.data, *args),
         Command::Snap(args) => current_thread()?.block_on(crate::snap::run(args)),
+        Command::Net(args) if args.is_stats() => {
+            current_thread()?.block_on(crate::net_cmds::stats(cli.data.as_deref(), args))
+        }
         mut command => {
             let password = prompt_password(&mut command)?;
             current_thread()?.block_on(crate::remote::run_here_or_on_server(
@@ -377,6 +382,7 @@ pub(crate) async fn run_library(
         Command::Token(args) => crate::serve::token(library, t, args).await,
         Command::User(args) => crate::serve::user(library, t, args).await,
         Command::Mail(args) => crate::mail_cmds::mail(library, t, args).await,
+        Command::Net(args) => crate::net_cmds::bans(library, t, args).await,
         Command::Snap(_) | Command::Serve(_) => {
             Err(UsageError("`snap` and `serve` do not run through a server".to_owned()).into())
         }

@@ -5,6 +5,7 @@ mod cli;
 mod exit;
 mod library_cmds;
 mod mail_cmds;
+mod net_cmds;
 mod remote;
 mod serve;
 mod snap;

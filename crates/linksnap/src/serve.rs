@@ -57,6 +57,25 @@ pub struct ServeArgs {
     /// How often event streams send a heartbeat (e.g. 15s).
     #[arg(long, value_name = "DURATION")]
     sse_heartbeat: Option<String>,
+    /// Connections one client address may hold (IPv6: per --ipv6-prefix; 0: no cap).
+    #[arg(long, value_name = "N")]
+    max_conns_per_ip: Option<String>,
+    /// IPv6 clients are grouped by this prefix length (default 64).
+    #[arg(long, value_name = "BITS")]
+    ipv6_prefix: Option<String>,
+    /// Requests per client address: `off` or RATE/s[,BURST] (default 100/s,200).
+    #[arg(long, value_name = "SPEC")]
+    rate_limit: Option<String>,
+    /// Automatic bans for clients that keep hitting the cap: `off` or COUNT/WINDOW,BAN
+    /// (default 100/60s,10m).
+    #[arg(long, value_name = "SPEC")]
+    autoban: Option<String>,
+    /// A proxy whose Forwarded / X-Forwarded-For headers name the real client (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<String>,
+    /// Who may read /metrics: loopback (default), token, off.
+    #[arg(long, value_name = "WHO")]
+    metrics: Option<String>,
     #[command(flatten)]
     fetch: FetchArgs,
 }
@@ -66,6 +85,13 @@ impl ServeArgs {
         let mut v = Vec::new();
         if !self.listen.is_empty() {
             v.push(("--listen", "LINKSNAP_LISTEN", self.listen.join(",")));
+        }
+        if !self.trusted_proxies.is_empty() {
+            v.push((
+                "--trusted-proxy",
+                "LINKSNAP_TRUSTED_PROXIES",
+                self.trusted_proxies.join(","),
+            ));
         }
         for (flag, var, value) in [
             ("--workers", "LINKSNAP_WORKERS", &self.workers),
@@ -107,6 +133,15 @@ impl ServeArgs {
                 "LINKSNAP_SSE_HEARTBEAT",
                 &self.sse_heartbeat,
             ),
+            (
+                "--max-conns-per-ip",
+                "LINKSNAP_MAX_CONNS_PER_IP",
+                &self.max_conns_per_ip,
+            ),
+            ("--ipv6-prefix", "LINKSNAP_IPV6_PREFIX", &self.ipv6_prefix),
+            ("--rate-limit", "LINKSNAP_RATE_LIMIT", &self.rate_limit),
+            ("--autoban", "LINKSNAP_AUTOBAN", &self.autoban),
+            ("--metrics", "LINKSNAP_METRICS", &self.metrics),
         ] {
             if let Some(value) = value {
                 v.push((flag, var, value.clone()));

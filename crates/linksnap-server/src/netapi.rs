@@ -1,0 +1,210 @@
+//! The operator's network routes: `/api/v1/net/stats`, bans, `/metrics`, and the HTTP side
+//! of the address rules (the real client behind a trusted proxy, bans, the request rate).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::{ApiError, ErrorJson};
+use crate::config::MetricsAccess;
+use crate::conn::{ConnInfo, Peer};
+use crate::json::rfc3339;
+use crate::netstat::NetStats;
+use crate::session::Principal;
+
+/// The client a request is from (after trusted proxies), as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Resolves the client, refuses banned ones (403 `banned`) and answers 429 `rate_limited`
+/// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
+/// `/healthz` are not limited.
+pub(crate) async fn client_guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = match req.extensions().get::<ConnInfo>().map(|c| c.0.peer.clone()) {
+        Some(Peer::Tcp(a)) => a.ip(),
+        _ => return next.run(req).await,
+    };
+    let client = s.guard.client_ip(peer, req.headers());
+    req.extensions_mut().insert(ClientIp(client));
+    if let Some(ban) = s.guard.banned(client) {
+        s.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
+        let until = ban.expires_at.map_or_else(|| "until lifted".to_owned(), |t| format!("until {}", rfc3339(t)));
+        return ApiError::new(StatusCode::FORBIDDEN, "banned", format!("{client} is banned {until}")).into_response();
+    }
+    if req.uri().path() != "/healthz"
+        && let Err(wait) = s.guard.check_rate(client)
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut res = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from {client}; try again in {secs} s"),
+        )
+        .into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return res;
+    }
+    next.run(req).await
+}
+
+/// Operators only: the local CLI, an API token, or an administrator's session.
+fn require_admin(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::Local | Principal::Token(_) => Ok(()),
+        Principal::Session { user, .. } if user.is_admin => Ok(()),
+        Principal::Session { .. } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an administrator may see or change this",
+        )),
+    }
+}
+
+pub(crate) fn stats(s: &AppState) -> NetStats {
+    crate::netstat::collect(&s.conns, &s.guard, &s.listeners, s.max_connections)
+}
+
+#[utoipa::path(get, path = "/api/v1/net/stats", tag = "net",
+    responses((status = 200, body = NetStats), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
+pub(crate) async fn net_stats(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<NetStats>, ApiError> {
+    require_admin(&who)?;
+    Ok(Json(stats(&s)))
+}
+
+/// A ban as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BanJson {
+    /// A CIDR range (`192.0.2.7/32`, `2001:db8::/64`).
+    net: String,
+    reason: String,
+    automatic: bool,
+    created_at: String,
+    /// Absent: until lifted.
+    expires_at: Option<String>,
+}
+
+impl From<linksnap_store::Ban> for BanJson {
+    fn from(b: linksnap_store::Ban) -> Self {
+        Self {
+            net: b.net.to_string(),
+            reason: b.reason,
+            automatic: b.automatic,
+            created_at: rfc3339(b.created_at),
+            expires_at: b.expires_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new ban.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewBan {
+    /// An address or a CIDR range.
+    net: String,
+    /// How long, e.g. `1h`; absent: until lifted.
+    #[serde(rename = "for")]
+    duration: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/net/bans", tag = "net",
+    responses((status = 200, body = [BanJson]), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
+pub(crate) async fn list_bans(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Vec<BanJson>>, ApiError> {
+    require_admin(&who)?;
+    Ok(Json(s.library.bans().await?.into_iter().map(BanJson::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/net/bans", tag = "net", request_body = NewBan,
+    responses((status = 201, body = BanJson), (status = 400, body = ErrorJson), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
+pub(crate) async fn create_ban(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(new): Json<NewBan>,
+) -> Result<Response, ApiError> {
+    require_admin(&who)?;
+    let net = crate::config::parse_net(new.net.trim()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let expires_at = match &new.duration {
+        Some(d) => {
+            let d = humantime::parse_duration(d.trim())
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}")))?;
+            Some(crate::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+        }
+        None => None,
+    };
+    s.library.ban(net, expires_at, new.reason.trim(), false).await?;
+    let ban = s
+        .library
+        .bans()
+        .await?
+        .into_iter()
+        .find(|b| b.net == net.trunc())
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the ban expired at once"))?;
+    Ok((StatusCode::CREATED, Json(BanJson::from(ban))).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/v1/net/bans/{net}", tag = "net",
+    params(("net" = String, Path, description = "the banned range, percent-encoded (`192.0.2.0%2F24`)")),
+    responses((status = 204), (status = 404, body = ErrorJson), (status = 400, body = ErrorJson), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
+pub(crate) async fn delete_ban(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(net): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&who)?;
+    let net = crate::config::parse_net(net.trim()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    if s.library.unban(net).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{net} is not banned")))
+    }
+}
+
+/// `/metrics` in Prometheus' text format; who may read it is `metrics` in the config.
+pub(crate) async fn metrics(
+    State(s): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let allowed = match s.metrics {
+        MetricsAccess::Off => {
+            return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
+        }
+        MetricsAccess::Loopback => match conn.as_ref().map(|c| &c.0.0.peer) {
+            Some(Peer::Unix { .. }) => true,
+            Some(Peer::Tcp(a)) => crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers)),
+            None => false,
+        },
+        MetricsAccess::Token => {
+            let local = conn.as_ref().is_some_and(|c| c.0.0.local);
+            let token = match crate::session::bearer(&headers) {
+                Some(t) => s.library.verify_token(t).await.ok().flatten().is_some(),
+                None => false,
+            };
+            local || token
+        }
+    };
+    if !allowed {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "metrics are not open to this client").into_response();
+    }
+    let bans = s.library.bans().await.map(|b| b.len()).unwrap_or(0);
+    let body = crate::netstat::prometheus(
+        &stats(&s),
+        bans,
+        s.sse_streams.load(Ordering::Relaxed),
+        s.started.elapsed().as_secs(),
+    );
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        body,
+    )
+        .into_response()
+}
