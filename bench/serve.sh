@@ -28,7 +28,7 @@ token=$("$bin" --data "$data" token create bench 2>/dev/null)
 echo "benchmark password" | "$bin" --data "$data" user add bench --password-stdin 2>/dev/null
 
 "$bin" --data "$data" serve --listen 127.0.0.1:0 --workers 0 --idle-timeout 600s \
-  --max-connections 20000 2>"$tmp/serve.log" &
+  --max-connections 20000 --max-conns-per-ip 0 --rate-limit off 2>"$tmp/serve.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do grep -q "listening on http" "$tmp/serve.log" && break; sleep 0.1; done

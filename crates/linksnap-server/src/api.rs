@@ -410,7 +410,7 @@ fn parse_tags(raw: &[String]) -> ApiResult<Vec<TagName>> {
         .collect()
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<T> {
     body.map(|Json(b)| b).map_err(|e| {

@@ -517,7 +517,12 @@ fn parse_autoban(s: &str) -> Result<Option<Autoban>, String> {
     let bad = || format!("`{s}`: expected off or COUNT/WINDOW,BAN (e.g. 100/60s,10m)");
     let (rule, ban) = s.split_once(',').ok_or_else(bad)?;
     let (count, window) = rule.split_once('/').ok_or_else(bad)?;
-    let threshold: u32 = count.trim().parse().ok().filter(|&c| c > 0).ok_or_else(bad)?;
+    let threshold: u32 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&c| c > 0)
+        .ok_or_else(bad)?;
     let window = duration(window)?;
     let ban_for = duration(ban)?;
     if window.is_zero() || ban_for.is_zero() {
@@ -587,14 +592,20 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "LINKSNAP_MAX_CONNS_PER_IP",
         "connections per client address (0: no cap)",
     ),
-    ("LINKSNAP_IPV6_PREFIX", "IPv6 clients grouped by this prefix"),
+    (
+        "LINKSNAP_IPV6_PREFIX",
+        "IPv6 clients grouped by this prefix",
+    ),
     ("LINKSNAP_RATE_LIMIT", "`off` or RATE/s[,BURST] per address"),
     ("LINKSNAP_AUTOBAN", "`off` or COUNT/WINDOW,BAN"),
     (
         "LINKSNAP_TRUSTED_PROXIES",
         "proxies whose Forwarded headers are believed",
     ),
-    ("LINKSNAP_METRICS", "who reads /metrics: loopback, token, off"),
+    (
+        "LINKSNAP_METRICS",
+        "who reads /metrics: loopback, token, off",
+    ),
 ];
 
 impl FromStr for ServerConfig {

@@ -438,7 +438,9 @@ pub(crate) async fn accept_loop(
                 let key = ip.map(|ip| shared.guard.key(ip));
                 let cap = shared.guard.max_conns_per_ip;
                 let Some(registered) =
-                    shared.conns.try_register(peer, name.clone(), local, key, cap, fd)
+                    shared
+                        .conns
+                        .try_register(peer, name.clone(), local, key, cap, fd)
                 else {
                     reset(io);
                     if let Some(ip) = ip

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
-use linksnap_store::Ban;
+use linksnap_store::{Ban, LiveBans};
 
 use crate::config::{Autoban, ServerConfig};
 use crate::json::now_ms;
@@ -21,7 +21,7 @@ pub struct Guard {
     ipv6_prefix: u8,
     autoban: Option<Autoban>,
     trusted: Vec<IpNet>,
-    bans: RwLock<Vec<Ban>>,
+    bans: LiveBans,
     /// Cap refusals per client within the current window.
     strikes: Mutex<HashMap<IpNet, (Instant, u32)>>,
     limiter: Option<governor::DefaultKeyedRateLimiter<IpNet>>,
@@ -42,7 +42,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 
 impl Guard {
     #[must_use]
-    pub fn new(config: &ServerConfig) -> Self {
+    pub fn new(config: &ServerConfig, bans: LiveBans) -> Self {
         let limiter = config.rate_limit.map(|r| {
             let rate = std::num::NonZeroU32::new(r.per_second).unwrap_or(std::num::NonZeroU32::MIN);
             let burst = std::num::NonZeroU32::new(r.burst).unwrap_or(rate);
@@ -53,7 +53,7 @@ impl Guard {
             ipv6_prefix: config.ipv6_prefix,
             autoban: config.autoban,
             trusted: config.trusted_proxies.clone(),
-            bans: RwLock::new(Vec::new()),
+            bans,
             strikes: Mutex::new(HashMap::new()),
             limiter,
             refused_cap: AtomicU64::new(0),
@@ -71,11 +71,6 @@ impl Guard {
             IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
                 .map_or_else(|_| IpNet::from(IpAddr::V6(v6)), |n| IpNet::V6(n.trunc())),
         }
-    }
-
-    /// Replaces the bans in force (from the store).
-    pub fn set_bans(&self, bans: Vec<Ban>) {
-        *self.bans.write().unwrap_or_else(std::sync::PoisonError::into_inner) = bans;
     }
 
     /// The ban that holds `ip` now, if any.
@@ -108,7 +103,10 @@ impl Guard {
             return None;
         }
         let key = self.key(ip);
-        let mut strikes = self.strikes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut strikes = self
+            .strikes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let entry = strikes.entry(key).or_insert((now, 0));
         if now.duration_since(entry.0) > rule.window {
@@ -135,7 +133,8 @@ impl Guard {
             automatic: true,
             created_at: now_ms(),
             expires_at: Some(
-                now_ms().saturating_add(i64::try_from(rule.ban_for.as_millis()).unwrap_or(i64::MAX)),
+                now_ms()
+                    .saturating_add(i64::try_from(rule.ban_for.as_millis()).unwrap_or(i64::MAX)),
             ),
         };
         self.autobans.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +158,9 @@ impl Guard {
             let Ok(v) = value.to_str() else { continue };
             for element in v.split(',') {
                 for pair in element.split(';') {
-                    let Some((k, val)) = pair.split_once('=') else { continue };
+                    let Some((k, val)) = pair.split_once('=') else {
+                        continue;
+                    };
                     if k.trim().eq_ignore_ascii_case("for")
                         && let Some(ip) = forwarded_node(val)
                     {
@@ -171,7 +172,7 @@ impl Guard {
         if chain.is_empty() {
             for value in headers.get_all("x-forwarded-for") {
                 let Ok(v) = value.to_str() else { continue };
-                chain.extend(v.split(',').filter_map(|s| forwarded_node(s)));
+                chain.extend(v.split(',').filter_map(forwarded_node));
             }
         }
         // From the nearest hop outwards: the first address that is not a trusted proxy.
@@ -193,7 +194,9 @@ impl Guard {
         };
         limiter.check_key(&self.key(client)).map_err(|not_until| {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
-            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
+            not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))
         })
     }
 
@@ -226,35 +229,58 @@ mod tests {
     fn guard(edit: impl FnOnce(&mut ServerConfig)) -> Guard {
         let mut c = ServerConfig::default();
         edit(&mut c);
-        Guard::new(&c)
+        Guard::new(&c, LiveBans::default())
     }
 
     #[test]
     fn ipv6_clients_are_grouped_by_prefix_and_mapped_ipv4_is_ipv4() {
         let g = guard(|_| {});
-        assert_eq!(g.key("2001:db8:1:2:aaaa::1".parse().unwrap()).to_string(), "2001:db8:1:2::/64");
+        assert_eq!(
+            g.key("2001:db8:1:2:aaaa::1".parse().unwrap()).to_string(),
+            "2001:db8:1:2::/64"
+        );
         assert_eq!(
             g.key("2001:db8:1:2:aaaa::1".parse().unwrap()),
             g.key("2001:db8:1:2:bbbb::9".parse().unwrap())
         );
-        assert_eq!(g.key("::ffff:192.0.2.1".parse().unwrap()).to_string(), "192.0.2.1/32");
+        assert_eq!(
+            g.key("::ffff:192.0.2.1".parse().unwrap()).to_string(),
+            "192.0.2.1/32"
+        );
         let g = guard(|c| c.ipv6_prefix = 128);
-        assert_eq!(g.key("2001:db8::1".parse().unwrap()).to_string(), "2001:db8::1/128");
+        assert_eq!(
+            g.key("2001:db8::1".parse().unwrap()).to_string(),
+            "2001:db8::1/128"
+        );
     }
 
     #[test]
     fn forwarded_headers_count_only_from_trusted_proxies() {
         let g = guard(|c| c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]);
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.9, 198.51.100.2, 10.0.0.3".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.2, 10.0.0.3".parse().unwrap(),
+        );
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(g.client_ip(proxy, &h), "198.51.100.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            g.client_ip(proxy, &h),
+            "198.51.100.2".parse::<IpAddr>().unwrap()
+        );
         // From anyone else the header is ignored.
         let other: IpAddr = "192.0.2.5".parse().unwrap();
         assert_eq!(g.client_ip(other, &h), other);
         let mut h = HeaderMap::new();
-        h.insert("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::7]:4711\"".parse().unwrap());
-        assert_eq!(g.client_ip(proxy, &h), "2001:db8::7".parse::<IpAddr>().unwrap());
+        h.insert(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::7]:4711\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            g.client_ip(proxy, &h),
+            "2001:db8::7".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(g.client_ip(proxy, &HeaderMap::new()), proxy);
     }
 
@@ -285,13 +311,21 @@ mod tests {
 
     #[test]
     fn the_rate_limit_allows_its_burst_then_says_how_long_to_wait() {
-        let g = guard(|c| c.rate_limit = Some(crate::config::RateLimit { per_second: 1, burst: 3 }));
+        let g = guard(|c| {
+            c.rate_limit = Some(crate::config::RateLimit {
+                per_second: 1,
+                burst: 3,
+            })
+        });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
             g.check_rate(ip).unwrap();
         }
         let wait = g.check_rate(ip).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         g.check_rate("192.0.2.2".parse().unwrap()).unwrap();
         assert!(guard(|c| c.rate_limit = None).check_rate(ip).is_ok());
     }

@@ -118,8 +118,6 @@ pub enum ServeError {
     Bind(#[source] std::io::Error),
     #[error("cannot start the capture workers: {0}")]
     Workers(#[source] std::io::Error),
-    #[error("cannot read the bans: {0}")]
-    Bans(String),
 }
 
 /// How a shutdown went.
@@ -162,8 +160,8 @@ pub async fn serve(
 
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let guard = Arc::new(guard::Guard::new(&config));
-    guard.set_bans(library.bans().await.map_err(|e| ServeError::Bans(e.to_string()))?);
+    // The bans in force were loaded when the library opened; ban and unban keep them.
+    let guard = Arc::new(guard::Guard::new(&config, library.live_bans()));
     let (new_bans, mut new_bans_rx) = tokio::sync::mpsc::unbounded_channel::<linksnap_store::Ban>();
     let (events, _) = broadcast::channel(1024);
     let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
@@ -200,9 +198,8 @@ pub async fn serve(
         guard.clone(),
         new_bans,
     ));
-    // Bans: automatic ones are persisted; any change (also by the CLI through the socket)
-    // is reloaded; rate-limit state of quiet clients is dropped now and then.
-    let mut bans_changed = library.bans_changed();
+    // Automatic bans are persisted (they hold in memory at once); rate-limit state of
+    // quiet clients is dropped now and then.
     let mut stop_bans = stop_rx.clone();
     let (ban_lib, ban_guard) = (library.clone(), guard.clone());
     let bans_task = tokio::spawn(async move {
@@ -214,10 +211,6 @@ pub async fn serve(
                         tracing::error!(error = %e, "cannot save an automatic ban");
                     }
                 }
-                Ok(()) = bans_changed.changed() => match ban_lib.bans().await {
-                    Ok(bans) => ban_guard.set_bans(bans),
-                    Err(e) => tracing::error!(error = %e, "cannot reload bans"),
-                },
                 _ = tidy.tick() => ban_guard.tidy(),
                 () = async { let _ = stop_bans.wait_for(|s| *s).await; } => return,
             }

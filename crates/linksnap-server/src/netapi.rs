@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,7 +28,11 @@ pub struct ClientIp(pub IpAddr);
 /// Resolves the client, refuses banned ones (403 `banned`) and answers 429 `rate_limited`
 /// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
 /// `/healthz` are not limited.
-pub(crate) async fn client_guard(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn client_guard(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let peer = match req.extensions().get::<ConnInfo>().map(|c| c.0.peer.clone()) {
         Some(Peer::Tcp(a)) => a.ip(),
         _ => return next.run(req).await,
@@ -37,8 +41,16 @@ pub(crate) async fn client_guard(State(s): State<AppState>, mut req: Request, ne
     req.extensions_mut().insert(ClientIp(client));
     if let Some(ban) = s.guard.banned(client) {
         s.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
-        let until = ban.expires_at.map_or_else(|| "until lifted".to_owned(), |t| format!("until {}", rfc3339(t)));
-        return ApiError::new(StatusCode::FORBIDDEN, "banned", format!("{client} is banned {until}")).into_response();
+        let until = ban.expires_at.map_or_else(
+            || "until lifted".to_owned(),
+            |t| format!("until {}", rfc3339(t)),
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "banned",
+            format!("{client} is banned {until}"),
+        )
+        .into_response();
     }
     if req.uri().path() != "/healthz"
         && let Err(wait) = s.guard.check_rate(client)
@@ -50,7 +62,8 @@ pub(crate) async fn client_guard(State(s): State<AppState>, mut req: Request, ne
             format!("too many requests from {client}; try again in {secs} s"),
         )
         .into_response();
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         return res;
     }
     next.run(req).await
@@ -75,7 +88,10 @@ pub(crate) fn stats(s: &AppState) -> NetStats {
 
 #[utoipa::path(get, path = "/api/v1/net/stats", tag = "net",
     responses((status = 200, body = NetStats), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
-pub(crate) async fn net_stats(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<NetStats>, ApiError> {
+pub(crate) async fn net_stats(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<NetStats>, ApiError> {
     require_admin(&who)?;
     Ok(Json(stats(&s)))
 }
@@ -118,9 +134,19 @@ pub(crate) struct NewBan {
 
 #[utoipa::path(get, path = "/api/v1/net/bans", tag = "net",
     responses((status = 200, body = [BanJson]), (status = 401, body = ErrorJson), (status = 403, body = ErrorJson)))]
-pub(crate) async fn list_bans(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Vec<BanJson>>, ApiError> {
+pub(crate) async fn list_bans(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Vec<BanJson>>, ApiError> {
     require_admin(&who)?;
-    Ok(Json(s.library.bans().await?.into_iter().map(BanJson::from).collect()))
+    Ok(Json(
+        s.library
+            .bans()
+            .await?
+            .into_iter()
+            .map(BanJson::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/net/bans", tag = "net", request_body = NewBan,
@@ -128,26 +154,37 @@ pub(crate) async fn list_bans(State(s): State<AppState>, Extension(who): Extensi
 pub(crate) async fn create_ban(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(new): Json<NewBan>,
+    body: Result<Json<NewBan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_admin(&who)?;
-    let net = crate::config::parse_net(new.net.trim()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let new = crate::api::json_body(body)?;
+    let net = crate::config::parse_net(new.net.trim())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     let expires_at = match &new.duration {
         Some(d) => {
-            let d = humantime::parse_duration(d.trim())
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}")))?;
+            let d = humantime::parse_duration(d.trim()).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}"))
+            })?;
             Some(crate::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
         }
         None => None,
     };
-    s.library.ban(net, expires_at, new.reason.trim(), false).await?;
+    s.library
+        .ban(net, expires_at, new.reason.trim(), false)
+        .await?;
     let ban = s
         .library
         .bans()
         .await?
         .into_iter()
         .find(|b| b.net == net.trunc())
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the ban expired at once"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the ban expired at once",
+            )
+        })?;
     Ok((StatusCode::CREATED, Json(BanJson::from(ban))).into_response())
 }
 
@@ -160,11 +197,16 @@ pub(crate) async fn delete_ban(
     Path(net): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&who)?;
-    let net = crate::config::parse_net(net.trim()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
+    let net = crate::config::parse_net(net.trim())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     if s.library.unban(net).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{net} is not banned")))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{net} is not banned"),
+        ))
     }
 }
 
@@ -176,7 +218,8 @@ pub(crate) async fn metrics(
 ) -> Response {
     let allowed = match s.metrics {
         MetricsAccess::Off => {
-            return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
+            return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+                .into_response();
         }
         MetricsAccess::Loopback => match conn.as_ref().map(|c| &c.0.0.peer) {
             Some(Peer::Unix { .. }) => true,
@@ -193,7 +236,12 @@ pub(crate) async fn metrics(
         }
     };
     if !allowed {
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "metrics are not open to this client").into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics are not open to this client",
+        )
+        .into_response();
     }
     let bans = s.library.bans().await.map(|b| b.len()).unwrap_or(0);
     let body = crate::netstat::prometheus(
@@ -203,7 +251,10 @@ pub(crate) async fn metrics(
         s.started.elapsed().as_secs(),
     );
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
         body,
     )
         .into_response()

@@ -128,7 +128,9 @@ pub fn sockstat() -> BTreeMap<String, i64> {
 fn parse_sockstat(text: &str) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        let Some((proto, rest)) = line.split_once(':') else { continue };
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
         let proto = proto.trim().to_ascii_lowercase();
         let words: Vec<&str> = rest.split_whitespace().collect();
         for pair in words.chunks(2) {
@@ -229,7 +231,9 @@ pub fn collect(
             id: c.id,
             peer: match &c.peer {
                 Peer::Tcp(a) => a.to_string(),
-                Peer::Unix { uid } => uid.map_or_else(|| "unix".into(), |u| format!("unix uid {u}")),
+                Peer::Unix { uid } => {
+                    uid.map_or_else(|| "unix".into(), |u| format!("unix uid {u}"))
+                }
             },
             listener: c.listener.to_string(),
             age_ms: now
@@ -293,24 +297,62 @@ pub fn prometheus(stats: &NetStats, bans: usize, sse_streams: usize, uptime_s: u
         &stats
             .listeners
             .iter()
-            .map(|s| (format!("{{listener=\"{}\"}}", escape(&s.addr)), s.connections as f64))
+            .map(|s| {
+                (
+                    format!("{{listener=\"{}\"}}", escape(&s.addr)),
+                    s.connections as f64,
+                )
+            })
             .collect::<Vec<_>>(),
     );
-    metric("linksnap_connections_accepted_total", "counter", "Connections admitted.", &one(l.accepted_total as f64));
+    metric(
+        "linksnap_connections_accepted_total",
+        "counter",
+        "Connections admitted.",
+        &one(l.accepted_total as f64),
+    );
     metric(
         "linksnap_connections_refused_total",
         "counter",
         "Connections reset right after accept, by reason.",
         &[
-            ("{reason=\"per_ip_cap\"}".into(), l.refused_per_ip_cap as f64),
+            (
+                "{reason=\"per_ip_cap\"}".into(),
+                l.refused_per_ip_cap as f64,
+            ),
             ("{reason=\"banned\"}".into(), l.refused_banned as f64),
         ],
     );
-    metric("linksnap_accept_backoffs_total", "counter", "Times accept ran out of descriptors or memory and backed off.", &one(l.accept_backoffs as f64));
-    metric("linksnap_requests_rate_limited_total", "counter", "Requests answered 429.", &one(l.rate_limited as f64));
-    metric("linksnap_bans_automatic_total", "counter", "Automatic bans made.", &one(l.automatic_bans as f64));
-    metric("linksnap_bans_active", "gauge", "Bans in force.", &one(bans as f64));
-    metric("linksnap_connection_peers", "gauge", "Client addresses (IPv6: prefixes) holding connections.", &one(stats.peers.len() as f64));
+    metric(
+        "linksnap_accept_backoffs_total",
+        "counter",
+        "Times accept ran out of descriptors or memory and backed off.",
+        &one(l.accept_backoffs as f64),
+    );
+    metric(
+        "linksnap_requests_rate_limited_total",
+        "counter",
+        "Requests answered 429.",
+        &one(l.rate_limited as f64),
+    );
+    metric(
+        "linksnap_bans_automatic_total",
+        "counter",
+        "Automatic bans made.",
+        &one(l.automatic_bans as f64),
+    );
+    metric(
+        "linksnap_bans_active",
+        "gauge",
+        "Bans in force.",
+        &one(bans as f64),
+    );
+    metric(
+        "linksnap_connection_peers",
+        "gauge",
+        "Client addresses (IPv6: prefixes) holding connections.",
+        &one(stats.peers.len() as f64),
+    );
     metric(
         "linksnap_tcp_sockets",
         "gauge",
@@ -331,9 +373,24 @@ pub fn prometheus(stats: &NetStats, bans: usize, sse_streams: usize, uptime_s: u
             .map(|(k, v)| (format!("{{field=\"{k}\"}}"), *v as f64))
             .collect::<Vec<_>>(),
     );
-    metric("linksnap_event_streams_open", "gauge", "Server-sent event streams open.", &one(sse_streams as f64));
-    metric("linksnap_uptime_seconds", "gauge", "Seconds since the server started.", &one(uptime_s as f64));
-    metric("process_resident_memory_bytes", "gauge", "Resident set size.", &one(rss_bytes() as f64));
+    metric(
+        "linksnap_event_streams_open",
+        "gauge",
+        "Server-sent event streams open.",
+        &one(sse_streams as f64),
+    );
+    metric(
+        "linksnap_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        &one(uptime_s as f64),
+    );
+    metric(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident set size.",
+        &one(rss_bytes() as f64),
+    );
     out
 }
 
@@ -386,6 +443,9 @@ mod tests {
         assert!(tcp_info(-1).is_none());
         let states = kernel_states(&[l.local_addr().unwrap()]);
         assert_eq!(states.get("LISTEN"), Some(&1), "{states:?}");
-        assert!(states.contains_key("ESTABLISHED") || states.contains_key("CLOSE_WAIT"), "{states:?}");
+        assert!(
+            states.contains_key("ESTABLISHED") || states.contains_key("CLOSE_WAIT"),
+            "{states:?}"
+        );
     }
 }

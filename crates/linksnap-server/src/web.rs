@@ -142,6 +142,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/tokens", post(create_token))
         .route("/settings/tokens/revoke", post(revoke_token))
         .route("/settings/users", post(add_user))
+        .route("/admin/net", get(admin_net))
+        .route("/admin/net/ban", post(admin_ban))
+        .route("/admin/net/unban", post(admin_unban))
         .route("/add", get(add_page))
         .route("/logout", post(logout))
         .route("/events", get(events))
@@ -1172,7 +1175,7 @@ async fn settings_page(
 ) -> Response {
     let never = page.t("settings.never");
     let tokens = s.library.tokens().await.unwrap_or_default();
-    let admin = who.user().is_some_and(|u| u.is_admin) || matches!(who, Principal::Local);
+    let admin = is_admin(who);
     let users = if admin {
         s.library
             .users()
@@ -1270,7 +1273,7 @@ async fn add_user(
 ) -> Response {
     let f = form(&raw);
     let page = ctx(&headers, &who, "/settings");
-    let admin = who.user().is_some_and(|u| u.is_admin) || matches!(who, Principal::Local);
+    let admin = is_admin(&who);
     if !admin {
         return error_page(
             page,
@@ -1289,6 +1292,123 @@ async fn add_user(
     {
         Ok(_) => Redirect::to("/settings").into_response(),
         Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+// ---- network (administrators) ------------------------------------------------------------
+
+/// How often the network page reloads itself.
+pub const NET_PAGE_REFRESH_SECS: u64 = 5;
+
+#[derive(Template)]
+#[template(path = "admin_net.html")]
+struct NetPage {
+    page: PageCtx,
+    refresh_secs: u64,
+    stats: crate::netstat::NetStats,
+    /// (range, until, reason).
+    bans: Vec<(String, String, String)>,
+}
+
+fn is_admin(who: &Principal) -> bool {
+    who.user().is_some_and(|u| u.is_admin) || matches!(who, Principal::Local)
+}
+
+async fn admin_net(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+) -> Response {
+    let page = ctx(&headers, &who, "/admin/net");
+    if !is_admin(&who) {
+        return error_page(
+            page,
+            StatusCode::FORBIDDEN,
+            "only an administrator sees this",
+        );
+    }
+    let bans = s
+        .library
+        .bans()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| {
+            (
+                b.net.to_string(),
+                b.expires_at.map_or_else(|| "∞".to_owned(), rfc3339),
+                if b.automatic {
+                    format!("[auto] {}", b.reason)
+                } else {
+                    b.reason
+                },
+            )
+        })
+        .collect();
+    render(&NetPage {
+        stats: crate::netapi::stats(&s),
+        refresh_secs: NET_PAGE_REFRESH_SECS,
+        page,
+        bans,
+    })
+}
+
+async fn admin_ban(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/admin/net");
+    if !is_admin(&who) {
+        return error_page(page, StatusCode::FORBIDDEN, "only an administrator bans");
+    }
+    let net = match crate::config::parse_net(field(&f, "net").trim()) {
+        Ok(n) => n,
+        Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
+    };
+    let expires_at = match field(&f, "for").trim() {
+        "" => None,
+        d => match humantime::parse_duration(d) {
+            Ok(d) => {
+                Some(crate::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+            }
+            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        },
+    };
+    match s
+        .library
+        .ban(net, expires_at, field(&f, "reason").trim(), false)
+        .await
+    {
+        Ok(()) => Redirect::to("/admin/net").into_response(),
+        Err(e) => error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn admin_unban(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/admin/net");
+    if !is_admin(&who) {
+        return error_page(
+            page,
+            StatusCode::FORBIDDEN,
+            "only an administrator lifts bans",
+        );
+    }
+    let net = match crate::config::parse_net(field(&f, "net").trim()) {
+        Ok(n) => n,
+        Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
+    };
+    match s.library.unban(net).await {
+        Ok(_) => Redirect::to("/admin/net").into_response(),
+        Err(e) => error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -1376,6 +1496,7 @@ mod tests {
             include_str!("../templates/diff.html"),
             include_str!("../templates/tags.html"),
             include_str!("../templates/settings.html"),
+            include_str!("../templates/admin_net.html"),
             include_str!("../templates/error.html"),
         ];
         let mut used = 0;

@@ -1,10 +1,14 @@
 //! Bans: addresses and ranges the server refuses at accept, kept across restarts. The
-//! server holds them in memory and reloads when [`Library::bans_changed`] ticks (a ban
-//! made by the CLI through the server's socket applies at once).
+//! bans in force are also held in memory ([`Library::live_bans`], shared with the
+//! server's accept path) and updated before `ban`/`unban` return, so a ban made by the
+//! CLI through the server's socket holds from the next connection on.
 
 use ipnet::IpNet;
 
 use crate::library::{Library, StoreError, now_ms};
+
+/// The bans in force, shared between the library and the accept path.
+pub type LiveBans = std::sync::Arc<std::sync::RwLock<Vec<Ban>>>;
 
 /// One ban.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +55,16 @@ impl Library {
         .bind(expires_at)
         .execute(self.pool())
         .await?;
-        self.bans_touched();
+        let ban = Ban {
+            net: net.trunc(),
+            reason: reason.to_owned(),
+            automatic,
+            created_at: now_ms(),
+            expires_at,
+        };
+        let mut live = self.live_bans_write();
+        live.retain(|b| b.net != ban.net);
+        live.push(ban);
         Ok(())
     }
 
@@ -65,7 +78,7 @@ impl Library {
             .execute(self.pool())
             .await?
             .rows_affected();
-        self.bans_touched();
+        self.live_bans_write().retain(|b| b.net != net.trunc());
         Ok(n > 0)
     }
 
@@ -84,7 +97,7 @@ impl Library {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
+        let bans: Vec<Ban> = rows
             .into_iter()
             .filter_map(|(net, reason, automatic, created_at, expires_at)| {
                 Some(Ban {
@@ -95,17 +108,22 @@ impl Library {
                     expires_at,
                 })
             })
-            .collect())
+            .collect();
+        self.live_bans_write().clone_from(&bans);
+        Ok(bans)
     }
 
-    /// Ticks whenever bans change (through this `Library`).
+    /// The bans in force, in memory: filled by [`Library::bans`], kept current by `ban`
+    /// and `unban`. The server's accept path reads it (and adds automatic bans to it).
     #[must_use]
-    pub fn bans_changed(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.bans_tx.subscribe()
+    pub fn live_bans(&self) -> LiveBans {
+        self.live_bans.clone()
     }
 
-    fn bans_touched(&self) {
-        self.bans_tx.send_modify(|n| *n += 1);
+    fn live_bans_write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Ban>> {
+        self.live_bans
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -119,22 +137,45 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         {
             let lib = Library::open(&dir).await.unwrap();
-            let mut changed = lib.bans_changed();
-            lib.ban("192.0.2.7/32".parse().unwrap(), None, "abuse", false).await.unwrap();
-            assert!(changed.has_changed().unwrap());
-            changed.mark_unchanged();
+            let live = lib.live_bans();
+            lib.ban("192.0.2.7/32".parse().unwrap(), None, "abuse", false)
+                .await
+                .unwrap();
+            assert_eq!(live.read().unwrap().len(), 1);
             // A host address inside a range is stored as the range's network.
-            lib.ban("2001:db8::1/64".parse().unwrap(), Some(now_ms() + 60_000), "", true).await.unwrap();
-            lib.ban("198.51.100.1/32".parse().unwrap(), Some(now_ms() - 1), "old", false).await.unwrap();
-            assert!(changed.has_changed().unwrap());
+            lib.ban(
+                "2001:db8::1/64".parse().unwrap(),
+                Some(now_ms() + 60_000),
+                "",
+                true,
+            )
+            .await
+            .unwrap();
+            lib.ban(
+                "198.51.100.1/32".parse().unwrap(),
+                Some(now_ms() - 1),
+                "old",
+                false,
+            )
+            .await
+            .unwrap();
+            assert_eq!(live.read().unwrap().len(), 3);
         }
         let lib = Library::open(&dir).await.unwrap();
         let bans = lib.bans().await.unwrap();
         let nets: Vec<String> = bans.iter().map(|b| b.net.to_string()).collect();
         assert_eq!(bans.len(), 2, "{nets:?}");
-        assert!(nets.contains(&"2001:db8::/64".to_owned()) && nets.contains(&"192.0.2.7/32".to_owned()));
+        assert!(
+            nets.contains(&"2001:db8::/64".to_owned()) && nets.contains(&"192.0.2.7/32".to_owned())
+        );
         assert!(bans.iter().all(|b| b.active_at(now_ms())));
+        assert_eq!(
+            lib.live_bans().read().unwrap().len(),
+            2,
+            "loaded at open, expired swept"
+        );
         assert!(lib.unban("192.0.2.7/32".parse().unwrap()).await.unwrap());
+        assert_eq!(lib.live_bans().read().unwrap().len(), 1);
         assert!(!lib.unban("192.0.2.7/32".parse().unwrap()).await.unwrap());
         assert_eq!(lib.bans().await.unwrap().len(), 1);
         drop(lib);

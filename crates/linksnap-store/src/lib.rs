@@ -12,8 +12,8 @@ pub mod mail;
 pub mod queue;
 pub mod search;
 
-pub use bans::Ban;
 pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
+pub use bans::{Ban, LiveBans};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 pub use library::{

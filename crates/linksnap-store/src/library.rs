@@ -296,8 +296,8 @@ pub struct Library {
     rules: TrackingRules,
     /// The full-text index, derived from the database.
     search: SearchIndex,
-    /// Ticks when bans change (see `bans`).
-    pub(crate) bans_tx: tokio::sync::watch::Sender<u64>,
+    /// The bans in force (see `bans`).
+    pub(crate) live_bans: crate::bans::LiveBans,
 }
 
 /// One search result.
@@ -397,7 +397,7 @@ impl Library {
             dir,
             rules,
             search,
-            bans_tx: tokio::sync::watch::Sender::new(0),
+            live_bans: crate::bans::LiveBans::default(),
         };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
@@ -424,6 +424,10 @@ impl Library {
                 "captures interrupted by a process that died are queued again"
             );
         }
+        library.bans().await.map_err(|e| OpenError::Database {
+            path: path.join("linksnap.db"),
+            reason: e.to_string(),
+        })?;
         Ok(library)
     }
 

@@ -85,11 +85,17 @@ pub async fn stats(data: Option<&Path>, args: NetArgs) -> anyhow::Result<Code> {
     let req = hyper::Request::get("/api/v1/net/stats")
         .header("host", "linksnap")
         .body(http_body_util::Empty::<Bytes>::new())?;
-    let res = sender.send_request(req).await.context("asking the server")?;
+    let res = sender
+        .send_request(req)
+        .await
+        .context("asking the server")?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
     if !status.is_success() {
-        anyhow::bail!("the server answered {status}: {}", String::from_utf8_lossy(&body));
+        anyhow::bail!(
+            "the server answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let mut out = std::io::stdout().lock();
     if json {
@@ -106,7 +112,12 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
     let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
     writeln!(out, "listeners")?;
     for l in list("listeners") {
-        writeln!(out, "  {:<40} {:>6}", l["addr"].as_str().unwrap_or(""), l["connections"])?;
+        writeln!(
+            out,
+            "  {:<40} {:>6}",
+            l["addr"].as_str().unwrap_or(""),
+            l["connections"]
+        )?;
     }
     let states: Vec<String> = v["states"]
         .as_object()
@@ -115,7 +126,12 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
     writeln!(out, "tcp states (kernel, our ports)  {}", states.join("  "))?;
     writeln!(out, "peers (most connections first)")?;
     for p in list("peers") {
-        writeln!(out, "  {:<40} {:>6}", p["addr"].as_str().unwrap_or(""), p["connections"])?;
+        writeln!(
+            out,
+            "  {:<40} {:>6}",
+            p["addr"].as_str().unwrap_or(""),
+            p["connections"]
+        )?;
     }
     let sockstat: Vec<String> = v["sockstat"]
         .as_object()
@@ -131,8 +147,14 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
     writeln!(
         out,
         "limits  max {} connections, {} per address; refused: {} over the cap, {} banned; {} rate-limited; {} automatic bans; {} accept back-offs; {} accepted",
-        l["max_connections"], l["max_conns_per_ip"], l["refused_per_ip_cap"], l["refused_banned"],
-        l["rate_limited"], l["automatic_bans"], l["accept_backoffs"], l["accepted_total"]
+        l["max_connections"],
+        l["max_conns_per_ip"],
+        l["refused_per_ip_cap"],
+        l["refused_banned"],
+        l["rate_limited"],
+        l["automatic_bans"],
+        l["accept_backoffs"],
+        l["accepted_total"]
     )?;
     if connections {
         writeln!(out, "connections")?;
@@ -144,7 +166,12 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
                 format!(
                     "{} rtt {}/{} µs retrans {} cwnd {} unacked {} lost {}",
                     tcp["state"].as_str().unwrap_or(""),
-                    tcp["rtt_us"], tcp["rttvar_us"], tcp["total_retrans"], tcp["cwnd"], tcp["unacked"], tcp["lost"]
+                    tcp["rtt_us"],
+                    tcp["rttvar_us"],
+                    tcp["total_retrans"],
+                    tcp["cwnd"],
+                    tcp["unacked"],
+                    tcp["lost"]
                 )
             };
             writeln!(
@@ -169,13 +196,20 @@ pub async fn bans(library: &Library, t: &mut Term, args: NetArgs) -> anyhow::Res
         NetAction::Stats { .. } => {
             anyhow::bail!("`net stats` asks the server itself, over the data directory's socket")
         }
-        NetAction::Ban { net, duration, reason } => {
+        NetAction::Ban {
+            net,
+            duration,
+            reason,
+        } => {
             let range = linksnap_server::config::parse_net(net.trim()).map_err(UsageError)?;
             let expires_at = match duration {
                 Some(d) => {
                     let d = humantime::parse_duration(d.trim())
                         .map_err(|e| UsageError(format!("--for {d}: {e}")))?;
-                    Some(linksnap_server::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+                    Some(
+                        linksnap_server::json::now_ms()
+                            + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+                    )
                 }
                 None => None,
             };
@@ -183,7 +217,10 @@ pub async fn bans(library: &Library, t: &mut Term, args: NetArgs) -> anyhow::Res
             writeln!(
                 t.err,
                 "linksnap: banned {range} {}",
-                expires_at.map_or_else(|| "until lifted".to_owned(), |e| format!("until {}", rfc3339(e)))
+                expires_at.map_or_else(
+                    || "until lifted".to_owned(),
+                    |e| format!("until {}", rfc3339(e))
+                )
             )?;
             Ok(Code::Ok)
         }
@@ -215,7 +252,10 @@ pub async fn bans(library: &Library, t: &mut Term, args: NetArgs) -> anyhow::Res
                         t.out,
                         "{:<24} {:<28} {}{}",
                         b.net.to_string(),
-                        b.expires_at.map_or_else(|| "until lifted".to_owned(), |e| format!("until {}", rfc3339(e))),
+                        b.expires_at.map_or_else(
+                            || "until lifted".to_owned(),
+                            |e| format!("until {}", rfc3339(e))
+                        ),
                         if b.automatic { "[auto] " } else { "" },
                         b.reason
                     )?;

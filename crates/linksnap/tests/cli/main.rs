@@ -8,6 +8,7 @@ mod corpus;
 mod library;
 mod limits;
 mod mail;
+mod net;
 mod policy;
 mod render;
 mod serve;

@@ -38,6 +38,11 @@ impl Serve {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Self::spawn(cmd)
+    }
+
+    /// Starts a prepared `linksnap … serve` command and waits until it listens.
+    pub fn spawn(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -172,7 +177,7 @@ pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -
     })
 }
 
-fn token(dir: &Path, name: &str) -> String {
+pub fn token(dir: &Path, name: &str) -> String {
     let run = linksnap(&["--data", dir.to_str().unwrap(), "token", "create", name]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.stdout_str().trim().to_owned()
@@ -988,13 +993,15 @@ fn the_openapi_document_lists_exactly_the_routes_that_answer() {
             let url = s.url(
                 &path
                     .replace("{id}", &created.json()["id"].to_string())
-                    .replace("{name}", "nothing-here"),
+                    .replace("{name}", "nothing-here")
+                    .replace("{net}", "192.0.2.99%2F32"),
             );
             let body = match (method.as_str(), path.as_str()) {
                 ("post", "/api/v1/links") => Some(json!({"url": "https://example.com/y"})),
                 ("post", "/api/v1/tags/rename") => Some(json!({"from": "zz", "to": "yy"})),
                 ("post", "/api/v1/tags/merge") => Some(json!({"from": ["zz"], "into": "yy"})),
                 ("patch", _) => Some(json!({"note": "n"})),
+                ("post", "/api/v1/net/bans") => Some(json!({"net": "192.0.2.99", "for": "1m"})),
                 _ => None,
             };
             let a = http(&method.to_uppercase(), &url, Some(&tok), body);
