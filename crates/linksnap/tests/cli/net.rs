@@ -690,3 +690,41 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     assert!(backoffs > 0);
     assert_eq!(http("GET", &s.url("/healthz"), None, None).status, 200);
 }
+
+#[test]
+fn a_client_gone_mid_request_does_not_stop_durable_work() {
+    let site = crate::support::FixtureServer::start();
+    let dir = artifact_dir("net-gone");
+    let d = dir.to_str().unwrap();
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    // `add --wait` through the server: the capture runs there; the CLI vanishes mid-way.
+    let url = site.url("/slow/1500/gone");
+    let mut cli = command_for_test(&[
+        "--data",
+        d,
+        "add",
+        &url,
+        "--wait",
+        "--allow-net",
+        "127.0.0.0/8",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_until("the capture to start", || {
+        site.requests()
+            .iter()
+            .any(|r| r.contains("/slow/1500/gone"))
+    });
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    // The capture carries on and is saved.
+    wait_until("the capture to be saved", || {
+        let ls = linksnap(&["--data", d, "ls", "--json"]);
+        ls.code == 0 && ls.json()[0]["status"] == "ok"
+    });
+    let versions = linksnap(&["--data", d, "versions", "1", "--json"]).json();
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    drop(s);
+}
