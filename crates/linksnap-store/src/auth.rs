@@ -16,6 +16,8 @@ const SHOWN: usize = TOKEN_PREFIX.len() + 6;
 pub struct Token {
     pub id: i64,
     pub name: String,
+    /// The user it acts for (on their library); `None`: the data directory's own library.
+    pub user_id: Option<i64>,
     /// The secret's first characters.
     pub prefix: String,
     pub created_at: i64,
@@ -56,7 +58,12 @@ impl Library {
     ///
     /// # Errors
     /// [`TokenError`]: a bad or taken name, or the database.
-    pub async fn create_token(&self, name: &str) -> Result<(Token, String), TokenError> {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        user_id: Option<i64>,
+    ) -> Result<(Token, String), TokenError> {
+        self.accounts_only()?;
         let name = name.trim();
         if !valid_name(name) {
             return Err(TokenError::InvalidName);
@@ -71,13 +78,14 @@ impl Library {
         let now = now_ms();
         let prefix = secret[..SHOWN].to_owned();
         let inserted = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO api_tokens (name, hash, prefix, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO api_tokens (name, hash, prefix, created_at, user_id) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
         )
         .bind(name)
         .bind(&hash(&secret)[..])
         .bind(&prefix)
         .bind(now)
+        .bind(user_id)
         .fetch_optional(self.pool())
         .await?;
         let Some(id) = inserted else {
@@ -87,6 +95,7 @@ impl Library {
             Token {
                 id,
                 name: name.to_owned(),
+                user_id,
                 prefix,
                 created_at: now,
                 last_used_at: None,
@@ -100,16 +109,18 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
-        let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, name, prefix, created_at, last_used_at FROM api_tokens ORDER BY id",
+        self.accounts_only()?;
+        let rows: Vec<(i64, String, Option<i64>, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, name, user_id, prefix, created_at, last_used_at FROM api_tokens ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, prefix, created_at, last_used_at)| Token {
+            .map(|(id, name, user_id, prefix, created_at, last_used_at)| Token {
                 id,
                 name,
+                user_id,
                 prefix,
                 created_at,
                 last_used_at,
@@ -122,6 +133,7 @@ impl Library {
     /// # Errors
     /// [`TokenError::NoToken`], or the database.
     pub async fn revoke_token(&self, name: &str) -> Result<(), TokenError> {
+        self.accounts_only()?;
         let gone = sqlx::query("DELETE FROM api_tokens WHERE name = ?")
             .bind(name.trim())
             .execute(self.pool())
@@ -139,16 +151,17 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn verify_token(&self, secret: &str) -> Result<Option<Token>, StoreError> {
+        self.accounts_only()?;
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let row: Option<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT id, name, prefix, created_at, last_used_at FROM api_tokens WHERE hash = ?",
+        let row: Option<(i64, String, Option<i64>, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, name, user_id, prefix, created_at, last_used_at FROM api_tokens WHERE hash = ?",
         )
         .bind(&hash(secret)[..])
         .fetch_optional(self.pool())
         .await?;
-        let Some((id, name, prefix, created_at, last_used_at)) = row else {
+        let Some((id, name, user_id, prefix, created_at, last_used_at)) = row else {
             return Ok(None);
         };
         let now = now_ms();
@@ -162,6 +175,7 @@ impl Library {
         Ok(Some(Token {
             id,
             name,
+            user_id,
             prefix,
             created_at,
             last_used_at: Some(now),
@@ -186,6 +200,9 @@ pub struct User {
     pub name: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// Their library's directory, relative to the data directory; `None`: the data
+    /// directory's own library.
+    pub library: Option<String>,
 }
 
 /// A new session: the secret for the cookie (not stored) and its CSRF token.
@@ -288,12 +305,14 @@ impl Library {
         is_admin: bool,
     ) -> Result<User, UserError> {
         let name = name.trim();
+        self.accounts_only()?;
         if !valid_user_name(name) {
             return Err(UserError::InvalidName);
         }
         check_password_shape(password)?;
         let phc = hash_password(password).await?;
         let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -302,14 +321,32 @@ impl Library {
         .bind(&phc)
         .bind(i64::from(is_admin))
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| UserError::Exists(name.to_owned()))?;
+        // The first user ever owns this data directory's library; every later one gets a
+        // library of their own (created when first opened).
+        let first = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('own_library_user', ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let library = (!first).then(|| format!("users/{id}"));
+        sqlx::query("UPDATE users SET library = ? WHERE id = ?")
+            .bind(&library)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(User {
             id,
             name: name.to_owned(),
             is_admin,
             created_at: now,
+            library,
         })
     }
 
@@ -318,20 +355,43 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, name, is_admin, created_at FROM users ORDER BY name COLLATE NOCASE",
+        self.accounts_only()?;
+        let rows: Vec<(i64, String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, is_admin, created_at, library FROM users ORDER BY name COLLATE NOCASE",
         )
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, admin, created_at)| User {
+            .map(|(id, name, admin, created_at, library)| User {
                 id,
                 name,
                 is_admin: admin != 0,
                 created_at,
+                library,
             })
             .collect())
+    }
+
+    /// The user with this id.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        Ok(self.users().await?.into_iter().find(|u| u.id == id))
+    }
+
+    /// The user with this name (case-insensitive).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.trim();
+        Ok(self
+            .users()
+            .await?
+            .into_iter()
+            .find(|u| u.name.eq_ignore_ascii_case(name)))
     }
 
     /// Removes a user and their sessions.
@@ -339,6 +399,7 @@ impl Library {
     /// # Errors
     /// [`UserError::NoUser`], or the database.
     pub async fn remove_user(&self, name: &str) -> Result<(), UserError> {
+        self.accounts_only()?;
         let gone = sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name.trim())
             .execute(self.pool())
@@ -355,6 +416,7 @@ impl Library {
     /// # Errors
     /// [`UserError`].
     pub async fn set_password(&self, name: &str, password: &str) -> Result<(), UserError> {
+        self.accounts_only()?;
         check_password_shape(password)?;
         let phc = hash_password(password).await?;
         let mut tx = self.pool().begin().await?;
@@ -385,8 +447,9 @@ impl Library {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT id, name, password_hash, is_admin, created_at FROM users WHERE name = ?",
+        self.accounts_only()?;
+        let row: Option<(i64, String, String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, name, password_hash, is_admin, created_at, library FROM users WHERE name = ?",
         )
         .bind(name.trim())
         .fetch_optional(self.pool())
@@ -394,7 +457,7 @@ impl Library {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
-        let Some((id, name, phc, admin, created_at)) = row else {
+        let Some((id, name, phc, admin, created_at, library)) = row else {
             // As much work as checking a password, so that an unknown name does not
             // answer faster than a wrong password.
             let _ = hash_password(password).await;
@@ -405,6 +468,7 @@ impl Library {
             name,
             is_admin: admin != 0,
             created_at,
+            library,
         }))
     }
 
@@ -413,6 +477,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn create_session(&self, user: i64) -> Result<NewSession, StoreError> {
+        self.accounts_only()?;
         let secret = random_hex()?;
         let csrf = random_hex()?;
         let now = now_ms();
@@ -444,21 +509,23 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn session(&self, secret: &str) -> Result<Option<(User, String)>, StoreError> {
-        let row: Option<(i64, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT u.id, u.name, u.is_admin, u.created_at, s.csrf FROM sessions s \
+        self.accounts_only()?;
+        let row: Option<(i64, String, i64, i64, Option<String>, String)> = sqlx::query_as(
+            "SELECT u.id, u.name, u.is_admin, u.created_at, u.library, s.csrf FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND s.expires_at > ?",
         )
         .bind(&hash(secret)[..])
         .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(id, name, admin, created_at, csrf)| {
+        Ok(row.map(|(id, name, admin, created_at, library, csrf)| {
             (
                 User {
                     id,
                     name,
                     is_admin: admin != 0,
                     created_at,
+                    library,
                 },
                 csrf,
             )
@@ -470,6 +537,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn end_session(&self, secret: &str) -> Result<(), StoreError> {
+        self.accounts_only()?;
         sqlx::query("DELETE FROM sessions WHERE hash = ?")
             .bind(&hash(secret)[..])
             .execute(self.pool())
@@ -605,15 +673,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("linksnap-tokens-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let lib = Library::open(&dir).await.unwrap();
-        let (token, secret) = lib.create_token(" ci ").await.unwrap();
+        let (token, secret) = lib.create_token(" ci ", None).await.unwrap();
         assert_eq!(token.name, "ci");
         assert!(secret.starts_with(TOKEN_PREFIX) && secret.len() == TOKEN_PREFIX.len() + 64);
         assert!(matches!(
-            lib.create_token("ci").await,
+            lib.create_token("ci", None).await,
             Err(TokenError::Exists(_))
         ));
         assert!(matches!(
-            lib.create_token("").await,
+            lib.create_token("", None).await,
             Err(TokenError::InvalidName)
         ));
         assert_eq!(

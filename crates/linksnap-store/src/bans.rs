@@ -43,6 +43,7 @@ impl Library {
         reason: &str,
         automatic: bool,
     ) -> Result<(), StoreError> {
+        self.accounts_only()?;
         sqlx::query(
             "INSERT INTO bans (net, reason, automatic, created_at, expires_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (net) DO UPDATE SET reason = excluded.reason, automatic = excluded.automatic, \
@@ -73,6 +74,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn unban(&self, net: IpNet) -> Result<bool, StoreError> {
+        self.accounts_only()?;
         let n = sqlx::query("DELETE FROM bans WHERE net = ?")
             .bind(net.trunc().to_string())
             .execute(self.pool())
@@ -87,6 +89,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn bans(&self) -> Result<Vec<Ban>, StoreError> {
+        self.accounts_only()?;
         let now = now_ms();
         sqlx::query("DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?")
             .bind(now)

@@ -7,6 +7,7 @@ pub mod blob;
 pub mod datadir;
 pub mod domain;
 pub mod import;
+pub mod libraries;
 pub mod library;
 pub mod mail;
 pub mod queue;
@@ -20,5 +21,6 @@ pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,
     TagNode, Version,
 };
+pub use libraries::{Libraries, LibraryError};
 pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
 pub use queue::{Job, JobInfo, Outcome};

@@ -287,6 +287,10 @@ pub enum StoreError {
     /// The search index failed.
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
+    /// Accounts (users, sessions, tokens) and bans live in the data directory's own
+    /// library, not in a user's.
+    #[error("accounts and bans are kept in the data directory's own library, not a user's")]
+    NotAccounts,
 }
 
 /// The library: a data directory opened for writing.
@@ -298,6 +302,8 @@ pub struct Library {
     search: SearchIndex,
     /// The bans in force (see `bans`).
     pub(crate) live_bans: crate::bans::LiveBans,
+    /// The data directory's own library keeps the accounts and bans; a user's does not.
+    accounts: bool,
 }
 
 /// One search result.
@@ -360,6 +366,19 @@ impl Library {
     /// # Errors
     /// [`OpenError`].
     pub async fn open_with(path: &Path, rules: TrackingRules) -> Result<Self, OpenError> {
+        Self::open_as(path, rules, true).await
+    }
+
+    /// Opens (creating it if needed) a user's library, in a directory of its own: their
+    /// links, tags, snapshots and index, and nothing else.
+    ///
+    /// # Errors
+    /// As [`Library::open`].
+    pub async fn open_user_library(path: &Path, rules: TrackingRules) -> Result<Self, OpenError> {
+        Self::open_as(path, rules, false).await
+    }
+
+    async fn open_as(path: &Path, rules: TrackingRules, accounts: bool) -> Result<Self, OpenError> {
         let dir = DataDir::open(path).await?;
         let index_dir = path.join("index");
         let fresh = !index_dir.join("meta.json").exists();
@@ -398,6 +417,7 @@ impl Library {
             rules,
             search,
             live_bans: crate::bans::LiveBans::default(),
+            accounts,
         };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
@@ -424,11 +444,27 @@ impl Library {
                 "captures interrupted by a process that died are queued again"
             );
         }
-        library.bans().await.map_err(|e| OpenError::Database {
-            path: path.join("linksnap.db"),
-            reason: e.to_string(),
-        })?;
+        if accounts {
+            library.bans().await.map_err(|e| OpenError::Database {
+                path: path.join("linksnap.db"),
+                reason: e.to_string(),
+            })?;
+        }
         Ok(library)
+    }
+
+    /// Whether this is the data directory's own library (accounts, bans), not a user's.
+    #[must_use]
+    pub fn keeps_accounts(&self) -> bool {
+        self.accounts
+    }
+
+    pub(crate) fn accounts_only(&self) -> Result<(), StoreError> {
+        if self.accounts {
+            Ok(())
+        } else {
+            Err(StoreError::NotAccounts)
+        }
     }
 
     /// The data directory.

@@ -1,0 +1,163 @@
+//! Every library of a data directory: its own (accounts, bans, the command line's and the
+//! first user's links) and one per further user in `users/ID/`, opened when first needed.
+//! A user's links, tags and snapshots are private by construction: they are in another
+//! database, index and blob store, so no query can reach across.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::auth::User;
+use crate::datadir::OpenError;
+use crate::library::{Library, StoreError};
+
+/// The libraries of one data directory.
+#[derive(Debug)]
+pub struct Libraries {
+    main: Arc<Library>,
+    opened: tokio::sync::Mutex<HashMap<String, Arc<Library>>>,
+}
+
+/// Why a user's library cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("no user named `{0}`")]
+    NoUser(String),
+    #[error("user {user}'s library directory `{dir}` is not one this linksnap makes")]
+    BadDir { user: String, dir: String },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Only `users/DIGITS`: the database says where a library is, and it must not be able to
+/// say anywhere else.
+fn valid_dir(dir: &str) -> bool {
+    dir.strip_prefix("users/")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl Libraries {
+    /// Around the data directory's own library.
+    #[must_use]
+    pub fn new(main: Arc<Library>) -> Self {
+        Self {
+            main,
+            opened: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The data directory's own library.
+    #[must_use]
+    pub fn main(&self) -> &Arc<Library> {
+        &self.main
+    }
+
+    /// `user`'s library (opened, and created, when first asked for).
+    ///
+    /// # Errors
+    /// [`LibraryError`].
+    pub async fn of_user(&self, user: &User) -> Result<Arc<Library>, LibraryError> {
+        let Some(dir) = &user.library else {
+            return Ok(self.main.clone());
+        };
+        if !valid_dir(dir) {
+            return Err(LibraryError::BadDir {
+                user: user.name.clone(),
+                dir: dir.clone(),
+            });
+        }
+        let mut opened = self.opened.lock().await;
+        if let Some(l) = opened.get(dir) {
+            return Ok(l.clone());
+        }
+        let path: PathBuf = self.main.data_dir().path.join(dir);
+        let library = Arc::new(
+            Library::open_user_library(&path, self.main.tracking_rules().clone()).await?,
+        );
+        opened.insert(dir.clone(), library.clone());
+        Ok(library)
+    }
+
+    /// The library of the user named `name`.
+    ///
+    /// # Errors
+    /// [`LibraryError::NoUser`] and the rest of [`LibraryError`].
+    pub async fn of_user_name(&self, name: &str) -> Result<Arc<Library>, LibraryError> {
+        let user = self
+            .main
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| LibraryError::NoUser(name.to_owned()))?;
+        self.of_user(&user).await
+    }
+
+    /// The library of the user with this id.
+    ///
+    /// # Errors
+    /// [`LibraryError`].
+    pub async fn of_user_id(&self, id: i64) -> Result<Arc<Library>, LibraryError> {
+        let user = self
+            .main
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| LibraryError::NoUser(format!("#{id}")))?;
+        self.of_user(&user).await
+    }
+
+    /// Every library: the data directory's own and every user's (opening those not yet
+    /// open). A user library that cannot be opened is logged and left out.
+    pub async fn all(&self) -> Vec<Arc<Library>> {
+        let mut out = vec![self.main.clone()];
+        let users = match self.main.users().await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "listing users");
+                return out;
+            }
+        };
+        for user in users.iter().filter(|u| u.library.is_some()) {
+            match self.of_user(user).await {
+                Ok(l) => out.push(l),
+                Err(e) => tracing::error!(user = %user.name, error = %e, "cannot open a user's library"),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_user_owns_the_data_directory_s_library_and_later_ones_their_own() {
+        let dir = std::env::temp_dir().join(format!("linksnap-libraries-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let main = Arc::new(Library::open(&dir).await.unwrap());
+        let ann = main.create_user("ann", "password one", true).await.unwrap();
+        let bob = main.create_user("bob", "password two", false).await.unwrap();
+        assert_eq!(ann.library, None);
+        assert_eq!(bob.library, Some(format!("users/{}", bob.id)));
+        let libs = Libraries::new(main.clone());
+        let rules = main.tracking_rules().clone();
+        let url = crate::NormalizedUrl::parse("https://example.org/a", &rules).unwrap();
+        libs.of_user(&ann).await.unwrap().add(&url, &[], None).await.unwrap();
+        let bobs = libs.of_user_name("BOB").await.unwrap();
+        assert!(bobs.list(&crate::Filter::default()).await.unwrap().is_empty());
+        assert_eq!(main.list(&crate::Filter::default()).await.unwrap().len(), 1);
+        // Accounts are not kept in a user's library.
+        assert!(matches!(bobs.users().await, Err(StoreError::NotAccounts)));
+        assert!(bobs.create_token("t", None).await.is_err());
+        assert_eq!(libs.all().await.len(), 2);
+        assert!(Arc::ptr_eq(&libs.of_user(&bob).await.unwrap(), &bobs), "opened once");
+        // Removing the first user does not hand their library to the next.
+        main.remove_user("ann").await.unwrap();
+        let cy = main.create_user("cy", "password three", false).await.unwrap();
+        assert_eq!(cy.library, Some(format!("users/{}", cy.id)));
+        assert!(!valid_dir("users/../x") && !valid_dir("/etc") && valid_dir("users/12"));
+        drop((libs, bobs, main));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
