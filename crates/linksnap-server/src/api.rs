@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
+use crate::session::Scoped;
 use crate::{AppState, cli};
 
 /// The OpenAPI document's frame; the operations come from the handlers' annotations, as
@@ -272,7 +273,7 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
         ("offset" = Option<usize>, Query),
     ),
     responses((status = 200, description = "links, newest first", body = LinkPage), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn list_links(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn list_links(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref())?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     let (links, total) = s.library.list_page(&q.filter, limit, q.offset).await?;
@@ -436,7 +437,7 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
         (status = 200, description = "already saved: the existing link, with the tags added", body = LinkJson),
         (status = 422, description = "not an http(s) URL", body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn create_link(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     body: Result<Json<NewLink>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let new = json_body(body)?;
@@ -477,7 +478,7 @@ fn link_id(raw: &str) -> ApiResult<LinkId> {
 
 #[utoipa::path(get, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)),
     responses((status = 200, body = LinkWithVersions), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn get_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_link(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     let link = s.library.get(id).await?;
     let versions = s.library.versions(id).await?;
@@ -505,7 +506,7 @@ struct LinkUpdate {
 #[utoipa::path(patch, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)), request_body = LinkUpdate,
     responses((status = 200, body = LinkJson), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn update_link(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     body: Result<Json<LinkUpdate>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
@@ -531,7 +532,7 @@ async fn update_link(
 
 #[utoipa::path(delete, path = "/api/v1/links/{id}", tag = "links", params(("id" = i64, Path)),
     responses((status = 204, description = "removed"), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn delete_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_link(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
     s.library.remove(id).await?;
@@ -540,7 +541,7 @@ async fn delete_link(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 
 #[utoipa::path(post, path = "/api/v1/links/{id}/recapture", tag = "links", params(("id" = i64, Path)),
     responses((status = 202, description = "a new capture is queued", body = Queued), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn recapture(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn recapture(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
     let job = s.library.enqueue(id).await?;
@@ -551,7 +552,7 @@ async fn recapture(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
 
 #[utoipa::path(get, path = "/api/v1/links/{id}/versions", tag = "links", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<VersionJson>), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn versions(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
     let v = s.library.versions(id).await?;
@@ -562,7 +563,7 @@ async fn versions(State(s): State<AppState>, Path(id): Path<String>) -> ApiResul
     params(("id" = i64, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)),
     responses((status = 200, body = DiffJson), (status = 409, description = "fewer than two versions", body = ErrorJson), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn diff(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -619,7 +620,7 @@ async fn diff(
 
 #[utoipa::path(get, path = "/api/v1/tags", tag = "tags",
     responses((status = 200, description = "every tag with its link count", body = Vec<TagJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn tags(State(s): State<AppState>) -> ApiResult<Response> {
+async fn tags(Scoped(s): Scoped) -> ApiResult<Response> {
     let tags = s.library.tags().await?;
     Ok(Json(
         tags.iter()
@@ -639,7 +640,7 @@ struct Rename {
 #[utoipa::path(post, path = "/api/v1/tags/rename", tag = "tags", request_body = Rename,
     responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 409, description = "the new name exists: merge instead", body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn rename_tag(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     body: Result<Json<Rename>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let r = json_body(body)?;
@@ -666,7 +667,7 @@ struct Merge {
 #[utoipa::path(post, path = "/api/v1/tags/merge", tag = "tags", request_body = Merge,
     responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn merge_tags(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     body: Result<Json<Merge>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let m = json_body(body)?;
@@ -684,7 +685,7 @@ async fn merge_tags(
 #[utoipa::path(delete, path = "/api/v1/tags/{name}", tag = "tags",
     params(("name" = String, Path, description = "the tag; nested names percent-encoded (`lang%2Frust`)")),
     responses((status = 200, body = Changed), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn delete_tag(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn delete_tag(Scoped(s): Scoped, Path(name): Path<String>) -> ApiResult<Response> {
     let tag = parse_tags(&[name])?.remove(0);
     let n = s.library.delete_tag(&tag).await?;
     Ok(Json(Changed {
@@ -702,7 +703,7 @@ async fn delete_tag(State(s): State<AppState>, Path(name): Path<String>) -> ApiR
         ("limit" = Option<usize>, Query, description = "1 to 1000, default 20"),
     ),
     responses((status = 200, description = "best first", body = Vec<HitJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn search(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn search(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref())?;
     let text =
         q.q.filter(|t| !t.trim().is_empty())
@@ -721,7 +722,7 @@ async fn search(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
     responses((status = 200, description = "unfinished jobs first, then recent ones", body = Vec<JobJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
-async fn jobs(State(s): State<AppState>) -> ApiResult<Response> {
+async fn jobs(Scoped(s): Scoped) -> ApiResult<Response> {
     let jobs = s.library.jobs(MAX_PAGE).await?;
     Ok(Json(
         jobs.iter()
@@ -749,7 +750,7 @@ async fn jobs(State(s): State<AppState>) -> ApiResult<Response> {
 /// recognised; `?capture=false` queues no captures; `?folders_as_tags=true`). One
 /// transaction: a file that does not parse imports nothing (400 `bad_import`).
 async fn import(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -819,7 +820,7 @@ async fn import(
     responses((status = 200, description = "every link: JSON objects, or a Netscape bookmark file", body = Vec<LinkJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 /// Every link, as `?format=json` (the default; the objects of `GET /api/v1/links`) or
 /// `?format=netscape` (bookmark HTML).
-async fn export(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn export(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref())?;
     let links = s.library.list(&Filter::default()).await?;
     match q.format.as_deref().unwrap_or("json") {
@@ -856,7 +857,7 @@ async fn export(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult
 /// A snapshot, served as untrusted content: [`SNAPSHOT_CSP`], no sniffing, no referrer,
 /// not framed by other sites.
 async fn snapshot(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let id = link_id(&id)?;
@@ -884,8 +885,16 @@ async fn shared_snapshot(
             "no such share link (revoked?)",
         )
     };
-    let (link, version) = s.library.resolve_share(&secret).await?.ok_or_else(gone)?;
-    let (bytes, media_type) = s.library.render(link, version).await.map_err(|_| gone())?;
+    // Share links of every user's library: the secret names one of them.
+    let mut found = None;
+    for library in s.libs.all().await {
+        if let Some(share) = library.resolve_share(&secret).await? {
+            found = Some((library, share));
+            break;
+        }
+    }
+    let (library, (link, version)) = found.ok_or_else(gone)?;
+    let (bytes, media_type) = library.render(link, version).await.map_err(|_| gone())?;
     let mut r = untrusted(bytes, &media_type);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -939,7 +948,7 @@ struct ServerJson {
 
 #[utoipa::path(get, path = "/api/v1/server", tag = "server",
     responses((status = 200, body = ServerJson), (status = 401, body = ErrorJson)))]
-async fn server_status(State(s): State<AppState>) -> Json<ServerJson> {
+async fn server_status(Scoped(s): Scoped) -> Json<ServerJson> {
     use std::sync::atomic::Ordering;
     Json(ServerJson {
         version: crate::cli::VERSION,
@@ -983,7 +992,7 @@ impl ShareJson {
     params(("id" = i64, Path), ("version" = Option<i64>, Query, description = "a fixed version (default: always the latest)")),
     responses((status = 201, description = "created; `url` is shown this once", body = ShareJson), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
 async fn create_share(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -1005,7 +1014,7 @@ async fn create_share(
 
 #[utoipa::path(get, path = "/api/v1/links/{id}/shares", tag = "sharing", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<ShareJson>), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
-async fn list_shares(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn list_shares(Scoped(s): Scoped, Path(id): Path<String>) -> ApiResult<Response> {
     let id = link_id(&id)?;
     s.library.get(id).await?;
     let shares = s.library.shares(id).await?;
@@ -1020,10 +1029,7 @@ async fn list_shares(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 
 #[utoipa::path(delete, path = "/api/v1/shares/{share}", tag = "sharing", params(("share" = i64, Path)),
     responses((status = 204, description = "revoked"), (status = 404, body = ErrorJson), (status = 401, body = ErrorJson)))]
-async fn revoke_share(
-    State(s): State<AppState>,
-    Path(share): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn revoke_share(Scoped(s): Scoped, Path(share): Path<String>) -> ApiResult<StatusCode> {
     let gone = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such share link");
     let id = share.parse::<i64>().map_err(|_| gone())?;
     if s.library.revoke_share(id).await? {

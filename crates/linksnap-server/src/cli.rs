@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use linksnap_store::Library;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -50,7 +49,8 @@ pub struct CliCall {
 /// Runs CLI commands against the server's library (implemented by the binary, which owns
 /// the commands). Returns the exit code.
 pub trait CliRunner: Send + Sync {
-    fn run(&self, library: Arc<Library>, call: CliCall) -> BoxFuture<'static, i32>;
+    /// Runs `call` on the data directory's libraries (the command line chooses one).
+    fn run(&self, libs: Arc<linksnap_store::Libraries>, call: CliCall) -> BoxFuture<'static, i32>;
 }
 
 /// A `std::io::Write` that sends what is written as frames of one kind.
@@ -167,10 +167,10 @@ fn start(
             tx: tx.clone(),
         },
     };
-    let library = state.library.clone();
+    let libs = state.libs.clone();
     // Its own task: a CLI that goes away does not cancel durable work half-way.
     tokio::spawn(async move {
-        let code = runner.run(library, call).await;
+        let code = runner.run(libs, call).await;
         let _ = tx.send(frame(FRAME_EXIT, &code.to_be_bytes()));
     });
     let stream = futures_util::stream::poll_fn(move |cx| {

@@ -35,7 +35,13 @@ pub const SOCKET_NAME: &str = "linksnap.sock";
 /// What request handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The library a request works on: the principal's (see [`session::Scoped`]); outside
+    /// a signed-in request, the data directory's own.
     pub library: Arc<Library>,
+    /// The data directory's own library, which keeps the accounts, tokens and bans.
+    pub accounts: Arc<Library>,
+    /// Every library of the data directory (one per user).
+    pub libs: Arc<linksnap_store::Libraries>,
     /// Woken when a capture is queued.
     pub wake: Arc<Notify>,
     /// Runs forwarded CLI commands (none: the CLI route answers 403).
@@ -65,8 +71,18 @@ pub struct AppState {
 impl AppState {
     /// Tells the event streams that a link's capture state changed.
     pub fn notify(&self, id: i64, status: &'static str) {
-        let _ = self.events.send(web::LinkEvent { id, status });
+        let _ = self.events.send(web::LinkEvent {
+            library: library_key(&self.library),
+            id,
+            status,
+        });
     }
+}
+
+/// What names a library in events: its directory.
+#[must_use]
+pub fn library_key(library: &Library) -> Arc<str> {
+    Arc::from(library.data_dir().path.to_string_lossy().as_ref())
 }
 
 /// Runs `work` on a thread of its own with a single-threaded runtime and resolves to its
@@ -118,6 +134,8 @@ pub enum ServeError {
     Bind(#[source] std::io::Error),
     #[error("cannot start the capture workers: {0}")]
     Workers(#[source] std::io::Error),
+    #[error("{0}")]
+    Mail(String),
 }
 
 /// How a shutdown went.
@@ -166,8 +184,15 @@ pub async fn serve(
     let (events, _) = broadcast::channel(1024);
     let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
+    let libs = Arc::new(linksnap_store::Libraries::new(library.clone()));
+    // Every user's library is opened now, on this runtime: their queued captures are
+    // found, and later requests find them open.
+    let opened = libs.all().await.len();
+    tracing::info!(libraries = opened, "libraries open");
     let state = AppState {
         library: library.clone(),
+        accounts: library.clone(),
+        libs: libs.clone(),
         wake: wake.clone(),
         cli,
         events: events.clone(),
@@ -217,7 +242,7 @@ pub async fn serve(
         }
     });
     let mut workers = workers::Workers::start(
-        library.clone(),
+        libs.clone(),
         capturer,
         worker_count,
         wake.clone(),
@@ -239,7 +264,16 @@ pub async fn serve(
     // together or not at all.
     let mut mail = tokio::task::JoinSet::new();
     for mailbox in mailboxes {
-        let (library, stop, wake) = (library.clone(), stop_rx.clone(), wake.clone());
+        // A mailbox's links go to its owner's library (the serve command checked that the
+        // owner exists).
+        let library = match &mailbox.owner {
+            Some(owner) => libs
+                .of_user_name(owner)
+                .await
+                .map_err(|e| ServeError::Mail(format!("mailbox {}: {e}", mailbox.name)))?,
+            None => library.clone(),
+        };
+        let (stop, wake) = (stop_rx.clone(), wake.clone());
         mail.spawn(async move {
             linksnap_mail::poll_loop(&library, &mailbox, stop, |result| {
                 if result.as_ref().is_ok_and(|r| r.links_added > 0) {
@@ -268,10 +302,12 @@ pub async fn serve(
     }
     let left = grace.saturating_sub(began.elapsed());
     if !workers.wait(left).await {
-        report.captures_returned = library.return_running_jobs().await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "returning unfinished captures to the queue failed");
-            0
-        });
+        for lib in libs.all().await {
+            report.captures_returned += lib.return_running_jobs().await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "returning unfinished captures to the queue failed");
+                0
+            });
+        }
     }
     Ok(report)
 }

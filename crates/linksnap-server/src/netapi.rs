@@ -140,7 +140,7 @@ pub(crate) async fn list_bans(
 ) -> Result<Json<Vec<BanJson>>, ApiError> {
     require_admin(&who)?;
     Ok(Json(
-        s.library
+        s.accounts
             .bans()
             .await?
             .into_iter()
@@ -169,11 +169,11 @@ pub(crate) async fn create_ban(
         }
         None => None,
     };
-    s.library
+    s.accounts
         .ban(net, expires_at, new.reason.trim(), false)
         .await?;
     let ban = s
-        .library
+        .accounts
         .bans()
         .await?
         .into_iter()
@@ -199,7 +199,7 @@ pub(crate) async fn delete_ban(
     require_admin(&who)?;
     let net = crate::config::parse_net(net.trim())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
-    if s.library.unban(net).await? {
+    if s.accounts.unban(net).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -229,7 +229,7 @@ pub(crate) async fn metrics(
         MetricsAccess::Token => {
             let local = conn.as_ref().is_some_and(|c| c.0.0.local);
             let token = match crate::session::bearer(&headers) {
-                Some(t) => s.library.verify_token(t).await.ok().flatten().is_some(),
+                Some(t) => s.accounts.verify_token(t).await.ok().flatten().is_some(),
                 None => false,
             };
             local || token
@@ -243,7 +243,7 @@ pub(crate) async fn metrics(
         )
         .into_response();
     }
-    let bans = s.library.bans().await.map(|b| b.len()).unwrap_or(0);
+    let bans = s.accounts.bans().await.map(|b| b.len()).unwrap_or(0);
     let body = crate::netstat::prometheus(
         &stats(&s),
         bans,

@@ -110,13 +110,13 @@ async fn identify(state: &AppState, c: Credentials) -> Result<Option<Principal>,
     }
     if let Some(token) = c.bearer {
         return Ok(state
-            .library
+            .accounts
             .verify_token(&token)
             .await?
             .map(Principal::Token));
     }
     if let Some(secret) = c.session
-        && let Some((user, csrf)) = state.library.session(&secret).await?
+        && let Some((user, csrf)) = state.accounts.session(&secret).await?
     {
         return Ok(Some(Principal::Session { user, csrf, secret }));
     }
@@ -180,6 +180,58 @@ pub(crate) async fn check_csrf(
     ))
 }
 
+/// The library a principal works on, as a request extension (see [`Scoped`]).
+#[derive(Debug, Clone)]
+pub struct Lib(pub std::sync::Arc<linksnap_store::Library>);
+
+/// The principal's library: a user's own; for the local CLI and tokens that act for no
+/// user, the data directory's own.
+async fn library_of(state: &AppState, who: &Principal) -> Result<Lib, ApiError> {
+    let lib = match who {
+        Principal::Local | Principal::Token(Token { user_id: None, .. }) => {
+            return Ok(Lib(state.accounts.clone()));
+        }
+        Principal::Token(Token {
+            user_id: Some(id), ..
+        }) => state.libs.of_user_id(*id).await,
+        Principal::Session { user, .. } => state.libs.of_user(user).await,
+    };
+    lib.map(Lib).map_err(|e| {
+        tracing::error!(error = %e, "opening a user's library");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; see its log",
+        )
+    })
+}
+
+/// The application state scoped to the request's principal: `library` is theirs. Every
+/// handler behind sign-in takes this instead of `State`, so none can reach another user's
+/// links; outside the signed-in routes it refuses to exist (500), never falling back.
+pub struct Scoped(pub AppState);
+
+impl axum::extract::FromRequestParts<AppState> for Scoped {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let Some(Lib(library)) = parts.extensions.get::<Lib>().cloned() else {
+            tracing::error!("a scoped handler ran without a principal's library");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed; see its log",
+            ));
+        };
+        let mut scoped = state.clone();
+        scoped.library = library;
+        Ok(Self(scoped))
+    }
+}
+
 /// For the API and snapshots: a principal, or 401.
 pub(crate) async fn api_auth(
     State(state): State<AppState>,
@@ -197,6 +249,8 @@ pub(crate) async fn api_auth(
         let csrf = csrf.clone();
         req = check_csrf(req, &csrf, state.body_limit).await?;
     }
+    let lib = library_of(&state, &who).await?;
+    req.extensions_mut().insert(lib);
     req.extensions_mut().insert(who);
     Ok(next.run(req).await)
 }
@@ -234,6 +288,11 @@ pub(crate) async fn web_auth(
             Err(e) => return e.into_response(),
         };
     }
+    let lib = match library_of(&state, &who).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(lib);
     req.extensions_mut().insert(who);
     next.run(req).await
 }

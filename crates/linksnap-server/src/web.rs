@@ -17,6 +17,7 @@ use linksnap_store::{EditLink, Filter, LinkId, NormalizedUrl, TagExpr, TagName};
 use crate::AppState;
 use crate::i18n::Lang;
 use crate::json::rfc3339;
+use crate::session::Scoped;
 use crate::session::{
     LANG_COOKIE, PRELOGIN_COOKIE, Principal, SESSION_COOKIE, cookie, same_secret, set_cookie,
 };
@@ -288,7 +289,7 @@ async fn login(
         }
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
-    let session = match s.library.create_session(user.id).await {
+    let session = match s.accounts.create_session(user.id).await {
         Ok(x) => x,
         Err(e) => return crate::api::ApiError::from(e).into_response(),
     };
@@ -311,9 +312,9 @@ async fn login(
     r
 }
 
-async fn logout(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Response {
+async fn logout(Scoped(s): Scoped, Extension(who): Extension<Principal>) -> Response {
     if let Principal::Session { secret, .. } = &who {
-        let _ = s.library.end_session(secret).await;
+        let _ = s.accounts.end_session(secret).await;
     }
     let mut r = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, true, s.secure_cookies))
@@ -415,7 +416,7 @@ fn list_href(q: &str, tag: &str, offset: usize) -> String {
 }
 
 async fn list(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -525,7 +526,7 @@ fn parse_tag_list(raw: &str) -> Result<Vec<TagName>, String> {
 }
 
 async fn add(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -577,7 +578,7 @@ async fn add(
 }
 
 async fn bulk_tag(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -616,7 +617,7 @@ async fn bulk_tag(
 }
 
 async fn add_page(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -680,7 +681,7 @@ struct ShareRow {
 }
 
 async fn share(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -710,7 +711,7 @@ async fn share(
 }
 
 async fn unshare(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path((id, share)): Path<(String, i64)>,
@@ -727,7 +728,7 @@ fn id_of(raw: &str) -> Option<LinkId> {
 }
 
 async fn link(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -831,7 +832,7 @@ async fn link_page(
 }
 
 async fn edit(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -884,7 +885,7 @@ async fn edit(
 }
 
 async fn recapture(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -904,7 +905,7 @@ async fn recapture(
 }
 
 async fn delete(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -930,7 +931,7 @@ struct TextPage {
 }
 
 async fn text(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -984,7 +985,7 @@ struct DiffPage {
 }
 
 async fn diff(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -1054,7 +1055,7 @@ struct TagsPage {
 }
 
 async fn tags(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
 ) -> Response {
@@ -1106,7 +1107,7 @@ async fn tag_action(s: &AppState, page: PageCtx, f: &[(String, String)], action:
 }
 
 async fn rename_tag(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1115,7 +1116,7 @@ async fn rename_tag(
 }
 
 async fn merge_tag(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1124,7 +1125,7 @@ async fn merge_tag(
 }
 
 async fn delete_tag(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1174,10 +1175,21 @@ async fn settings_page(
     new_token: Option<String>,
 ) -> Response {
     let never = page.t("settings.never");
-    let tokens = s.library.tokens().await.unwrap_or_default();
+    // A user sees the tokens that act for them; the local CLI sees all.
+    let tokens: Vec<_> = s
+        .accounts
+        .tokens()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| match who {
+            Principal::Session { user, .. } => t.user_id == Some(user.id),
+            _ => true,
+        })
+        .collect();
     let admin = is_admin(who);
     let users = if admin {
-        s.library
+        s.accounts
             .users()
             .await
             .unwrap_or_default()
@@ -1229,7 +1241,7 @@ async fn settings_page(
 }
 
 async fn settings(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
 ) -> Response {
@@ -1238,35 +1250,57 @@ async fn settings(
 }
 
 async fn create_token(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
     let f = form(&raw);
     let page = ctx(&headers, &who, "/settings");
-    match s.library.create_token(field(&f, "name")).await {
+    match s
+        .accounts
+        .create_token(field(&f, "name"), who.user().map(|u| u.id))
+        .await
+    {
         Ok((_, secret)) => settings_page(&s, page, &who, Some(secret)).await,
         Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
 async fn revoke_token(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
     let f = form(&raw);
     let page = ctx(&headers, &who, "/settings");
-    match s.library.revoke_token(field(&f, "name")).await {
+    // A user revokes only their own tokens.
+    let name = field(&f, "name");
+    if let Principal::Session { user, .. } = &who {
+        let theirs = s
+            .accounts
+            .tokens()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.name == name.trim() && t.user_id == Some(user.id));
+        if !theirs {
+            return error_page(
+                page,
+                StatusCode::NOT_FOUND,
+                format!("no token named `{name}`"),
+            );
+        }
+    }
+    match s.accounts.revoke_token(name).await {
         Ok(()) => Redirect::to("/settings").into_response(),
         Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
 async fn add_user(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1282,7 +1316,7 @@ async fn add_user(
         );
     }
     match s
-        .library
+        .accounts
         .create_user(
             field(&f, "name"),
             field(&f, "password"),
@@ -1315,7 +1349,7 @@ fn is_admin(who: &Principal) -> bool {
 }
 
 async fn admin_net(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
 ) -> Response {
@@ -1328,7 +1362,7 @@ async fn admin_net(
         );
     }
     let bans = s
-        .library
+        .accounts
         .bans()
         .await
         .unwrap_or_default()
@@ -1354,7 +1388,7 @@ async fn admin_net(
 }
 
 async fn admin_ban(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1378,7 +1412,7 @@ async fn admin_ban(
         },
     };
     match s
-        .library
+        .accounts
         .ban(net, expires_at, field(&f, "reason").trim(), false)
         .await
     {
@@ -1388,7 +1422,7 @@ async fn admin_ban(
 }
 
 async fn admin_unban(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
@@ -1406,7 +1440,7 @@ async fn admin_unban(
         Ok(n) => n,
         Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
     };
-    match s.library.unban(net).await {
+    match s.accounts.unban(net).await {
         Ok(_) => Redirect::to("/admin/net").into_response(),
         Err(e) => error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -1426,6 +1460,9 @@ fn link_event(e: &LinkEvent) -> Result<Event, Infallible> {
 /// A link's capture state changed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkEvent {
+    /// Whose library (`library_key`): a stream only shows its own principal's.
+    #[serde(skip)]
+    pub library: std::sync::Arc<str>,
     pub id: i64,
     pub status: &'static str,
 }
@@ -1434,7 +1471,7 @@ pub struct LinkEvent {
 /// `sse_heartbeat` so that a browser that vanished is found out (the write fails and the
 /// stream is dropped) and proxies keep the stream open.
 async fn events(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     // Subscribed first, then the current state of the links the page asks about: a change
@@ -1449,6 +1486,7 @@ async fn events(
     {
         if let Ok(l) = s.library.get(LinkId(id)).await {
             current.push(LinkEvent {
+                library: crate::library_key(&s.library),
                 id,
                 status: l.status.as_str(),
             });
@@ -1457,9 +1495,10 @@ async fn events(
     let live = crate::SseGuard::new(s.sse_streams.clone());
     let stopping = s.stopping.clone();
     let first = futures_util::stream::iter(current.iter().map(link_event).collect::<Vec<_>>());
+    let mine = crate::library_key(&s.library);
     let changes = futures_util::stream::unfold(
-        (rx, live, stopping),
-        |(mut rx, live, mut stopping)| async move {
+        (rx, live, stopping, mine),
+        |(mut rx, live, mut stopping, mine)| async move {
             loop {
                 let next = tokio::select! {
                     e = rx.recv() => e,
@@ -1467,7 +1506,9 @@ async fn events(
                     _ = stopping.wait_for(|s| *s) => return None,
                 };
                 match next {
-                    Ok(e) => return Some((link_event(&e), (rx, live, stopping))),
+                    // Another user's links are not this stream's business.
+                    Ok(e) if e.library != mine => {}
+                    Ok(e) => return Some((link_event(&e), (rx, live, stopping, mine))),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }

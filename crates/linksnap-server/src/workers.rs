@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linksnap_capture::Capturer;
-use linksnap_store::{Library, Outcome};
+use linksnap_store::{Libraries, Outcome};
 use tokio::sync::{Notify, watch};
 
 /// Builds the capturer on the workers' runtime (its HTTP client and resolver belong there).
@@ -24,7 +24,7 @@ pub(crate) struct Workers {
 impl Workers {
     /// Starts `count` workers (none for 0).
     pub(crate) fn start(
-        library: Arc<Library>,
+        libs: Arc<Libraries>,
         make: CapturerFactory,
         count: usize,
         wake: Arc<Notify>,
@@ -67,7 +67,7 @@ impl Workers {
                     for n in 0..count {
                         local.spawn_local(work(
                             n,
-                            library.clone(),
+                            libs.clone(),
                             capturer.clone(),
                             wake.clone(),
                             events.clone(),
@@ -99,57 +99,73 @@ impl Workers {
 
 async fn work(
     n: usize,
-    library: Arc<Library>,
+    libs: Arc<Libraries>,
     capturer: std::rc::Rc<Capturer>,
     wake: Arc<Notify>,
     events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tell = |id: i64, status: &'static str| {
-        let _ = events.send(crate::web::LinkEvent { id, status });
-    };
+    // Which library to look at first: turns advance, so no user's queue starves another's.
+    let mut turn = n;
     loop {
         if *stop.borrow() {
             return;
         }
         // Registered before looking, so a job queued in between still wakes this worker.
         let woken = wake.notified();
-        match library.claim(None).await {
-            Ok(Some(job)) => {
-                tell(job.link.0, "capturing");
-                match library.run_job(&capturer, job).await {
-                    Ok(Outcome::Saved {
-                        version,
-                        http_status,
-                    }) => {
-                        tracing::info!(worker = n, link = %job.link, version, http_status, "captured");
-                        tell(job.link.0, "ok");
-                    }
-                    Ok(Outcome::Retrying(why)) => {
-                        tracing::info!(worker = n, link = %job.link, %why, "capture failed; will retry");
-                        tell(job.link.0, "queued");
-                    }
-                    Ok(Outcome::Failed(why)) => {
-                        tracing::info!(worker = n, link = %job.link, %why, "capture failed");
-                        tell(job.link.0, "failed");
-                    }
-                    Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
+        let all = libs.all().await;
+        let mut claimed = None;
+        let mut failed = false;
+        for i in 0..all.len() {
+            let library = &all[(turn + i) % all.len()];
+            match library.claim(None).await {
+                Ok(Some(job)) => {
+                    claimed = Some((library.clone(), job));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(worker = n, error = %e, "claiming a job failed");
+                    failed = true;
                 }
             }
-            Ok(None) => {
-                tokio::select! {
-                    () = woken => {}
-                    () = tokio::time::sleep(POLL_INTERVAL) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+        }
+        turn = turn.wrapping_add(1);
+        let Some((library, job)) = claimed else {
+            let wait = if failed { None } else { Some(woken) };
+            tokio::select! {
+                () = async { if let Some(w) = wait { w.await } else { std::future::pending().await } } => {}
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = stop.wait_for(|s| *s) => return,
             }
-            Err(e) => {
-                tracing::error!(worker = n, error = %e, "claiming a job failed");
-                tokio::select! {
-                    () = tokio::time::sleep(POLL_INTERVAL) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
+            continue;
+        };
+        let key = crate::library_key(&library);
+        let tell = |id: i64, status: &'static str| {
+            let _ = events.send(crate::web::LinkEvent {
+                library: key.clone(),
+                id,
+                status,
+            });
+        };
+        tell(job.link.0, "capturing");
+        match library.run_job(&capturer, job).await {
+            Ok(Outcome::Saved {
+                version,
+                http_status,
+            }) => {
+                tracing::info!(worker = n, link = %job.link, version, http_status, "captured");
+                tell(job.link.0, "ok");
             }
+            Ok(Outcome::Retrying(why)) => {
+                tracing::info!(worker = n, link = %job.link, %why, "capture failed; will retry");
+                tell(job.link.0, "queued");
+            }
+            Ok(Outcome::Failed(why)) => {
+                tracing::info!(worker = n, link = %job.link, %why, "capture failed");
+                tell(job.link.0, "failed");
+            }
+            Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
         }
     }
 }

@@ -117,14 +117,16 @@ impl Library {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, user_id, prefix, created_at, last_used_at)| Token {
-                id,
-                name,
-                user_id,
-                prefix,
-                created_at,
-                last_used_at,
-            })
+            .map(
+                |(id, name, user_id, prefix, created_at, last_used_at)| Token {
+                    id,
+                    name,
+                    user_id,
+                    prefix,
+                    created_at,
+                    last_used_at,
+                },
+            )
             .collect())
     }
 

@@ -71,7 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "shares", include_str!("../migrations/0004_shares.sql")),
     (5, "mail", include_str!("../migrations/0005_mail.sql")),
     (6, "bans", include_str!("../migrations/0006_bans.sql")),
-    (7, "user libraries", include_str!("../migrations/0007_user_libraries.sql")),
+    (
+        7,
+        "user libraries",
+        include_str!("../migrations/0007_user_libraries.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

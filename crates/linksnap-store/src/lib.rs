@@ -17,10 +17,10 @@ pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
 pub use bans::{Ban, LiveBans};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
+pub use libraries::{Libraries, LibraryError};
 pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,
     TagNode, Version,
 };
-pub use libraries::{Libraries, LibraryError};
 pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
 pub use queue::{Job, JobInfo, Outcome};

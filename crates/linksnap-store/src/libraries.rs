@@ -73,9 +73,8 @@ impl Libraries {
             return Ok(l.clone());
         }
         let path: PathBuf = self.main.data_dir().path.join(dir);
-        let library = Arc::new(
-            Library::open_user_library(&path, self.main.tracking_rules().clone()).await?,
-        );
+        let library =
+            Arc::new(Library::open_user_library(&path, self.main.tracking_rules().clone()).await?);
         opened.insert(dir.clone(), library.clone());
         Ok(library)
     }
@@ -120,7 +119,9 @@ impl Libraries {
         for user in users.iter().filter(|u| u.library.is_some()) {
             match self.of_user(user).await {
                 Ok(l) => out.push(l),
-                Err(e) => tracing::error!(user = %user.name, error = %e, "cannot open a user's library"),
+                Err(e) => {
+                    tracing::error!(user = %user.name, error = %e, "cannot open a user's library")
+                }
             }
         }
         out
@@ -137,24 +138,43 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let main = Arc::new(Library::open(&dir).await.unwrap());
         let ann = main.create_user("ann", "password one", true).await.unwrap();
-        let bob = main.create_user("bob", "password two", false).await.unwrap();
+        let bob = main
+            .create_user("bob", "password two", false)
+            .await
+            .unwrap();
         assert_eq!(ann.library, None);
         assert_eq!(bob.library, Some(format!("users/{}", bob.id)));
         let libs = Libraries::new(main.clone());
         let rules = main.tracking_rules().clone();
         let url = crate::NormalizedUrl::parse("https://example.org/a", &rules).unwrap();
-        libs.of_user(&ann).await.unwrap().add(&url, &[], None).await.unwrap();
+        libs.of_user(&ann)
+            .await
+            .unwrap()
+            .add(&url, &[], None)
+            .await
+            .unwrap();
         let bobs = libs.of_user_name("BOB").await.unwrap();
-        assert!(bobs.list(&crate::Filter::default()).await.unwrap().is_empty());
+        assert!(
+            bobs.list(&crate::Filter::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(main.list(&crate::Filter::default()).await.unwrap().len(), 1);
         // Accounts are not kept in a user's library.
         assert!(matches!(bobs.users().await, Err(StoreError::NotAccounts)));
         assert!(bobs.create_token("t", None).await.is_err());
         assert_eq!(libs.all().await.len(), 2);
-        assert!(Arc::ptr_eq(&libs.of_user(&bob).await.unwrap(), &bobs), "opened once");
+        assert!(
+            Arc::ptr_eq(&libs.of_user(&bob).await.unwrap(), &bobs),
+            "opened once"
+        );
         // Removing the first user does not hand their library to the next.
         main.remove_user("ann").await.unwrap();
-        let cy = main.create_user("cy", "password three", false).await.unwrap();
+        let cy = main
+            .create_user("cy", "password three", false)
+            .await
+            .unwrap();
         assert_eq!(cy.library, Some(format!("users/{}", cy.id)));
         assert!(!valid_dir("users/../x") && !valid_dir("/etc") && valid_dir("users/12"));
         drop((libs, bobs, main));

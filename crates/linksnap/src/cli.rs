@@ -26,6 +26,10 @@ pub struct Cli {
     /// $XDG_DATA_HOME/linksnap, else ~/.local/share/linksnap).
     #[arg(long, global = true, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Act as this user: on their library (links, tags, snapshots); tokens made are
+    /// theirs. Default: the data directory's own library, which the first user owns.
+    #[arg(long = "as", global = true, value_name = "USER", env = "LINKSNAP_AS")]
+    pub as_user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -313,6 +317,7 @@ pub fn run() -> anyhow::Result<Code> {
             let password = prompt_password(&mut command)?;
             current_thread()?.block_on(crate::remote::run_here_or_on_server(
                 cli.data.as_deref(),
+                cli.as_user,
                 command,
                 password,
             ))
@@ -329,10 +334,11 @@ pub(crate) fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Parses a command line (without the program name) as the server does for a CLI.
-pub(crate) fn parse_forwarded(args: &[String]) -> Result<Command, clap::Error> {
+/// Parses a command line (without the program name) as the server does for a CLI: the
+/// user whose library it acts on, and the command.
+pub(crate) fn parse_forwarded(args: &[String]) -> Result<(Option<String>, Command), clap::Error> {
     Cli::try_parse_from(std::iter::once("linksnap".to_owned()).chain(args.iter().cloned()))
-        .map(|c| c.command)
+        .map(|c| (c.as_user, c.command))
 }
 
 /// Whether the command reads standard input (so a forwarding CLI must send it).
@@ -353,13 +359,51 @@ pub(crate) fn prompt_password(command: &mut Command) -> anyhow::Result<Option<St
     }
 }
 
-/// Runs a library command on an open library.
+/// What a command acts on: every library of the data directory, and the one chosen by
+/// `--as` (else the data directory's own).
+pub(crate) struct Scope<'a> {
+    pub libs: &'a linksnap_store::Libraries,
+    pub library: std::sync::Arc<linksnap_store::Library>,
+    pub user: Option<linksnap_store::User>,
+}
+
+impl<'a> Scope<'a> {
+    /// `user`'s scope (`None`: the data directory's own library).
+    pub async fn new(
+        libs: &'a linksnap_store::Libraries,
+        user: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let Some(name) = user else {
+            return Ok(Self {
+                libs,
+                library: libs.main().clone(),
+                user: None,
+            });
+        };
+        let found = libs.main().user_by_name(name).await?.ok_or_else(|| {
+            UsageError(format!("--as: no user named `{name}` (linksnap user list)"))
+        })?;
+        Ok(Self {
+            libs,
+            library: libs.of_user(&found).await?,
+            user: Some(found),
+        })
+    }
+
+    /// The data directory's own library: accounts, tokens, bans.
+    pub fn accounts(&self) -> &linksnap_store::Library {
+        self.libs.main()
+    }
+}
+
+/// Runs a library command in its scope.
 pub(crate) async fn run_library(
-    library: &linksnap_store::Library,
+    scope: &Scope<'_>,
     t: &mut crate::library_cmds::Term,
     command: Command,
 ) -> anyhow::Result<Code> {
     use crate::library_cmds as lib;
+    let library: &linksnap_store::Library = &scope.library;
     match command {
         Command::Add(args) => lib::add(library, t, args).await,
         Command::Ls(args) => lib::ls(library, t, args).await,
@@ -379,10 +423,10 @@ pub(crate) async fn run_library(
         Command::Open(args) => lib::open(library, t, args).await,
         Command::Fsck => lib::fsck(library, t).await,
         Command::Gc(args) => lib::gc(library, t, args).await,
-        Command::Token(args) => crate::serve::token(library, t, args).await,
-        Command::User(args) => crate::serve::user(library, t, args).await,
-        Command::Mail(args) => crate::mail_cmds::mail(library, t, args).await,
-        Command::Net(args) => crate::net_cmds::bans(library, t, args).await,
+        Command::Token(args) => crate::serve::token(scope, t, args).await,
+        Command::User(args) => crate::serve::user(scope.accounts(), t, args).await,
+        Command::Mail(args) => crate::mail_cmds::mail(scope, t, args).await,
+        Command::Net(args) => crate::net_cmds::bans(scope.accounts(), t, args).await,
         Command::Snap(_) | Command::Serve(_) => {
             Err(UsageError("`snap` and `serve` do not run through a server".to_owned()).into())
         }

@@ -151,22 +151,33 @@ impl PollArgs {
     }
 }
 
-pub async fn mail(library: &Library, t: &mut Term, args: MailArgs) -> anyhow::Result<Code> {
+pub(crate) async fn mail(
+    scope: &crate::cli::Scope<'_>,
+    t: &mut Term,
+    args: MailArgs,
+) -> anyhow::Result<Code> {
     match args.action {
-        MailAction::Poll(args) => poll(library, t, *args).await,
-        MailAction::Status { json } => status(library, t, json).await,
+        MailAction::Poll(args) => poll(scope, t, *args).await,
+        MailAction::Status { json } => status(&scope.library, t, json).await,
     }
 }
 
-async fn poll(library: &Library, t: &mut Term, args: PollArgs) -> anyhow::Result<Code> {
+async fn poll(scope: &crate::cli::Scope<'_>, t: &mut Term, args: PollArgs) -> anyhow::Result<Code> {
+    let library = scope.accounts();
     if t.remote && !args.once {
         anyhow::bail!(
             "a server is running on this data directory and polls the [[mail]] mailboxes of its config itself; `mail poll --once` polls now"
         );
     }
     let mailboxes = args.mailboxes(library, t)?;
+    // Each mailbox's links go to its owner's library; without one, to --as's.
+    let mut targets = Vec::new();
     for m in &mailboxes {
         check_owner(library, m).await?;
+        targets.push(match &m.owner {
+            Some(owner) => scope.libs.of_user_name(owner).await?,
+            None => scope.library.clone(),
+        });
     }
     if !args.once {
         writeln!(
@@ -177,8 +188,8 @@ async fn poll(library: &Library, t: &mut Term, args: PollArgs) -> anyhow::Result
     }
     loop {
         let mut failed = false;
-        for m in &mailboxes {
-            match linksnap_mail::poll_once(library, m).await {
+        for (m, target) in mailboxes.iter().zip(&targets) {
+            match linksnap_mail::poll_once(target, m).await {
                 Ok(report) => print_report(t, m, &report, args.json)?,
                 Err(e) => {
                     failed = true;

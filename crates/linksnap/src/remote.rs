@@ -11,9 +11,9 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use http_body_util::BodyExt as _;
 use linksnap_server::cli::{self as proto, CliCall, CliRunner};
-use linksnap_store::{Library, OpenError};
+use linksnap_store::{Libraries, OpenError};
 
-use crate::cli::{Command, parse_forwarded, reads_stdin, run_library};
+use crate::cli::{Command, Scope, parse_forwarded, reads_stdin, run_library};
 use crate::exit::{self, Code};
 use crate::library_cmds::{Term, open_library};
 
@@ -22,6 +22,7 @@ use crate::library_cmds::{Term, open_library};
 /// standard input (as with `--password-stdin`).
 pub async fn run_here_or_on_server(
     data: Option<&Path>,
+    user: Option<String>,
     command: Command,
     password: Option<String>,
 ) -> anyhow::Result<Code> {
@@ -31,7 +32,9 @@ pub async fn run_here_or_on_server(
             if let Some(p) = &password {
                 term.stdin = Box::new(std::io::Cursor::new(format!("{p}\n").into_bytes()));
             }
-            run_library(&library, &mut term, command).await
+            let libs = Libraries::new(Arc::new(library));
+            let scope = Scope::new(&libs, user.as_deref()).await?;
+            run_library(&scope, &mut term, command).await
         }
         Err(OpenError::Locked(dir)) => {
             let socket = dir.join(linksnap_server::SOCKET_NAME);
@@ -130,10 +133,15 @@ async fn forward(
 pub struct Runner;
 
 impl CliRunner for Runner {
-    fn run(&self, library: Arc<Library>, call: CliCall) -> BoxFuture<'static, i32> {
+    fn run(&self, libs: Arc<Libraries>, call: CliCall) -> BoxFuture<'static, i32> {
         Box::pin(async move {
+            // The user's library is opened here, on the server's runtime (it outlives the
+            // command's own thread).
+            if let Ok((Some(user), _)) = parse_forwarded(&call.args) {
+                let _ = libs.of_user_name(&user).await;
+            }
             linksnap_server::on_own_thread("cli-command", move || async move {
-                run_call(&library, call).await
+                run_call(&libs, call).await
             })
             .await
             .unwrap_or(1)
@@ -141,7 +149,7 @@ impl CliRunner for Runner {
     }
 }
 
-async fn run_call(library: &Library, call: CliCall) -> i32 {
+async fn run_call(libs: &Libraries, call: CliCall) -> i32 {
     let mut t = Term {
         out: Box::new(call.stdout),
         err: Box::new(call.stderr),
@@ -149,7 +157,7 @@ async fn run_call(library: &Library, call: CliCall) -> i32 {
         cwd: call.cwd,
         remote: true,
     };
-    let command = match parse_forwarded(&call.args) {
+    let (user, command) = match parse_forwarded(&call.args) {
         Ok(c) => c,
         Err(e) => {
             let text = e.render().to_string();
@@ -161,7 +169,14 @@ async fn run_call(library: &Library, call: CliCall) -> i32 {
             return e.exit_code();
         }
     };
-    let code = match run_library(library, &mut t, command).await {
+    let scope = match Scope::new(libs, user.as_deref()).await {
+        Ok(s) => s,
+        Err(err) => {
+            let _ = writeln!(t.err, "linksnap: error: {}", exit::one_line(&err));
+            return i32::from(exit::code_for(&err).number());
+        }
+    };
+    let code = match run_library(&scope, &mut t, command).await {
         Ok(code) => code,
         Err(err) => {
             let code = exit::code_for(&err);

@@ -276,7 +276,13 @@ enum TokenAction {
     Revoke { name: String },
 }
 
-pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::Result<Code> {
+pub async fn token(
+    scope: &crate::cli::Scope<'_>,
+    t: &mut Term,
+    args: TokenArgs,
+) -> anyhow::Result<Code> {
+    let library = scope.accounts();
+    let user = scope.user.as_ref().map(|u| u.id);
     use linksnap_store::TokenError;
     let usage = |e: TokenError| -> anyhow::Error {
         match e {
@@ -286,7 +292,7 @@ pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::
     };
     match args.action {
         TokenAction::Create { name } => {
-            let (token, secret) = library.create_token(&name).await.map_err(usage)?;
+            let (token, secret) = library.create_token(&name, user).await.map_err(usage)?;
             writeln!(t.out, "{secret}")?;
             writeln!(
                 t.err,
@@ -295,13 +301,27 @@ pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::
             )?;
         }
         TokenAction::List { json } => {
-            let tokens = library.tokens().await?;
+            // With --as, that user's tokens; else all.
+            let tokens: Vec<_> = library
+                .tokens()
+                .await?
+                .into_iter()
+                .filter(|k| user.is_none() || k.user_id == user)
+                .collect();
+            let names: std::collections::HashMap<i64, String> = library
+                .users()
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.name))
+                .collect();
+            let owner =
+                |k: &linksnap_store::Token| k.user_id.and_then(|id| names.get(&id).cloned());
             if json {
                 let v: Vec<_> = tokens
                     .iter()
                     .map(|k| {
                         serde_json::json!({
-                            "name": k.name, "prefix": k.prefix,
+                            "name": k.name, "prefix": k.prefix, "user": owner(k),
                             "created_at": rfc3339(k.created_at),
                             "last_used_at": k.last_used_at.map(rfc3339),
                         })
@@ -313,9 +333,10 @@ pub async fn token(library: &Library, t: &mut Term, args: TokenArgs) -> anyhow::
                 for k in &tokens {
                     writeln!(
                         t.out,
-                        "{:<24} {}…  created {}  last used {}",
+                        "{:<24} {}…  for {}  created {}  last used {}",
                         k.name,
                         k.prefix,
+                        owner(k).unwrap_or_else(|| "the data directory's library".to_owned()),
                         rfc3339(k.created_at),
                         k.last_used_at.map_or_else(|| "never".to_owned(), rfc3339)
                     )?;

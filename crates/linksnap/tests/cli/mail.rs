@@ -600,7 +600,23 @@ fn killing_proxy(upstream: u16, dovecot_pgid: i32) -> (u16, std::thread::JoinHan
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        let (mut client, _) = listener.accept().unwrap();
+        // Never waits forever: a poll that does not come ends the test.
+        listener.set_nonblocking(true).unwrap();
+        let started = Instant::now();
+        let mut client = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "the poll never came"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        client.set_nonblocking(false).unwrap();
         let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
         let retr2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (mut c2, mut s2, seen) = (
