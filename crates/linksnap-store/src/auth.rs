@@ -43,6 +43,9 @@ impl From<sqlx::Error> for TokenError {
     }
 }
 
+/// A token's row: id, name, user, prefix, created, last used.
+type TokenRow = (i64, String, Option<i64>, String, i64, Option<i64>);
+
 fn hash(secret: &str) -> [u8; 32] {
     *blake3::hash(secret.as_bytes()).as_bytes()
 }
@@ -110,7 +113,7 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
         self.accounts_only()?;
-        let rows: Vec<(i64, String, Option<i64>, String, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<TokenRow> = sqlx::query_as(
             "SELECT id, name, user_id, prefix, created_at, last_used_at FROM api_tokens ORDER BY id",
         )
         .fetch_all(self.pool())
@@ -157,7 +160,7 @@ impl Library {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let row: Option<(i64, String, Option<i64>, String, i64, Option<i64>)> = sqlx::query_as(
+        let row: Option<TokenRow> = sqlx::query_as(
             "SELECT id, name, user_id, prefix, created_at, last_used_at FROM api_tokens WHERE hash = ?",
         )
         .bind(&hash(secret)[..])

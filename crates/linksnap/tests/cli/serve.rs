@@ -1166,3 +1166,135 @@ fn an_event_stream_whose_browser_went_away_is_dropped_at_the_next_heartbeat() {
     let (code, _) = s.stop();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn each_user_sees_only_their_own_library() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-users");
+    let d = dir.to_str().unwrap();
+    for (name, admin) in [("ann", true), ("bob", false)] {
+        let mut args = vec!["--data", d, "user", "add", name, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        let run = linksnap_stdin(&args, b"long enough password\n");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    // The first user owns the data directory's library, which the CLI uses by default;
+    // bob's is his own.
+    let run = linksnap(&[
+        "--data",
+        d,
+        "add",
+        "https://example.org/ann",
+        "--tag",
+        "ann/tag",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = linksnap(&[
+        "--data",
+        d,
+        "--as",
+        "bob",
+        "add",
+        "https://example.org/bob",
+        "--tag",
+        "bob/secret",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = linksnap(&["--data", d, "--as", "nobody", "ls"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no user named `nobody`"),
+        "{}",
+        run.stderr
+    );
+    let ann = token(&dir, "ann-token");
+    let run = linksnap(&["--data", d, "--as", "bob", "token", "create", "bob-token"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bob = run.stdout_str().trim().to_owned();
+
+    let s = Serve::start(&dir, &["--workers", "1"]);
+    let urls = |tok: &str| -> Vec<String> {
+        let a = http("GET", &s.url("/api/v1/links"), Some(tok), None);
+        assert_eq!(a.status, 200);
+        a.json()["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["url"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(urls(&ann), ["https://example.org/ann"]);
+    assert_eq!(urls(&bob), ["https://example.org/bob"]);
+    // Ids are per library: bob's link 1 is not ann's link 1.
+    let one = http("GET", &s.url("/api/v1/links/1"), Some(&ann), None).json();
+    assert_eq!(one["url"], "https://example.org/ann");
+    // Tags and search stay apart.
+    let tags = http("GET", &s.url("/api/v1/tags"), Some(&ann), None);
+    assert!(
+        !String::from_utf8_lossy(&tags.body).contains("secret"),
+        "{}",
+        String::from_utf8_lossy(&tags.body)
+    );
+    let hits = http("GET", &s.url("/api/v1/search?q=example"), Some(&ann), None);
+    let hits = String::from_utf8_lossy(&hits.body).into_owned();
+    assert!(
+        hits.contains("example.org/ann") && !hits.contains("example.org/bob"),
+        "{hits}"
+    );
+    // Through the running server the CLI acts as bob too.
+    let run = linksnap(&["--data", d, "--as", "bob", "ls", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json().as_array().unwrap().len(), 1);
+    assert_eq!(run.json()[0]["url"], "https://example.org/bob");
+
+    // Bob's captures run (the workers serve every library), and his share link opens.
+    let created = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&bob),
+        Some(json!({"url": site.url("/index.html")})),
+    );
+    assert_eq!(
+        created.status,
+        202,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let id = created.json()["id"].as_i64().unwrap();
+    assert_eq!(wait_captured(&s, &bob, id)["status"], "ok");
+    // Ann cannot reach it: in her library that id is another link or none.
+    let theirs = http(
+        "GET",
+        &s.url(&format!("/snapshots/{id}/latest")),
+        Some(&ann),
+        None,
+    );
+    assert_eq!(
+        theirs.status,
+        404,
+        "{}",
+        String::from_utf8_lossy(&theirs.body)
+    );
+    let share = http(
+        "POST",
+        &s.url(&format!("/api/v1/links/{id}/shares")),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(share.status, 201);
+    let public = http(
+        "GET",
+        &s.url(share.json()["url"].as_str().unwrap()),
+        None,
+        None,
+    );
+    assert_eq!(public.status, 200);
+    // A user's tokens and bans: accounts stay in the data directory's library.
+    let listed = linksnap(&["--data", d, "--as", "bob", "token", "list", "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["user"], "bob");
+    drop(s);
+    assert!(dir.join("users").is_dir());
+}
