@@ -1199,11 +1199,18 @@ async fn settings_page(
     } else {
         Vec::new()
     };
-    let mail = s
-        .library
-        .mail_status()
-        .await
-        .unwrap_or_default()
+    // Mailboxes are the operator's configuration: administrators see every library's,
+    // a user their own.
+    let mut statuses = Vec::new();
+    let libraries = if admin {
+        s.libs.all().await
+    } else {
+        vec![s.library.clone()]
+    };
+    for library in libraries {
+        statuses.extend(library.mail_status().await.unwrap_or_default());
+    }
+    let mail = statuses
         .into_iter()
         .map(|m| MailRow {
             last_poll: m.last_poll_at.map_or_else(|| never.to_owned(), rfc3339),

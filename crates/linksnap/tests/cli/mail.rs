@@ -746,7 +746,7 @@ fn serve_polls_its_mailboxes_and_shows_their_status() {
     std::fs::write(
         data.join("config.toml"),
         format!(
-            "[[mail]]\nname = \"inbox\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\npoll_interval = \"300ms\"\nowner = \"ann\"\n",
+            "[[mail]]\nname = \"inbox\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\npoll_interval = \"300ms\"\nowner = \"bob\"\n",
             dovecot.pop3
         ),
     )
@@ -764,34 +764,58 @@ fn serve_polls_its_mailboxes_and_shows_their_status() {
     );
     assert_eq!(s.code, 2, "{}", s.stderr);
     assert!(
-        s.stderr.contains("owner `ann` is not a user"),
+        s.stderr.contains("owner `bob` is not a user"),
         "{}",
         s.stderr
     );
-    let run = crate::support::linksnap_stdin(
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "user",
-            "add",
-            "ann",
-            "--password-stdin",
-        ],
-        b"ann's password\n",
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Ann, the first user, owns the data directory's library; the mail is for bob.
+    for name in ["ann", "bob"] {
+        let run = crate::support::linksnap_stdin(
+            &[
+                "--data",
+                data.to_str().unwrap(),
+                "user",
+                "add",
+                name,
+                "--password-stdin",
+            ],
+            b"a long password\n",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
 
     let server = Serve::start_with(&data, &["--workers", "0"], &[("MAIL_PW", PASSWORD)]);
     dovecot
         .deliver(b"From: a@example.test\nSubject: while serving #live\n\nhttps://live.test/page\n");
-    wait_until("the mailed link", || {
-        let run = linksnap(&["--data", data.to_str().unwrap(), "ls", "--json"]);
+    wait_until("the mailed link in bob's library", || {
+        let run = linksnap(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--as",
+            "bob",
+            "ls",
+            "--json",
+        ]);
         run.code == 0 && run.stdout_str().contains("https://live.test/page")
     });
     wait_until("the message deleted", || dovecot.count() == 0);
-    // Status through the server, and on the settings page (the private socket is the
-    // server's own user).
-    let status = linksnap(&["--data", data.to_str().unwrap(), "mail", "status", "--json"]).json();
+    let theirs = linksnap(&["--data", data.to_str().unwrap(), "ls", "--json"]);
+    assert!(
+        !theirs.stdout_str().contains("live.test"),
+        "not in ann's library"
+    );
+    // Status through the server (bob's), and on the settings page (the private socket is
+    // the server's own user, who sees every mailbox).
+    let status = linksnap(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--as",
+        "bob",
+        "mail",
+        "status",
+        "--json",
+    ])
+    .json();
     assert_eq!(
         (&status[0]["mailbox"], &status[0]["links_added"]),
         (&"inbox".into(), &1.into())
