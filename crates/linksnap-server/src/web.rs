@@ -143,6 +143,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/tokens", post(create_token))
         .route("/settings/tokens/revoke", post(revoke_token))
         .route("/settings/users", post(add_user))
+        .route("/io", get(io_page))
+        .route("/io/import", post(io_import))
         .route("/admin/net", get(admin_net))
         .route("/admin/net/ban", post(admin_ban))
         .route("/admin/net/unban", post(admin_unban))
@@ -1336,6 +1338,105 @@ async fn add_user(
     }
 }
 
+// ---- import and export ------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "io.html")]
+struct IoPage {
+    page: PageCtx,
+}
+
+async fn io_page(Extension(who): Extension<Principal>, headers: HeaderMap) -> Response {
+    render(&IoPage {
+        page: ctx(&headers, &who, "/io"),
+    })
+}
+
+/// How often an import reports progress: every this many bytes (and at the end).
+const IMPORT_PROGRESS_STEP: u64 = 256 * 1024;
+
+/// Imports the request body into the principal's library, answering NDJSON as it goes:
+/// `{"read", "total"}` lines, then `{"done": true, "added", "existing", "skipped_count",
+/// "skipped"}` or `{"error"}`. The import is one transaction, as everywhere.
+async fn io_import(
+    Scoped(s): Scoped,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> Response {
+    use linksnap_store::import::{Format, ImportError};
+    let q = query(raw.as_deref());
+    let format = match field(&q, "format") {
+        "" => None,
+        f => match Format::parse(f) {
+            Some(f) => Some(f),
+            None => {
+                return (StatusCode::BAD_REQUEST, format!("unknown format `{f}`")).into_response();
+            }
+        },
+    };
+    let capture = field(&q, "capture") != "0";
+    let folders = field(&q, "folders") == "1";
+    let total = body.len() as u64;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (library, wake) = (s.library.clone(), s.wake.clone());
+    tokio::spawn(async move {
+        let progress = tx.clone();
+        // The Netscape parser is not `Send`: the import runs on a thread of its own.
+        let result = crate::on_own_thread("import", move || async move {
+            let (mut read, mut shown) = (0u64, 0u64);
+            let mut report = move |n: u64| {
+                read += n;
+                if read - shown >= IMPORT_PROGRESS_STEP || read >= total {
+                    shown = read;
+                    let _ = progress
+                        .send(serde_json::json!({"read": read, "total": total}).to_string());
+                }
+            };
+            library
+                .import_from(
+                    &mut std::io::Cursor::new(body),
+                    format,
+                    capture,
+                    folders,
+                    &mut report,
+                )
+                .await
+        })
+        .await;
+        let last = match result {
+            Some(Ok(r)) => {
+                if r.added > 0 && capture {
+                    wake.notify_waiters();
+                }
+                serde_json::json!({
+                    "done": true, "added": r.added, "existing": r.existing,
+                    "skipped_count": r.skipped_count,
+                    "skipped": r.skipped.iter().map(|(what, why)| serde_json::json!({"what": what, "why": why})).collect::<Vec<_>>(),
+                })
+            }
+            Some(Err(ImportError::Format(m))) => {
+                serde_json::json!({"error": format!("{m}; nothing was imported")})
+            }
+            Some(Err(ImportError::Store(e))) => serde_json::json!({"error": e.to_string()}),
+            None => serde_json::json!({"error": "the import stopped"}),
+        };
+        let _ = tx.send(last.to_string());
+    });
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| {
+            (
+                Ok::<_, Infallible>(axum::body::Bytes::from(line + "\n")),
+                rx,
+            )
+        })
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
+}
+
 // ---- network (administrators) ------------------------------------------------------------
 
 /// How often the network page reloads itself.
@@ -1545,6 +1646,7 @@ mod tests {
             include_str!("../templates/tags.html"),
             include_str!("../templates/settings.html"),
             include_str!("../templates/admin_net.html"),
+            include_str!("../templates/io.html"),
             include_str!("../templates/error.html"),
         ];
         let mut used = 0;

@@ -27,3 +27,67 @@
     });
   });
 })();
+
+// Import with progress: the file goes to /io/import, which answers one JSON line per step
+// read ({"read", "total"}) and a last line with the report (or an error).
+(function () {
+  var form = document.getElementById("import-form");
+  if (!form || !window.fetch || !window.TextDecoder) return;
+  var bar = document.getElementById("import-progress");
+  var out = document.getElementById("import-result");
+  var t = form.dataset;
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var file = form.querySelector("input[type=file]").files[0];
+    if (!file) return;
+    var params = new URLSearchParams();
+    params.set("format", form.format.value);
+    params.set("capture", form.capture.checked ? "1" : "0");
+    params.set("folders", form.folders.checked ? "1" : "0");
+    bar.hidden = false;
+    bar.removeAttribute("value");
+    out.className = "";
+    out.textContent = t.uploading;
+    fetch("/io/import?" + params, {
+      method: "POST",
+      headers: { "x-csrf-token": document.body.dataset.csrf },
+      body: file,
+    }).then(function (res) {
+      if (!res.ok || !res.body) throw new Error(res.status + " " + res.statusText);
+      var reader = res.body.getReader();
+      var decoder = new TextDecoder();
+      var buffered = "";
+      function show(line) {
+        if (!line.trim()) return;
+        var d = JSON.parse(line);
+        if (d.error) {
+          out.className = "error";
+          out.textContent = d.error;
+        } else if (d.done) {
+          bar.value = bar.max = 1;
+          out.className = "notice";
+          out.textContent = t.added + " " + d.added + " · " + t.existing + " " + d.existing +
+            " · " + t.skipped + " " + d.skipped_count;
+        } else {
+          bar.max = d.total || 1;
+          bar.value = d.read;
+          out.textContent = t.reading + " " + Math.round(100 * d.read / (d.total || 1)) + " %";
+        }
+      }
+      function pump() {
+        return reader.read().then(function (r) {
+          buffered += decoder.decode(r.value || new Uint8Array(), { stream: !r.done });
+          var lines = buffered.split("\n");
+          buffered = lines.pop();
+          lines.forEach(show);
+          if (r.done) { show(buffered); return; }
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (e) {
+      out.className = "error";
+      out.textContent = String(e);
+    });
+  });
+})();

@@ -298,6 +298,29 @@ fn the_web_ui_end_to_end_in_chromium() {
         assert_eq!(forged, 403);
         assert!(eval::<bool>(&page, "fetch('/tags').then(r => r.text()).then(t => t.includes('language/rust'))").await);
 
+        // Import a bookmarks file on the import page (progress, then the report), and the
+        // export links give the links back.
+        go(&page, &format!("{base}/io")).await;
+        page.evaluate(r#"(() => {
+            let file = '<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><p>\n';
+            for (let i = 0; i < 3000; i++) file += `<DT><A HREF="https://imported.example/${i}" TAGS="imported">Imported ${i}</A>\n`;
+            file += '<DT><A HREF="javascript:alert(1)">bad</A>\n</DL><p>\n';
+            const dt = new DataTransfer();
+            dt.items.add(new File([file], 'bookmarks.html', {type: 'text/html'}));
+            document.getElementById('import-file').files = dt.files;
+            document.querySelector('#import-form input[name=capture]').checked = false;
+            document.getElementById('import-start').click();
+        })()"#)
+            .await
+            .unwrap();
+        wait_for(&page, "document.getElementById('import-result').className === 'notice'", "the import report").await;
+        let report: String = eval(&page, "document.getElementById('import-result').textContent").await;
+        assert_eq!(report, "added 3000 · already there 0 · skipped 1", "{report}");
+        assert_eq!(eval::<f64>(&page, "document.getElementById('import-progress').value").await, 1.0);
+        shot(&page, &dir, "import").await;
+        let exported: String = eval(&page, "fetch(document.getElementById('export-netscape').href).then(r => r.text())").await;
+        assert!(exported.contains("https://imported.example/2999"), "{}", &exported[..exported.len().min(300)]);
+
         // Settings: create an API token.
         go(&page, &format!("{base}/settings")).await;
         fill(&page, "#token-name", "browser-made").await;
