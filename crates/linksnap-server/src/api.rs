@@ -168,6 +168,10 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .route("/s/{secret}", get(shared_snapshot))
         .route("/metrics", get(crate::netapi::metrics))
         .route(
+            "/v/{lib}/{id}/{version}",
+            get(crate::snaporigin::signed_snapshot),
+        )
+        .route(
             "/api/v1/openapi.json",
             get(move || {
                 let doc = doc.clone();
@@ -181,10 +185,43 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::snaporigin::separate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            page_csp,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::netapi::client_guard,
         ))
         .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
         .with_state(state)
+}
+
+/// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
+async fn page_csp(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    if let Some(origin) = &s.snapshot_origin
+        && res
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            == Some(crate::web::PAGE_CSP)
+    {
+        let csp = crate::web::PAGE_CSP.replace(
+            "frame-src 'self'",
+            &format!("frame-src 'self' {}", origin.origin()),
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    res
 }
 
 /// The library's filters from a query string: `tag` (repeatable), `domain`, `since`,
@@ -868,6 +905,24 @@ async fn snapshot(
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such version")
             })?),
         };
+    if let Some(origin) = &s.snapshot_origin {
+        // Never on the app's origin: off to a signed address on the snapshot origin.
+        let name = crate::snaporigin::library_name(&s);
+        let v = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
+        s.library
+            .versions(id)
+            .await?
+            .first()
+            .ok_or(StoreError::NoVersion {
+                link: id,
+                version: 0,
+            })?;
+        return Ok((
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, origin.url(&name, id.0, &v))],
+        )
+            .into_response());
+    }
     let (bytes, media_type) = s.library.render(id, version).await?;
     Ok(untrusted(bytes, &media_type))
 }
@@ -902,7 +957,7 @@ async fn shared_snapshot(
 }
 
 /// A snapshot's bytes with the headers every untrusted page gets.
-fn untrusted(bytes: bytes::Bytes, media_type: &str) -> Response {
+pub(crate) fn untrusted(bytes: bytes::Bytes, media_type: &str) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -153,6 +153,9 @@ pub struct ServerConfig {
     /// Proxies whose `Forwarded`/`X-Forwarded-For` name the real client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub metrics: MetricsAccess,
+    /// Serve snapshots from this origin (`http(s)://host[:port]`, another name for this
+    /// server) instead of the app's.
+    pub snapshot_origin: Option<String>,
     /// The `[[mail]]` mailboxes as written.
     pub mail: Vec<linksnap_mail::MailboxFile>,
     /// The mailboxes `serve` polls: [`ServerConfig::resolve_mail`] fills this (it reads
@@ -182,6 +185,7 @@ impl Default for ServerConfig {
             autoban: Some(DEFAULT_AUTOBAN),
             trusted_proxies: Vec::new(),
             metrics: MetricsAccess::Loopback,
+            snapshot_origin: None,
             mail: Vec::new(),
             mailboxes: Vec::new(),
             mail_base: std::path::PathBuf::from("."),
@@ -232,6 +236,7 @@ struct File {
     autoban: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     metrics: Option<String>,
+    snapshot_origin: Option<String>,
     mail: Option<Vec<linksnap_mail::MailboxFile>>,
 }
 
@@ -322,6 +327,9 @@ impl ServerConfig {
         if let Some(m) = f.metrics {
             self.metrics = m.parse()?;
         }
+        if let Some(o) = f.snapshot_origin {
+            self.snapshot_origin = Some(crate::snaporigin::parse_origin(&o)?);
+        }
         if let Some(t) = f.tcp {
             set(&mut self.tcp.nodelay, t.nodelay);
             if let Some(d) = t.defer_accept {
@@ -411,6 +419,12 @@ impl ServerConfig {
                     parse_nets(value.split(',').filter(|s| !s.trim().is_empty()))?;
             }
             "LINKSNAP_METRICS" => self.metrics = value.parse()?,
+            "LINKSNAP_SNAPSHOT_ORIGIN" => {
+                self.snapshot_origin = match value.trim() {
+                    "" | "off" => None,
+                    o => Some(crate::snaporigin::parse_origin(o)?),
+                };
+            }
             "LINKSNAP_KEEPALIVE" => {
                 // "off", or IDLE,INTERVAL,COUNT like "60s,5s,3".
                 if value.trim() == "off" {

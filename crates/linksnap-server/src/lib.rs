@@ -15,6 +15,7 @@ pub mod listen;
 pub mod netapi;
 pub mod netstat;
 pub mod session;
+pub mod snaporigin;
 pub mod web;
 pub mod workers;
 
@@ -66,6 +67,8 @@ pub struct AppState {
     pub listeners: Arc<Vec<ListenAddr>>,
     pub max_connections: usize,
     pub metrics: config::MetricsAccess,
+    /// Snapshots on an origin of their own, when configured.
+    pub snapshot_origin: Option<Arc<snaporigin::SnapshotOrigin>>,
 }
 
 impl AppState {
@@ -210,6 +213,16 @@ pub async fn serve(
         listeners: Arc::new(bound.clone()),
         max_connections: config.max_connections,
         metrics: config.metrics,
+        snapshot_origin: match &config.snapshot_origin {
+            Some(origin) => Some(Arc::new(snaporigin::SnapshotOrigin::new(
+                origin,
+                library
+                    .server_secret("snapshot-urls")
+                    .await
+                    .map_err(|e| ServeError::Mail(format!("the snapshot origin's key: {e}")))?,
+            ))),
+            None => None,
+        },
     };
     let conns = state.conns.clone();
     let router = api::router(state, config.body_limit);

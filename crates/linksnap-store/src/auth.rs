@@ -188,6 +188,34 @@ impl Library {
     }
 }
 
+impl Library {
+    /// A 256-bit secret of the server's, named `name`: made on first use and kept (in the
+    /// data directory's own library), so what it signs stays valid across restarts.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn server_secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        self.accounts_only()?;
+        let key = format!("secret:{name}");
+        let fresh = random_hex()?;
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(&key)
+            .bind(&fresh)
+            .execute(self.pool())
+            .await?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(&key)
+            .fetch_one(self.pool())
+            .await?;
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte =
+                u8::from_str_radix(stored.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
+        }
+        Ok(out)
+    }
+}
+
 /// Longest user name, in characters.
 pub const MAX_USER_NAME: usize = 64;
 /// Shortest password, in characters.

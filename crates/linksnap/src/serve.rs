@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Who may read /metrics: loopback (default), token, off.
     #[arg(long, value_name = "WHO")]
     metrics: Option<String>,
+    /// Serve snapshots from this origin, another name of this server
+    /// (http(s)://HOST[:PORT]); the app's origin then never serves one.
+    #[arg(long, value_name = "ORIGIN")]
+    snapshot_origin: Option<String>,
     #[command(flatten)]
     fetch: FetchArgs,
 }
@@ -142,6 +146,11 @@ impl ServeArgs {
             ("--rate-limit", "LINKSNAP_RATE_LIMIT", &self.rate_limit),
             ("--autoban", "LINKSNAP_AUTOBAN", &self.autoban),
             ("--metrics", "LINKSNAP_METRICS", &self.metrics),
+            (
+                "--snapshot-origin",
+                "LINKSNAP_SNAPSHOT_ORIGIN",
+                &self.snapshot_origin,
+            ),
         ] {
             if let Some(value) = value {
                 v.push((flag, var, value.clone()));

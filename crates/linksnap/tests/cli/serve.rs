@@ -1254,7 +1254,7 @@ fn each_user_sees_only_their_own_library() {
         "POST",
         &s.url("/api/v1/links"),
         Some(&bob),
-        Some(json!({"url": site.url("/index.html")})),
+        Some(json!({"url": site.url("/site/pages/index.html")})),
     );
     assert_eq!(
         created.status,
@@ -1297,4 +1297,129 @@ fn each_user_sees_only_their_own_library() {
     assert_eq!(listed[0]["user"], "bob");
     drop(s);
     assert!(dir.join("users").is_dir());
+}
+
+/// A request to the server at `addr` as if to `host` (another name of it), without
+/// credentials: status and body.
+fn as_host(
+    addr: &str,
+    host: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, HeaderMapLite, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head[9..12].parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+type HeaderMapLite = std::collections::HashMap<String, String>;
+
+#[test]
+fn snapshots_can_live_on_an_origin_of_their_own() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("serve-snapshot-origin");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let origin = format!("http://localhost:{port}");
+    let s = Serve::start(
+        &dir,
+        &[
+            "--listen",
+            &listen,
+            "--workers",
+            "1",
+            "--snapshot-origin",
+            &origin,
+        ],
+    );
+    let tok = token(&dir, "t");
+    let created = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": site.url("/site/pages/index.html")})),
+    );
+    let id = created.json()["id"].as_i64().unwrap();
+    assert_eq!(wait_captured(&s, &tok, id)["status"], "ok");
+    // On the app's origin: a redirect to a signed address on the snapshot origin.
+    let (status, headers, _) = as_host(
+        &listen,
+        &listen,
+        &format!("/snapshots/{id}/latest"),
+        Some(&tok),
+    );
+    assert_eq!(status, 303);
+    let location = headers["location"].clone();
+    let path = location
+        .strip_prefix(&origin)
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    assert!(
+        path.starts_with(&format!("/v/main/{id}/latest?e=")),
+        "{path}"
+    );
+    // There, without any credentials, the sandboxed snapshot.
+    let host = format!("localhost:{port}");
+    let (status, headers, body) = as_host(&listen, &host, &path, None);
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-security-policy"].starts_with("sandbox allow-scripts"),
+        "{headers:?}"
+    );
+    assert!(
+        body.to_ascii_lowercase().contains("<html"),
+        "{}",
+        &body[..body.len().min(200)]
+    );
+    // A changed signature, another link, or the app's origin: nothing.
+    let tampered = path.replace("&s=", "&s=0");
+    assert_eq!(as_host(&listen, &host, &tampered, None).0, 404);
+    let other = path.replacen(&format!("/{id}/"), &format!("/{}/", id + 1), 1);
+    assert_eq!(as_host(&listen, &host, &other, None).0, 404);
+    assert_eq!(as_host(&listen, &listen, &path, None).0, 404);
+    // The snapshot origin serves nothing else, not even with a token.
+    assert_eq!(as_host(&listen, &host, "/api/v1/links", Some(&tok)).0, 404);
+    assert_eq!(as_host(&listen, &host, "/", None).0, 404);
+    // The app's pages may frame the snapshot origin.
+    let (status, headers, _) = as_host(&listen, &listen, "/login", None);
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-security-policy"].contains(&format!("frame-src 'self' {origin}")),
+        "{headers:?}"
+    );
+    drop(s);
+    // A bad origin is a clear error.
+    let bad = linksnap(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "serve",
+        "--snapshot-origin",
+        "ftp://x",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("expected http(s)://HOST[:PORT]"),
+        "{}",
+        bad.stderr
+    );
 }
