@@ -199,6 +199,52 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .with_state(state)
 }
 
+/// Imports `body` into the request's library on a thread of its own (the Netscape parser is
+/// not `Send`), reporting bytes read to `progress`; wakes the workers for new captures.
+/// A file that does not parse is `bad_import` (400) and imports nothing.
+pub(crate) async fn import_body(
+    s: &AppState,
+    body: bytes::Bytes,
+    format: Option<linksnap_store::import::Format>,
+    capture: bool,
+    folders: bool,
+    mut progress: Box<dyn FnMut(u64) + Send>,
+) -> ApiResult<linksnap_store::import::ImportReport> {
+    use linksnap_store::import::ImportError;
+    let library = s.library.clone();
+    let result = crate::on_own_thread("import", move || async move {
+        library
+            .import_from(
+                &mut std::io::Cursor::new(body),
+                format,
+                capture,
+                folders,
+                &mut *progress,
+            )
+            .await
+    })
+    .await;
+    match result {
+        Some(Ok(report)) => {
+            if report.added > 0 && capture {
+                s.wake.notify_waiters();
+            }
+            Ok(report)
+        }
+        Some(Err(ImportError::Format(m))) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_import",
+            format!("{m}; nothing was imported"),
+        )),
+        Some(Err(ImportError::Store(e))) => Err(e.into()),
+        None => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the import stopped",
+        )),
+    }
+}
+
 /// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
 async fn page_csp(
     State(s): State<AppState>,
@@ -791,7 +837,7 @@ async fn import(
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    use linksnap_store::import::{Format, ImportError};
+    use linksnap_store::import::Format;
     let q = parse_query(raw.as_deref())?;
     let format = match q.format.as_deref() {
         None => None,
@@ -801,41 +847,7 @@ async fn import(
     };
     let capture = q.capture.unwrap_or(true);
     let folders = q.folders_as_tags;
-    let library = s.library.clone();
-    // The Netscape parser is not `Send`: the import runs on a thread of its own.
-    let result = crate::on_own_thread("import", move || async move {
-        library
-            .import_from(
-                &mut std::io::Cursor::new(body),
-                format,
-                capture,
-                folders,
-                &mut |_| {},
-            )
-            .await
-    })
-    .await;
-    let report = match result {
-        Some(Ok(r)) => r,
-        Some(Err(ImportError::Format(m))) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_import",
-                format!("{m}; nothing was imported"),
-            ));
-        }
-        Some(Err(ImportError::Store(e))) => return Err(e.into()),
-        None => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the import stopped",
-            ));
-        }
-    };
-    if report.added > 0 && capture {
-        s.wake.notify_waiters();
-    }
+    let report = import_body(&s, body, format, capture, folders, Box::new(|_| {})).await?;
     Ok(Json(ImportReportJson {
         added: report.added,
         existing: report.existing,

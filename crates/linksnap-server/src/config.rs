@@ -554,6 +554,26 @@ pub fn parse_nets<'a>(list: impl Iterator<Item = &'a str>) -> Result<Vec<ipnet::
     list.map(|s| parse_net(s.trim())).collect()
 }
 
+/// A ban as asked for: the range, and when it ends (`for` is a duration like `1h`; empty
+/// or absent: until lifted), as Unix milliseconds.
+///
+/// # Errors
+/// What does not parse, naming it.
+pub fn parse_ban(net: &str, how_long: Option<&str>) -> Result<(ipnet::IpNet, Option<i64>), String> {
+    let net = parse_net(net.trim())?;
+    let expires_at = match how_long.map(str::trim) {
+        None | Some("") => None,
+        Some(d) => {
+            let d = duration(d).map_err(|e| format!("for: {e}"))?;
+            Some(
+                crate::json::now_ms()
+                    .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            )
+        }
+    };
+    Ok((net, expires_at))
+}
+
 /// An address or a CIDR range; an address is its own /32 or /128.
 ///
 /// # Errors

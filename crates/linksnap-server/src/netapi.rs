@@ -158,17 +158,8 @@ pub(crate) async fn create_ban(
 ) -> Result<Response, ApiError> {
     require_admin(&who)?;
     let new = crate::api::json_body(body)?;
-    let net = crate::config::parse_net(new.net.trim())
+    let (net, expires_at) = crate::config::parse_ban(&new.net, new.duration.as_deref())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
-    let expires_at = match &new.duration {
-        Some(d) => {
-            let d = humantime::parse_duration(d.trim()).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("for: {e}"))
-            })?;
-            Some(crate::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
-        }
-        None => None,
-    };
     s.accounts
         .ban(net, expires_at, new.reason.trim(), false)
         .await?;

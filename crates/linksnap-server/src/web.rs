@@ -1363,7 +1363,7 @@ async fn io_import(
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> Response {
-    use linksnap_store::import::{Format, ImportError};
+    use linksnap_store::import::Format;
     let q = query(raw.as_deref());
     let format = match field(&q, "format") {
         "" => None,
@@ -1378,47 +1378,24 @@ async fn io_import(
     let folders = field(&q, "folders") == "1";
     let total = body.len() as u64;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let (library, wake) = (s.library.clone(), s.wake.clone());
     tokio::spawn(async move {
         let progress = tx.clone();
-        // The Netscape parser is not `Send`: the import runs on a thread of its own.
-        let result = crate::on_own_thread("import", move || async move {
-            let (mut read, mut shown) = (0u64, 0u64);
-            let mut report = move |n: u64| {
-                read += n;
-                if read - shown >= IMPORT_PROGRESS_STEP || read >= total {
-                    shown = read;
-                    let _ = progress
-                        .send(serde_json::json!({"read": read, "total": total}).to_string());
-                }
-            };
-            library
-                .import_from(
-                    &mut std::io::Cursor::new(body),
-                    format,
-                    capture,
-                    folders,
-                    &mut report,
-                )
-                .await
-        })
-        .await;
-        let last = match result {
-            Some(Ok(r)) => {
-                if r.added > 0 && capture {
-                    wake.notify_waiters();
-                }
-                serde_json::json!({
-                    "done": true, "added": r.added, "existing": r.existing,
-                    "skipped_count": r.skipped_count,
-                    "skipped": r.skipped.iter().map(|(what, why)| serde_json::json!({"what": what, "why": why})).collect::<Vec<_>>(),
-                })
+        let (mut read, mut shown) = (0u64, 0u64);
+        let report = Box::new(move |n: u64| {
+            read += n;
+            if read - shown >= IMPORT_PROGRESS_STEP || read >= total {
+                shown = read;
+                let _ =
+                    progress.send(serde_json::json!({"read": read, "total": total}).to_string());
             }
-            Some(Err(ImportError::Format(m))) => {
-                serde_json::json!({"error": format!("{m}; nothing was imported")})
-            }
-            Some(Err(ImportError::Store(e))) => serde_json::json!({"error": e.to_string()}),
-            None => serde_json::json!({"error": "the import stopped"}),
+        });
+        let last = match crate::api::import_body(&s, body, format, capture, folders, report).await {
+            Ok(r) => serde_json::json!({
+                "done": true, "added": r.added, "existing": r.existing,
+                "skipped_count": r.skipped_count,
+                "skipped": r.skipped.iter().map(|(what, why)| serde_json::json!({"what": what, "why": why})).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({"error": e.message}),
         };
         let _ = tx.send(last.to_string());
     });
@@ -1506,18 +1483,10 @@ async fn admin_ban(
     if !is_admin(&who) {
         return error_page(page, StatusCode::FORBIDDEN, "only an administrator bans");
     }
-    let net = match crate::config::parse_net(field(&f, "net").trim()) {
-        Ok(n) => n,
+    let (net, expires_at) = match crate::config::parse_ban(field(&f, "net"), Some(field(&f, "for")))
+    {
+        Ok(b) => b,
         Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
-    };
-    let expires_at = match field(&f, "for").trim() {
-        "" => None,
-        d => match humantime::parse_duration(d) {
-            Ok(d) => {
-                Some(crate::json::now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
-            }
-            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
-        },
     };
     match s
         .accounts

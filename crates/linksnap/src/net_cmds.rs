@@ -201,18 +201,8 @@ pub async fn bans(library: &Library, t: &mut Term, args: NetArgs) -> anyhow::Res
             duration,
             reason,
         } => {
-            let range = linksnap_server::config::parse_net(net.trim()).map_err(UsageError)?;
-            let expires_at = match duration {
-                Some(d) => {
-                    let d = humantime::parse_duration(d.trim())
-                        .map_err(|e| UsageError(format!("--for {d}: {e}")))?;
-                    Some(
-                        linksnap_server::json::now_ms()
-                            + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
-                    )
-                }
-                None => None,
-            };
+            let (range, expires_at) = linksnap_server::config::parse_ban(&net, duration.as_deref())
+                .map_err(UsageError)?;
             library.ban(range, expires_at, reason.trim(), false).await?;
             writeln!(
                 t.err,
