@@ -163,7 +163,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         state.clone(),
         crate::session::web_auth,
     ));
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/s/{secret}", get(shared_snapshot))
         .route("/metrics", get(crate::netapi::metrics))
@@ -182,21 +182,25 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .merge(pages)
         .merge(crate::web::public_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::snaporigin::separate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            page_csp,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::netapi::client_guard,
-        ))
-        .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+    // Only with a snapshot origin: the two origins kept apart, pages allowed to frame it.
+    if state.snapshot_origin.is_some() {
+        app = app
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::snaporigin::separate,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                page_csp,
+            ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::netapi::client_guard,
+    ))
+    .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
+    .with_state(state)
 }
 
 /// Imports `body` into the request's library on a thread of its own (the Netscape parser is

@@ -145,10 +145,8 @@ impl ConnTable {
             let mut live = self.lock();
             if let Some(k) = key {
                 let n = live.per_key.entry(k).or_insert(0);
+                // At the cap, `n` is above 0: no empty entry is left behind.
                 if cap > 0 && *n >= cap {
-                    if *n == 0 {
-                        live.per_key.remove(&k);
-                    }
                     return None;
                 }
                 *n += 1;

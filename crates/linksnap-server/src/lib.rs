@@ -137,8 +137,10 @@ pub enum ServeError {
     Bind(#[source] std::io::Error),
     #[error("cannot start the capture workers: {0}")]
     Workers(#[source] std::io::Error),
+    /// A part of the server that could not be set up (a mailbox's owner, the snapshot
+    /// origin's key).
     #[error("{0}")]
-    Mail(String),
+    Setup(String),
 }
 
 /// How a shutdown went.
@@ -219,7 +221,7 @@ pub async fn serve(
                 library
                     .server_secret("snapshot-urls")
                     .await
-                    .map_err(|e| ServeError::Mail(format!("the snapshot origin's key: {e}")))?,
+                    .map_err(|e| ServeError::Setup(format!("the snapshot origin's key: {e}")))?,
             ))),
             None => None,
         },
@@ -283,7 +285,7 @@ pub async fn serve(
             Some(owner) => libs
                 .of_user_name(owner)
                 .await
-                .map_err(|e| ServeError::Mail(format!("mailbox {}: {e}", mailbox.name)))?,
+                .map_err(|e| ServeError::Setup(format!("mailbox {}: {e}", mailbox.name)))?,
             None => library.clone(),
         };
         let (stop, wake) = (stop_rx.clone(), wake.clone());
