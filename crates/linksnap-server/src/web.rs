@@ -143,6 +143,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/tokens", post(create_token))
         .route("/settings/tokens/revoke", post(revoke_token))
         .route("/settings/users", post(add_user))
+        .route("/settings/users/remove", post(remove_user))
         .route("/io", get(io_page))
         .route("/io/import", post(io_import))
         .route("/admin/net", get(admin_net))
@@ -1153,6 +1154,10 @@ struct SettingsPage {
     admin: bool,
     users: Vec<(String, bool)>,
     mail: Vec<MailRow>,
+    /// (share id, link id, link title or URL, version shown, prefix, created).
+    shares: Vec<(i64, i64, String, String, String, String)>,
+    /// The signed-in user (not removable from here).
+    me: String,
 }
 
 /// A mailbox's figures as the settings page shows them.
@@ -1231,8 +1236,29 @@ async fn settings_page(
             name: m.mailbox,
         })
         .collect();
+    let mut shares = Vec::new();
+    for share in s.library.all_shares().await.unwrap_or_default() {
+        let title = match s.library.get(share.link).await {
+            Ok(l) if !l.title.is_empty() => l.title,
+            Ok(l) => l.url.to_string(),
+            Err(_) => continue,
+        };
+        shares.push((
+            share.id,
+            share.link.0,
+            title,
+            share
+                .version
+                .map_or_else(|| page.t("share.latest").to_owned(), |v| format!("v{v}")),
+            share.prefix,
+            rfc3339(share.created_at),
+        ));
+    }
+    let me = who.user().map(|u| u.name.clone()).unwrap_or_default();
     render(&SettingsPage {
         mail,
+        shares,
+        me,
         tokens: tokens
             .into_iter()
             .map(|k| TokenRow {
@@ -1334,6 +1360,36 @@ async fn add_user(
         .await
     {
         Ok(_) => Redirect::to("/settings").into_response(),
+        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// Removes a user (administrators; not themselves). Their library stays on disk, in
+/// `users/ID/` of the data directory, for the operator to keep or delete.
+async fn remove_user(
+    Scoped(s): Scoped,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/settings");
+    if !is_admin(&who) {
+        return error_page(
+            page,
+            StatusCode::FORBIDDEN,
+            "only an administrator removes users",
+        );
+    }
+    let name = field(&f, "name").trim();
+    if who
+        .user()
+        .is_some_and(|u| u.name.eq_ignore_ascii_case(name))
+    {
+        return error_page(page, StatusCode::BAD_REQUEST, "you cannot remove yourself");
+    }
+    match s.accounts.remove_user(name).await {
+        Ok(()) => Redirect::to("/settings").into_response(),
         Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

@@ -641,17 +641,32 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn shares(&self, link: crate::LinkId) -> Result<Vec<Share>, StoreError> {
-        let rows: Vec<(i64, Option<i64>, String, i64)> = sqlx::query_as(
-            "SELECT id, version, prefix, created_at FROM shares WHERE link_id = ? ORDER BY id",
+        self.shares_where(Some(link)).await
+    }
+
+    /// Every share link of the library, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
+        let mut all = self.shares_where(None).await?;
+        all.reverse();
+        Ok(all)
+    }
+
+    async fn shares_where(&self, link: Option<crate::LinkId>) -> Result<Vec<Share>, StoreError> {
+        let rows: Vec<(i64, i64, Option<i64>, String, i64)> = sqlx::query_as(
+            "SELECT id, link_id, version, prefix, created_at FROM shares \
+             WHERE ?1 IS NULL OR link_id = ?1 ORDER BY id",
         )
-        .bind(link.0)
+        .bind(link.map(|l| l.0))
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, version, prefix, created_at)| Share {
+            .map(|(id, link, version, prefix, created_at)| Share {
                 id,
-                link,
+                link: crate::LinkId(link),
                 version,
                 prefix,
                 created_at,

@@ -327,6 +327,18 @@ fn the_web_ui_end_to_end_in_chromium() {
         click_and_load(&page, "#token-create").await;
         let token: String = eval(&page, "document.getElementById('new-token').textContent").await;
         assert!(token.starts_with("lsk_"));
+        // The share link made above is listed, with its link.
+        assert_eq!(eval::<u32>(&page, "document.querySelectorAll('#shares tr').length").await, 1);
+        // An administrator adds a user, then removes them (not themselves).
+        page.evaluate("(() => { const f = document.querySelector('form[action=\"/settings/users\"]'); f.name.value = 'guest'; f.password.value = 'guest password'; f.querySelector('button').click(); })()")
+            .await
+            .unwrap();
+        wait_for(&page, "[...document.querySelectorAll('#users td')].some(td => td.textContent === 'guest')", "the new user").await;
+        assert!(!eval::<bool>(&page, "!!document.querySelector('#users form input[name=name][value=ann]')").await, "no remove button for oneself");
+        page.evaluate("document.querySelector('#users form input[name=name][value=guest]').form.querySelector('button').click()")
+            .await
+            .unwrap();
+        wait_for(&page, "document.readyState === 'complete' && ![...document.querySelectorAll('#users td')].some(td => td.textContent === 'guest')", "the user removed").await;
         shot(&page, &dir, "settings").await;
 
         // Switch to Chinese.
