@@ -69,16 +69,34 @@ pub(crate) async fn client_guard(
     next.run(req).await
 }
 
-/// Operators only: the local CLI, an API token, or an administrator's session.
-fn require_admin(who: &Principal) -> Result<(), ApiError> {
+/// Whether `who` operates the server: the local CLI, an administrator's session, a token
+/// made on the command line for no user, or a token of an administrator.
+pub(crate) async fn is_operator(s: &AppState, who: &Principal) -> bool {
     match who {
-        Principal::Local | Principal::Token(_) => Ok(()),
-        Principal::Session { user, .. } if user.is_admin => Ok(()),
-        Principal::Session { .. } => Err(ApiError::new(
+        Principal::Local | Principal::Token(linksnap_store::Token { user_id: None, .. }) => true,
+        Principal::Token(linksnap_store::Token {
+            user_id: Some(id), ..
+        }) => s
+            .accounts
+            .user_by_id(*id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.is_admin),
+        Principal::Session { user, .. } => user.is_admin,
+    }
+}
+
+/// Operators only (see [`is_operator`]), else 403.
+async fn require_admin(s: &AppState, who: &Principal) -> Result<(), ApiError> {
+    if is_operator(s, who).await {
+        Ok(())
+    } else {
+        Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "only an administrator may see or change this",
-        )),
+        ))
     }
 }
 
@@ -92,7 +110,7 @@ pub(crate) async fn net_stats(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<NetStats>, ApiError> {
-    require_admin(&who)?;
+    require_admin(&s, &who).await?;
     Ok(Json(stats(&s)))
 }
 
@@ -138,7 +156,7 @@ pub(crate) async fn list_bans(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<BanJson>>, ApiError> {
-    require_admin(&who)?;
+    require_admin(&s, &who).await?;
     Ok(Json(
         s.accounts
             .bans()
@@ -156,7 +174,7 @@ pub(crate) async fn create_ban(
     Extension(who): Extension<Principal>,
     body: Result<Json<NewBan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    require_admin(&who)?;
+    require_admin(&s, &who).await?;
     let new = crate::api::json_body(body)?;
     let (net, expires_at) = crate::config::parse_ban(&new.net, new.duration.as_deref())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
@@ -187,7 +205,7 @@ pub(crate) async fn delete_ban(
     Extension(who): Extension<Principal>,
     Path(net): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&who)?;
+    require_admin(&s, &who).await?;
     let net = crate::config::parse_net(net.trim())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     if s.accounts.unban(net).await? {
@@ -219,8 +237,12 @@ pub(crate) async fn metrics(
         },
         MetricsAccess::Token => {
             let local = conn.as_ref().is_some_and(|c| c.0.0.local);
+            // An operator's token (see `is_operator`).
             let token = match crate::session::bearer(&headers) {
-                Some(t) => s.accounts.verify_token(t).await.ok().flatten().is_some(),
+                Some(t) => match s.accounts.verify_token(t).await.ok().flatten() {
+                    Some(t) => is_operator(&s, &Principal::Token(t)).await,
+                    None => false,
+                },
                 None => false,
             };
             local || token

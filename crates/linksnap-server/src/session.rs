@@ -35,6 +35,16 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The user whose tokens and data this principal acts on: `None` for the operator (the
+    /// local CLI, or a token made on the command line for no user).
+    pub fn acting_user(&self) -> Option<i64> {
+        match self {
+            Self::Local => None,
+            Self::Token(t) => t.user_id,
+            Self::Session { user, .. } => Some(user.id),
+        }
+    }
+
     /// The signed-in user, for pages.
     pub fn user(&self) -> Option<&User> {
         match self {

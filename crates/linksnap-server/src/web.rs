@@ -1189,10 +1189,7 @@ async fn settings_page(
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|t| match who {
-            Principal::Session { user, .. } => t.user_id == Some(user.id),
-            _ => true,
-        })
+        .filter(|t| who.acting_user().is_none_or(|me| t.user_id == Some(me)))
         .collect();
     let admin = is_admin(who);
     let users = if admin {
@@ -1294,7 +1291,7 @@ async fn create_token(
     let page = ctx(&headers, &who, "/settings");
     match s
         .accounts
-        .create_token(field(&f, "name"), who.user().map(|u| u.id))
+        .create_token(field(&f, "name"), who.acting_user())
         .await
     {
         Ok((_, secret)) => settings_page(&s, page, &who, Some(secret)).await,
@@ -1312,14 +1309,14 @@ async fn revoke_token(
     let page = ctx(&headers, &who, "/settings");
     // A user revokes only their own tokens.
     let name = field(&f, "name");
-    if let Principal::Session { user, .. } = &who {
+    if let Some(me) = who.acting_user() {
         let theirs = s
             .accounts
             .tokens()
             .await
             .unwrap_or_default()
             .iter()
-            .any(|t| t.name == name.trim() && t.user_id == Some(user.id));
+            .any(|t| t.name == name.trim() && t.user_id == Some(me));
         if !theirs {
             return error_page(
                 page,

@@ -1291,6 +1291,49 @@ fn each_user_sees_only_their_own_library() {
         None,
     );
     assert_eq!(public.status, 200);
+    // Network operations are for operators: not for a token of a user who is no
+    // administrator, even to read.
+    assert_eq!(
+        http("GET", &s.url("/api/v1/net/stats"), Some(&bob), None).status,
+        403
+    );
+    let ban = http(
+        "POST",
+        &s.url("/api/v1/net/bans"),
+        Some(&bob),
+        Some(json!({"net": "192.0.2.1"})),
+    );
+    assert_eq!(ban.status, 403);
+    assert_eq!(
+        http("GET", &s.url("/api/v1/net/stats"), Some(&ann), None).status,
+        200
+    );
+    let run = linksnap(&["--data", d, "--as", "ann", "token", "create", "ann-admin"]);
+    let ann_admin = run.stdout_str().trim().to_owned();
+    assert_eq!(
+        http("GET", &s.url("/api/v1/net/bans"), Some(&ann_admin), None).status,
+        200
+    );
+    // Bob's token cannot revoke someone else's token through the settings form, nor
+    // see it listed there.
+    let form = |path: &str, tok: &str, body: &str| -> u16 {
+        let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+        c.write_all(format!("POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", s.addr, body.len()).as_bytes()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out[9..12].parse().unwrap()
+    };
+    assert_eq!(form("/settings/tokens/revoke", &bob, "name=ann-token"), 404);
+    assert_eq!(
+        http("GET", &s.url("/api/v1/links"), Some(&ann), None).status,
+        200
+    );
+    let settings = http("GET", &s.url("/settings"), Some(&bob), None);
+    let page = String::from_utf8_lossy(&settings.body).into_owned();
+    assert!(
+        page.contains("bob-token") && !page.contains("ann-token"),
+        "{page}"
+    );
     // A user's tokens and bans: accounts stay in the data directory's library.
     let listed = linksnap(&["--data", d, "--as", "bob", "token", "list", "--json"]).json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
