@@ -44,7 +44,8 @@ pub const DEFAULT_MAX_CONNS_PER_IP: u32 = 128;
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 /// Requests per second one client address may make (and the burst above it).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
-    per_second: 100,
+    requests: 100,
+    per: Duration::from_secs(1),
     burst: 200,
 };
 /// A client refused this many times by the per-address cap within the window is banned.
@@ -57,7 +58,10 @@ pub const DEFAULT_AUTOBAN: Autoban = Autoban {
 /// The per-address request rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
-    pub per_second: u32,
+    /// `requests` every `per` (one second or one minute)…
+    pub requests: u32,
+    pub per: Duration,
+    /// …with bursts of up to this many.
     pub burst: u32,
 }
 
@@ -501,25 +505,39 @@ impl ServerConfig {
     }
 }
 
-/// `100/s,200` (requests per second, burst), `100/s` (burst = 2 × rate) or `off`.
+/// `100/s,200` (requests per second, then the burst), `30/m` (per minute; burst = 2 × rate)
+/// or `off`.
 fn parse_rate_limit(s: &str) -> Result<Option<RateLimit>, String> {
     let s = s.trim();
     if s == "off" {
         return Ok(None);
     }
-    let bad = || format!("`{s}`: expected off or RATE/s[,BURST] (e.g. 100/s,200)");
+    let bad =
+        || format!("`{s}`: expected off or RATE/s[,BURST] or RATE/m[,BURST] (e.g. 100/s,200)");
     let (rate, burst) = s.split_once(',').map_or((s, None), |(r, b)| (r, Some(b)));
-    let per_second: u32 = rate
+    let rate = rate.trim();
+    let (number, per) = if let Some(n) = rate.strip_suffix("/s") {
+        (n, Duration::from_secs(1))
+    } else if let Some(n) = rate.strip_suffix("/m") {
+        (n, Duration::from_secs(60))
+    } else {
+        return Err(bad());
+    };
+    let requests: u32 = number
         .trim()
-        .strip_suffix("/s")
-        .and_then(|r| r.trim().parse().ok())
+        .parse()
+        .ok()
         .filter(|&r| r > 0)
         .ok_or_else(bad)?;
     let burst = match burst {
         Some(b) => b.trim().parse().ok().filter(|&b| b > 0).ok_or_else(bad)?,
-        None => per_second.saturating_mul(2),
+        None => requests.saturating_mul(2),
     };
-    Ok(Some(RateLimit { per_second, burst }))
+    Ok(Some(RateLimit {
+        requests,
+        per,
+        burst,
+    }))
 }
 
 /// `100/60s,10m` (refusals within a window, then a ban this long) or `off`.

@@ -44,9 +44,13 @@ impl Guard {
     #[must_use]
     pub fn new(config: &ServerConfig, bans: LiveBans) -> Self {
         let limiter = config.rate_limit.map(|r| {
-            let rate = std::num::NonZeroU32::new(r.per_second).unwrap_or(std::num::NonZeroU32::MIN);
-            let burst = std::num::NonZeroU32::new(r.burst).unwrap_or(rate);
-            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+            // One request every `per / requests`, bursts of `burst`.
+            let period = (r.per / r.requests.max(1)).max(Duration::from_micros(1));
+            let burst = std::num::NonZeroU32::new(r.burst).unwrap_or(std::num::NonZeroU32::MIN);
+            let quota = governor::Quota::with_period(period)
+                .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+                .allow_burst(burst);
+            governor::RateLimiter::keyed(quota)
         });
         Self {
             max_conns_per_ip: config.max_conns_per_ip,
@@ -313,7 +317,8 @@ mod tests {
     fn the_rate_limit_allows_its_burst_then_says_how_long_to_wait() {
         let g = guard(|c| {
             c.rate_limit = Some(crate::config::RateLimit {
-                per_second: 1,
+                requests: 1,
+                per: Duration::from_secs(1),
                 burst: 3,
             })
         });

@@ -282,7 +282,7 @@ fn the_per_address_cap_resets_at_its_boundary_and_bans_hold_across_restarts() {
         "ban",
         "127.0.0.7",
         "--for",
-        "4s",
+        "10s",
         "--reason",
         "test",
     ]);
@@ -300,7 +300,7 @@ fn the_per_address_cap_resets_at_its_boundary_and_bans_hold_across_restarts() {
     );
     // It expires by itself.
     std::thread::sleep(
-        Duration::from_secs(4).saturating_sub(banned_at.elapsed()) + Duration::from_millis(300),
+        Duration::from_secs(10).saturating_sub(banned_at.elapsed()) + Duration::from_millis(300),
     );
     let mut c = connect_from(ip("127.0.0.7"), addr(&s)).unwrap();
     assert_eq!(ask(&mut c, HEALTHZ).unwrap(), 200);
@@ -327,7 +327,7 @@ fn the_request_rate_is_limited_per_client_and_proxies_are_believed_only_when_tru
             "--workers",
             "0",
             "--rate-limit",
-            "3/s,3",
+            "3/m,3",
             "--trusted-proxy",
             "127.0.0.9",
             "--metrics",
@@ -355,7 +355,8 @@ fn the_request_rate_is_limited_per_client_and_proxies_are_believed_only_when_tru
         .trim()
         .parse()
         .unwrap();
-    assert!((1..=1).contains(&retry), "{answer}");
+    // A new request every 20 s (3 a minute).
+    assert!((1..=20).contains(&retry), "{answer}");
     assert!(answer.contains("\"code\":\"rate_limited\""), "{answer}");
     // Behind the trusted proxy each client has its own allowance…
     for _ in 0..3 {
@@ -637,10 +638,12 @@ fn twenty_thousand_attempts_from_one_address_meet_the_cap() {
         base / 1024
     );
     assert!(most <= 50, "{most}");
-    assert!(
-        st["limits"]["refused_per_ip_cap"].as_u64().unwrap() > 10_000,
-        "{st}"
-    );
+    // Every attempt was either admitted (while the address held fewer than 50: how many
+    // depends on how fast the server sees the client's resets) or reset by the cap.
+    let refused = st["limits"]["refused_per_ip_cap"].as_u64().unwrap();
+    let admitted = st["limits"]["accepted_total"].as_u64().unwrap();
+    assert!(refused + admitted >= 20_000, "{refused} + {admitted}");
+    assert!(refused >= 1_000, "{refused}");
     assert!(rss < base + 64 * 1024, "RSS grew from {base} to {rss} kB");
     for c in open {
         abort(c);
