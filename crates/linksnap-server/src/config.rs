@@ -584,7 +584,7 @@ pub fn parse_ban(net: &str, how_long: Option<&str>) -> Result<(ipnet::IpNet, Opt
         Some(d) => {
             let d = duration(d).map_err(|e| format!("for: {e}"))?;
             Some(
-                crate::json::now_ms()
+                linksnap_store::now_ms()
                     .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             )
         }

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
-use linksnap_store::{Ban, LiveBans};
+use linksnap_store::{Ban, LiveBans, now_ms};
 
 use crate::config::{Autoban, ServerConfig};
-use crate::json::now_ms;
 
 /// The shared state of the address rules.
 pub struct Guard {

@@ -7,18 +7,6 @@ use linksnap_store::{Link, SearchResult, TagName, Version};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Unix milliseconds now.
-#[must_use]
-pub fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(i64::MAX)
-}
-
 /// Unix milliseconds as RFC 3339 (UTC, milliseconds).
 pub fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));

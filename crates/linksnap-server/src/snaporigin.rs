@@ -80,7 +80,7 @@ impl SnapshotOrigin {
     /// The signed address of a snapshot, valid for [`SNAPSHOT_URL_LIFETIME`].
     #[must_use]
     pub fn url(&self, lib: &str, id: i64, version: &str) -> String {
-        let expires = crate::json::now_ms() / 1000
+        let expires = linksnap_store::now_ms() / 1000
             + i64::try_from(SNAPSHOT_URL_LIFETIME.as_secs()).unwrap_or(3600);
         format!(
             "{}/v/{lib}/{id}/{version}?e={expires}&s={}",
@@ -97,7 +97,7 @@ impl SnapshotOrigin {
                 .zip(sig.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
-        same && expires >= crate::json::now_ms() / 1000
+        same && expires >= linksnap_store::now_ms() / 1000
     }
 
     /// Whether a request is addressed to the snapshot origin.
@@ -201,7 +201,7 @@ mod tests {
         assert!(!o.valid("u5", 13, "latest", e, sig));
         assert!(!o.valid("u5", 12, "1", e, sig));
         assert!(!o.valid("u5", 12, "latest", e + 1, sig));
-        let old = crate::json::now_ms() / 1000 - 1;
+        let old = linksnap_store::now_ms() / 1000 - 1;
         assert!(!o.valid("main", 1, "latest", old, &o.mac("main", 1, "latest", old)));
         let other = SnapshotOrigin::new("http://snap.example:8081", [8; 32]);
         assert!(!other.valid("u5", 12, "latest", e, sig));

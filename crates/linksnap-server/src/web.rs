@@ -181,7 +181,10 @@ fn asset(media_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-fn form(raw: &[u8]) -> Vec<(String, String)> {
+/// A form's fields, in order.
+type Form = Vec<(String, String)>;
+
+fn form(raw: &[u8]) -> Form {
     form_urlencoded::parse(raw).into_owned().collect()
 }
 
@@ -1337,28 +1340,19 @@ async fn add_user(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let f = form(&raw);
-    let page = ctx(&headers, &who, "/settings");
-    let admin = is_admin(&who);
-    if !admin {
-        return error_page(
-            page,
-            StatusCode::FORBIDDEN,
-            "only an administrator adds users",
-        );
-    }
-    match s
+    let (page, f) = match admin_form(&who, &headers, &raw, "/settings", "adds users") {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
+    let created = s
         .accounts
         .create_user(
             field(&f, "name"),
             field(&f, "password"),
             field(&f, "admin") == "1",
         )
-        .await
-    {
-        Ok(_) => Redirect::to("/settings").into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
-    }
+        .await;
+    back_to(page, created, "/settings", StatusCode::BAD_REQUEST)
 }
 
 /// Removes a user (administrators; not themselves). Their library stays on disk, in
@@ -1369,15 +1363,10 @@ async fn remove_user(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let f = form(&raw);
-    let page = ctx(&headers, &who, "/settings");
-    if !is_admin(&who) {
-        return error_page(
-            page,
-            StatusCode::FORBIDDEN,
-            "only an administrator removes users",
-        );
-    }
+    let (page, f) = match admin_form(&who, &headers, &raw, "/settings", "removes users") {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let name = field(&f, "name").trim();
     if who
         .user()
@@ -1385,9 +1374,40 @@ async fn remove_user(
     {
         return error_page(page, StatusCode::BAD_REQUEST, "you cannot remove yourself");
     }
-    match s.accounts.remove_user(name).await {
-        Ok(()) => Redirect::to("/settings").into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+    let removed = s.accounts.remove_user(name).await;
+    back_to(page, removed, "/settings", StatusCode::BAD_REQUEST)
+}
+
+/// An administrator's form: the page it came from and its fields, or the 403 page saying
+/// that only an administrator does `what`.
+fn admin_form(
+    who: &Principal,
+    headers: &HeaderMap,
+    raw: &[u8],
+    path: &str,
+    what: &str,
+) -> Result<(PageCtx, Form), Box<Response>> {
+    let page = ctx(headers, who, path);
+    if !is_admin(who) {
+        return Err(Box::new(error_page(
+            page,
+            StatusCode::FORBIDDEN,
+            format!("only an administrator {what}"),
+        )));
+    }
+    Ok((page, form(raw)))
+}
+
+/// Back to `to` when the form's work is done, else its error with `status`.
+fn back_to<T, E: std::fmt::Display>(
+    page: PageCtx,
+    result: Result<T, E>,
+    to: &str,
+    status: StatusCode,
+) -> Response {
+    match result {
+        Ok(_) => Redirect::to(to).into_response(),
+        Err(e) => error_page(page, status, e.to_string()),
     }
 }
 
@@ -1531,24 +1551,25 @@ async fn admin_ban(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let f = form(&raw);
-    let page = ctx(&headers, &who, "/admin/net");
-    if !is_admin(&who) {
-        return error_page(page, StatusCode::FORBIDDEN, "only an administrator bans");
-    }
+    let (page, f) = match admin_form(&who, &headers, &raw, "/admin/net", "bans") {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let (net, expires_at) = match crate::config::parse_ban(field(&f, "net"), Some(field(&f, "for")))
     {
         Ok(b) => b,
         Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
     };
-    match s
+    let banned = s
         .accounts
         .ban(net, expires_at, field(&f, "reason").trim(), false)
-        .await
-    {
-        Ok(()) => Redirect::to("/admin/net").into_response(),
-        Err(e) => error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+        .await;
+    back_to(
+        page,
+        banned,
+        "/admin/net",
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 async fn admin_unban(
@@ -1557,23 +1578,21 @@ async fn admin_unban(
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {
-    let f = form(&raw);
-    let page = ctx(&headers, &who, "/admin/net");
-    if !is_admin(&who) {
-        return error_page(
-            page,
-            StatusCode::FORBIDDEN,
-            "only an administrator lifts bans",
-        );
-    }
+    let (page, f) = match admin_form(&who, &headers, &raw, "/admin/net", "lifts bans") {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let net = match crate::config::parse_net(field(&f, "net").trim()) {
         Ok(n) => n,
         Err(e) => return error_page(page, StatusCode::BAD_REQUEST, e),
     };
-    match s.accounts.unban(net).await {
-        Ok(_) => Redirect::to("/admin/net").into_response(),
-        Err(e) => error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let lifted = s.accounts.unban(net).await;
+    back_to(
+        page,
+        lifted,
+        "/admin/net",
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 // ---- live progress ----------------------------------------------------------------------

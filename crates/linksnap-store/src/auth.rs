@@ -207,12 +207,11 @@ impl Library {
             .bind(&key)
             .fetch_one(self.pool())
             .await?;
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte =
-                u8::from_str_radix(stored.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-        }
-        Ok(out)
+        // The stored 256 random bits, as a key of exactly 32 bytes for this purpose.
+        Ok(blake3::derive_key(
+            &format!("linksnap server secret {name}"),
+            stored.as_bytes(),
+        ))
     }
 }
 
@@ -236,6 +235,29 @@ pub struct User {
     /// Their library's directory, relative to the data directory; `None`: the data
     /// directory's own library.
     pub library: Option<String>,
+}
+
+/// A query selecting a [`User`]'s columns (of `users u`), then `$rest`.
+macro_rules! select_user {
+    ($rest:literal) => {
+        concat!(
+            "SELECT u.id, u.name, u.is_admin, u.created_at, u.library",
+            $rest
+        )
+    };
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for User {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+            created_at: row.try_get("created_at")?,
+            library: row.try_get("library")?,
+        })
+    }
 }
 
 /// A new session: the secret for the cookie (not stored) and its CSRF token.
@@ -389,21 +411,11 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
         self.accounts_only()?;
-        let rows: Vec<(i64, String, i64, i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, name, is_admin, created_at, library FROM users ORDER BY name COLLATE NOCASE",
+        Ok(
+            sqlx::query_as(select_user!(" FROM users u ORDER BY u.name COLLATE NOCASE"))
+                .fetch_all(self.pool())
+                .await?,
         )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, admin, created_at, library)| User {
-                id,
-                name,
-                is_admin: admin != 0,
-                created_at,
-                library,
-            })
-            .collect())
     }
 
     /// The user with this id.
@@ -411,7 +423,11 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        Ok(self.users().await?.into_iter().find(|u| u.id == id))
+        self.accounts_only()?;
+        Ok(sqlx::query_as(select_user!(" FROM users u WHERE u.id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// The user with this name (case-insensitive).
@@ -419,12 +435,14 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
-        let name = name.trim();
-        Ok(self
-            .users()
-            .await?
-            .into_iter()
-            .find(|u| u.name.eq_ignore_ascii_case(name)))
+        self.accounts_only()?;
+        // `name` is COLLATE NOCASE: the comparison ignores case.
+        Ok(
+            sqlx::query_as(select_user!(" FROM users u WHERE u.name = ?"))
+                .bind(name.trim())
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Removes a user and their sessions.
@@ -481,28 +499,24 @@ impl Library {
         password: &str,
     ) -> Result<Option<User>, StoreError> {
         self.accounts_only()?;
-        let row: Option<(i64, String, String, i64, i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, name, password_hash, is_admin, created_at, library FROM users WHERE name = ?",
-        )
+        let row: Option<sqlx::sqlite::SqliteRow> = sqlx::query(select_user!(
+            ", u.password_hash FROM users u WHERE u.name = ?"
+        ))
         .bind(name.trim())
         .fetch_optional(self.pool())
         .await?;
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
-        let Some((id, name, phc, admin, created_at, library)) = row else {
+        let Some(row) = row else {
             // As much work as checking a password, so that an unknown name does not
             // answer faster than a wrong password.
             let _ = hash_password(password).await;
             return Ok(None);
         };
-        Ok(password_matches(password, &phc).await.then_some(User {
-            id,
-            name,
-            is_admin: admin != 0,
-            created_at,
-            library,
-        }))
+        let phc: String = sqlx::Row::try_get(&row, "password_hash")?;
+        let user = <User as sqlx::FromRow<_>>::from_row(&row)?;
+        Ok(password_matches(password, &phc).await.then_some(user))
     }
 
     /// Starts a session for `user`.
@@ -543,26 +557,17 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn session(&self, secret: &str) -> Result<Option<(User, String)>, StoreError> {
         self.accounts_only()?;
-        let row: Option<(i64, String, i64, i64, Option<String>, String)> = sqlx::query_as(
-            "SELECT u.id, u.name, u.is_admin, u.created_at, u.library, s.csrf FROM sessions s \
-             JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND s.expires_at > ?",
-        )
+        let row: Option<sqlx::sqlite::SqliteRow> = sqlx::query(select_user!(
+            ", s.csrf FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND s.expires_at > ?"
+        ))
         .bind(&hash(secret)[..])
         .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(id, name, admin, created_at, library, csrf)| {
-            (
-                User {
-                    id,
-                    name,
-                    is_admin: admin != 0,
-                    created_at,
-                    library,
-                },
-                csrf,
-            )
-        }))
+        let Some(row) = row else { return Ok(None) };
+        let csrf: String = sqlx::Row::try_get(&row, "csrf")?;
+        Ok(Some((<User as sqlx::FromRow<_>>::from_row(&row)?, csrf)))
     }
 
     /// Ends a session (signing out).

@@ -20,7 +20,7 @@ pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
 pub use libraries::{Libraries, LibraryError};
 pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,
-    TagNode, Version,
+    TagNode, Version, now_ms,
 };
 pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
 pub use queue::{Job, JobInfo, Outcome};

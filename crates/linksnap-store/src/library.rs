@@ -315,7 +315,8 @@ pub struct SearchResult {
     pub snippet: String,
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Unix milliseconds now: the clock of every time the library records.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -212,7 +212,19 @@ fn poll_plain(
     port: u16,
     extra: &[&str],
 ) -> (i32, Vec<Value>, String) {
-    let pw = dovecot.password_file();
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let run = poll_once(data, port, &dovecot.password_file(), &args);
+    let reports = run
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (run.code, reports, run.stderr)
+}
+
+/// `mail poll --once` of Dovecot's plain port with the password in `password_file`.
+fn poll_once(data: &Path, port: u16, password_file: &Path, extra: &[&str]) -> crate::support::Run {
     let port = port.to_string();
     let mut args = vec![
         "--data",
@@ -220,7 +232,6 @@ fn poll_plain(
         "mail",
         "poll",
         "--once",
-        "--json",
         "--host",
         "127.0.0.1",
         "--port",
@@ -230,16 +241,10 @@ fn poll_plain(
         "--user",
         USER,
         "--password-file",
-        pw.to_str().unwrap(),
+        password_file.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let run = linksnap(&args);
-    let reports = run
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (run.code, reports, run.stderr)
+    linksnap(&args)
 }
 
 /// Every link in the library: (url, tags).
@@ -460,24 +465,7 @@ fn a_wrong_password_is_a_clear_error_and_deletes_nothing() {
     let data = root.join("data");
     let bad = root.join("bad-password");
     std::fs::write(&bad, "not the password\n").unwrap();
-    let port = dovecot.pop3.to_string();
-    let run = linksnap(&[
-        "--data",
-        data.to_str().unwrap(),
-        "mail",
-        "poll",
-        "--once",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--tls",
-        "none",
-        "--user",
-        USER,
-        "--password-file",
-        bad.to_str().unwrap(),
-    ]);
+    let run = poll_once(&data, dovecot.pop3, &bad, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("sign-in refused for reader"),

@@ -18,25 +18,12 @@ const HEIGHT: u32 = 800;
 fn screenshot(url: &str, out: &Path, proxy: Option<u16>) {
     let profile = out.with_extension("profile");
     let mut cmd = Command::new(crate::support::chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        "--virtual-time-budget=5000",
-        // No name is ever looked up: nothing leaves this machine, even for hints.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(format!("--window-size={WIDTH},{HEIGHT}"))
-    .arg(format!("--screenshot={}", out.display()));
+    cmd.args(["--headless", "--no-sandbox"])
+        .args(crate::support::CHROMIUM_FLAGS)
+        .args(["--hide-scrollbars", "--virtual-time-budget=5000"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={WIDTH},{HEIGHT}"))
+        .arg(format!("--screenshot={}", out.display()));
     if let Some(port) = proxy {
         cmd.arg(format!("--proxy-server=http://127.0.0.1:{port}"))
             .arg("--proxy-bypass-list=<-loopback>");

@@ -841,6 +841,20 @@ pub fn linksnap_measured(args: &[&str]) -> (Run, u64) {
     (run, usage.ru_maxrss as u64 * 1024)
 }
 
+/// Flags every headless Chromium of the tests gets: no calls home, no QUIC, fixed scale, and
+/// no name ever looked up (every name but 127.0.0.1 is "not found").
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--force-device-scale-factor=1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+];
+
 /// Debian's Chromium, which `scripts/test.sh` installs.
 pub fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]

@@ -23,19 +23,12 @@ async fn browser(profile: &Path) -> Browser {
         .user_data_dir(profile)
         .window_size(1200, 900)
         .viewport(None)
-        .args([
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-default-apps",
-            "--force-device-scale-factor=1",
-            "--lang=en-US",
-            // Nothing but loopback: every other name is "not found".
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        ])
+        .args(
+            crate::support::CHROMIUM_FLAGS
+                .iter()
+                .copied()
+                .chain(["--lang=en-US"]),
+        )
         .build()
         .expect("browser config");
     let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
