@@ -24,7 +24,8 @@ enum MailAction {
     /// Fetch mailed links over POP3: the mailbox given by flags, else every [[mail]] of the
     /// config file. Keeps polling at the interval unless --once.
     Poll(Box<PollArgs>),
-    /// Each mailbox's last poll, messages ingested and kept (with reasons), links added.
+    /// Each mailbox's last poll, messages ingested and kept (with reasons), links added
+    /// (every library's; with --as, that user's).
     Status {
         /// JSON instead of a table.
         #[arg(long)]
@@ -158,7 +159,7 @@ pub(crate) async fn mail(
 ) -> anyhow::Result<Code> {
     match args.action {
         MailAction::Poll(args) => poll(scope, t, *args).await,
-        MailAction::Status { json } => status(&scope.library, t, json).await,
+        MailAction::Status { json } => status(scope, t, json).await,
     }
 }
 
@@ -248,8 +249,18 @@ fn print_report(t: &mut Term, m: &Mailbox, r: &PollReport, json: bool) -> anyhow
     Ok(())
 }
 
-async fn status(library: &Library, t: &mut Term, json: bool) -> anyhow::Result<Code> {
-    let all = library.mail_status().await?;
+/// With `--as`, that user's mailboxes; else every library's (the operator configured them
+/// all, whoever receives the links).
+async fn status(scope: &crate::cli::Scope<'_>, t: &mut Term, json: bool) -> anyhow::Result<Code> {
+    let libraries = if scope.user.is_some() {
+        vec![scope.library.clone()]
+    } else {
+        scope.libs.all().await
+    };
+    let mut all = Vec::new();
+    for library in libraries {
+        all.extend(library.mail_status().await?);
+    }
     if json {
         let v: Vec<_> = all
             .iter()

@@ -808,6 +808,9 @@ fn serve_polls_its_mailboxes_and_shows_their_status() {
         (&status[0]["mailbox"], &status[0]["links_added"]),
         (&"inbox".into(), &1.into())
     );
+    // Without --as, the operator sees every library's mailboxes.
+    let all = linksnap(&["--data", data.to_str().unwrap(), "mail", "status", "--json"]).json();
+    assert_eq!(all[0]["mailbox"], "inbox", "{all}");
     let mut sock = std::os::unix::net::UnixStream::connect(data.join("linksnap.sock")).unwrap();
     sock.write_all(b"GET /settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
