@@ -361,17 +361,45 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
     ),
     responses((status = 200, description = "links, newest first", body = LinkPage), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn list_links(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = parse_query(raw.as_deref())?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    let (links, total) = s.library.list_page(&q.filter, limit, q.offset).await?;
-    let next = q.offset + links.len();
-    Ok(Json(LinkPage {
-        links: links.iter().map(LinkJson::with_snapshot_url).collect(),
-        total,
-        offset: q.offset,
-        next_offset: (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
-    })
-    .into_response())
+    let raw = raw.unwrap_or_default();
+    let cached = s
+        .read_cache
+        .get_or_compute(&s.library, "links", &raw, || async {
+            let q = parse_query(Some(&raw))?;
+            let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+            let (links, total) = s.library.list_page(&q.filter, limit, q.offset).await?;
+            let next = q.offset + links.len();
+            json_bytes(&LinkPage {
+                links: links.iter().map(LinkJson::with_snapshot_url).collect(),
+                total,
+                offset: q.offset,
+                next_offset: (i64::try_from(next).unwrap_or(i64::MAX) < total).then_some(next),
+            })
+        })
+        .await?;
+    Ok(cached_json(cached))
+}
+
+/// A value as a JSON body.
+fn json_bytes(value: &impl Serialize) -> ApiResult<bytes::Bytes> {
+    serde_json::to_vec(value)
+        .map(bytes::Bytes::from)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// A JSON body from the read cache, saying whether it was remembered.
+fn cached_json((body, outcome): (bytes::Bytes, crate::cache::Outcome)) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static(crate::cache::CACHE_HEADER),
+                outcome.as_str(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The library's filters as query parameters (documentation of what `parse_query` reads).
@@ -791,20 +819,27 @@ async fn delete_tag(Scoped(s): Scoped, Path(name): Path<String>) -> ApiResult<Re
     ),
     responses((status = 200, description = "best first", body = Vec<HitJson>), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
 async fn search(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = parse_query(raw.as_deref())?;
-    let text =
-        q.q.filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| ApiError::bad("q: the search text is missing"))?;
-    let hits = s
-        .library
-        .search(&text, &q.filter, q.limit.unwrap_or(DEFAULT_PAGE.min(20)))
+    let raw = raw.unwrap_or_default();
+    let cached = s
+        .read_cache
+        .get_or_compute(&s.library, "search", &raw, || async {
+            let q = parse_query(Some(&raw))?;
+            let text =
+                q.q.filter(|t| !t.trim().is_empty())
+                    .ok_or_else(|| ApiError::bad("q: the search text is missing"))?;
+            let hits = s
+                .library
+                .search(&text, &q.filter, q.limit.unwrap_or(DEFAULT_PAGE.min(20)))
+                .await?;
+            json_bytes(
+                &hits
+                    .iter()
+                    .map(|h| HitJson::new(h, true))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .await?;
-    Ok(Json(
-        hits.iter()
-            .map(|h| HitJson::new(h, true))
-            .collect::<Vec<_>>(),
-    )
-    .into_response())
+    Ok(cached_json(cached))
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",

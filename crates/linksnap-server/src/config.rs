@@ -28,6 +28,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Largest request body (an import file is the largest thing anyone sends).
 pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
+/// Bytes the read caches keep: a page of 50 links is about 15 KB as JSON, so this holds
+/// some thousands of recent lists and searches.
+pub const DEFAULT_READ_CACHE: u64 = 32 << 20;
 /// Capture workers inside `serve`.
 pub const DEFAULT_WORKERS: usize = 2;
 /// On SIGTERM/SIGINT: how long in-flight requests and captures get to finish.
@@ -141,6 +144,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_limit: usize,
+    /// Bytes of responses kept by the read caches (0: none).
+    pub read_cache: u64,
     pub workers: usize,
     pub shutdown_grace: Duration,
     /// Mark cookies `Secure`: set when served over TLS, directly or behind a proxy.
@@ -178,6 +183,7 @@ impl Default for ServerConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_limit: DEFAULT_BODY_LIMIT,
+            read_cache: DEFAULT_READ_CACHE,
             workers: DEFAULT_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             secure_cookies: false,
@@ -226,6 +232,7 @@ struct File {
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
     body_limit: Option<usize>,
+    read_cache: Option<u64>,
     workers: Option<usize>,
     shutdown_grace: Option<String>,
     secure_cookies: Option<bool>,
@@ -296,6 +303,7 @@ impl ServerConfig {
         set(&mut self.tcp.backlog, f.backlog);
         set(&mut self.max_connections, f.max_connections);
         set(&mut self.body_limit, f.body_limit);
+        set(&mut self.read_cache, f.read_cache);
         set(&mut self.workers, f.workers);
         if let Some(d) = f.header_read_timeout {
             self.header_read_timeout = duration(&d)?;
@@ -395,6 +403,7 @@ impl ServerConfig {
             "LINKSNAP_MAX_CONNECTIONS" => self.max_connections = num(value)? as usize,
             "LINKSNAP_WORKERS" => self.workers = num(value)? as usize,
             "LINKSNAP_BODY_LIMIT" => self.body_limit = num(value)? as usize,
+            "LINKSNAP_READ_CACHE" => self.read_cache = num(value)?,
             "LINKSNAP_HEADER_READ_TIMEOUT" => self.header_read_timeout = duration(value)?,
             "LINKSNAP_IDLE_TIMEOUT" => self.idle_timeout = duration(value)?,
             "LINKSNAP_SHUTDOWN_GRACE" => self.shutdown_grace = duration(value)?,
@@ -618,6 +627,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LINKSNAP_MAX_CONNECTIONS", "connections served at once"),
     ("LINKSNAP_WORKERS", "capture workers"),
     ("LINKSNAP_BODY_LIMIT", "largest request body, bytes"),
+    (
+        "LINKSNAP_READ_CACHE",
+        "bytes of responses the read caches keep (0: none)",
+    ),
     (
         "LINKSNAP_HEADER_READ_TIMEOUT",
         "time to send request headers",

@@ -5,6 +5,7 @@
 //! capture workers. [`serve`] puts them together and shuts them down gracefully.
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod conn;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub metrics: config::MetricsAccess,
     /// Snapshots on an origin of their own, when configured.
     pub snapshot_origin: Option<Arc<snaporigin::SnapshotOrigin>>,
+    /// Responses of the busiest read routes, per library generation.
+    pub read_cache: Arc<cache::ReadCache>,
 }
 
 impl AppState {
@@ -215,6 +218,7 @@ pub async fn serve(
         listeners: Arc::new(bound.clone()),
         max_connections: config.max_connections,
         metrics: config.metrics,
+        read_cache: Arc::new(cache::ReadCache::new(config.read_cache)),
         snapshot_origin: match &config.snapshot_origin {
             Some(origin) => Some(Arc::new(snaporigin::SnapshotOrigin::new(
                 origin,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -348,6 +349,40 @@ async fn switch_lang(Path(code): Path<String>, RawQuery(raw): RawQuery) -> Respo
 
 // ---- the list --------------------------------------------------------------------------
 
+/// What the list page shows of the library for one query string; the same for every
+/// viewer of the library, so it is cached (`cache::ReadCache`).
+#[derive(Debug)]
+pub struct ListData {
+    rows: Vec<Row>,
+    total: i64,
+    chips: Vec<Chip>,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+impl ListData {
+    /// Roughly the bytes it holds.
+    pub fn weight(&self) -> usize {
+        let row = |r: &Row| {
+            size_of::<Row>()
+                + r.title.len()
+                + r.url.len()
+                + r.snippet.len()
+                + r.tags
+                    .iter()
+                    .map(|t| t.len() + size_of::<String>())
+                    .sum::<usize>()
+        };
+        let chip = |c: &Chip| size_of::<Chip>() + c.name.len() + c.href.len();
+        size_of::<Self>()
+            + self.rows.iter().map(row).sum::<usize>()
+            + self.chips.iter().map(chip).sum::<usize>()
+            + self.prev.as_ref().map_or(0, String::len)
+            + self.next.as_ref().map_or(0, String::len)
+    }
+}
+
+#[derive(Debug)]
 struct Row {
     id: i64,
     title: String,
@@ -358,6 +393,7 @@ struct Row {
     snippet: String,
 }
 
+#[derive(Debug)]
 struct Chip {
     name: String,
     count: i64,
@@ -371,11 +407,7 @@ struct ListPage {
     page: PageCtx,
     q: String,
     tag: String,
-    rows: Vec<Row>,
-    total: i64,
-    chips: Vec<Chip>,
-    prev: Option<String>,
-    next: Option<String>,
+    data: Arc<ListData>,
     notice: Option<&'static str>,
     bookmarklet: String,
     prefill_urls: String,
@@ -450,38 +482,79 @@ async fn list_page(
     let q = field(&params, "q").trim().to_owned();
     let tag = field(&params, "tag").trim().to_owned();
     let offset: usize = field(&params, "offset").parse().unwrap_or(0);
+    let data = s
+        .read_cache
+        .get_or_compute(&s.library, "list-page", raw.unwrap_or(""), || {
+            list_data(&s.library, &q, &tag, offset)
+        })
+        .await;
+    let (data, outcome) = match data {
+        Ok(d) => d,
+        Err((status, message)) => return error_page(page, status, message),
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1:8080");
+    let mut response = render(&ListPage {
+        page,
+        q,
+        tag,
+        data,
+        notice: (field(&params, "added") == "1").then_some("add.saved"),
+        prefill_urls,
+        prefill_tags,
+        bookmarklet: format!(
+            "javascript:location.href='http://{host}/add?url='+encodeURIComponent(location.href)+'&tags='"
+        ),
+    });
+    response.headers_mut().insert(
+        crate::cache::CACHE_HEADER,
+        HeaderValue::from_static(outcome.as_str()),
+    );
+    response
+}
+
+/// The rows, count, chips and page links of the list page for a search text `q`, a tag
+/// expression and an offset.
+async fn list_data(
+    library: &linksnap_store::Library,
+    q: &str,
+    tag: &str,
+    offset: usize,
+) -> Result<Arc<ListData>, (StatusCode, String)> {
+    let failed = |e: linksnap_store::StoreError| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let mut filter = Filter::default();
     if !tag.is_empty() {
-        match TagExpr::parse(&tag) {
-            Ok(e) => filter.tags.push(e),
-            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, format!("{tag}: {e}")),
-        }
+        let e =
+            TagExpr::parse(tag).map_err(|e| (StatusCode::BAD_REQUEST, format!("{tag}: {e}")))?;
+        filter.tags.push(e);
     }
     let (rows, total) = if q.is_empty() {
-        match s.library.list_page(&filter, PAGE_SIZE, offset).await {
-            Ok((links, total)) => (links.iter().map(|l| row(l, String::new())).collect(), total),
-            Err(e) => return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
+        let (links, total) = library
+            .list_page(&filter, PAGE_SIZE, offset)
+            .await
+            .map_err(failed)?;
+        (links.iter().map(|l| row(l, String::new())).collect(), total)
     } else {
-        match s.library.search(&q, &filter, PAGE_SIZE).await {
-            Ok(hits) => {
-                let n = hits.len() as i64;
-                (
-                    hits.into_iter().map(|h| row(&h.link, h.snippet)).collect(),
-                    n,
-                )
-            }
-            Err(e) => return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
+        let hits = library
+            .search(q, &filter, PAGE_SIZE)
+            .await
+            .map_err(failed)?;
+        let n = hits.len() as i64;
+        (
+            hits.into_iter().map(|h| row(&h.link, h.snippet)).collect(),
+            n,
+        )
     };
     // Chips: the top-level tags, and the ones right under the tag filtered by.
-    let mut nodes = s.library.tag_children(None).await.unwrap_or_default();
+    let mut nodes = library.tag_children(None).await.unwrap_or_default();
     if !tag.is_empty()
         && !tag.contains([' ', '(', ')', '"'])
-        && let Ok(parent) = TagName::parse(&tag)
+        && let Ok(parent) = TagName::parse(tag)
     {
         nodes.extend(
-            s.library
+            library
                 .tag_children(Some(&parent))
                 .await
                 .unwrap_or_default(),
@@ -491,36 +564,23 @@ async fn list_page(
         .into_iter()
         .take(60)
         .map(|n| Chip {
-            href: list_href(&q, &n.name, 0),
+            href: list_href(q, &n.name, 0),
             active: n.key == tag.to_lowercase(),
             name: n.name,
             count: n.total,
         })
         .collect();
     let prev =
-        (q.is_empty() && offset > 0).then(|| list_href(&q, &tag, offset.saturating_sub(PAGE_SIZE)));
+        (q.is_empty() && offset > 0).then(|| list_href(q, tag, offset.saturating_sub(PAGE_SIZE)));
     let next = (q.is_empty() && (offset + PAGE_SIZE) < usize::try_from(total).unwrap_or(0))
-        .then(|| list_href(&q, &tag, offset + PAGE_SIZE));
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1:8080");
-    render(&ListPage {
-        page,
-        q,
-        tag,
+        .then(|| list_href(q, tag, offset + PAGE_SIZE));
+    Ok(Arc::new(ListData {
         rows,
         total,
         chips,
         prev,
         next,
-        notice: (field(&params, "added") == "1").then_some("add.saved"),
-        prefill_urls,
-        prefill_tags,
-        bookmarklet: format!(
-            "javascript:location.href='http://{host}/add?url='+encodeURIComponent(location.href)+'&tags='"
-        ),
-    })
+    }))
 }
 
 fn parse_tag_list(raw: &str) -> Result<Vec<TagName>, String> {

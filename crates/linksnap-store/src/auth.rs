@@ -46,6 +46,44 @@ impl From<sqlx::Error> for TokenError {
 /// A token's row: id, name, user, prefix, created, last used.
 type TokenRow = (i64, String, Option<i64>, String, i64, Option<i64>);
 
+/// Most credentials remembered for one generation of the library; past it the cache
+/// starts over. Only credentials that verified are remembered, so this bounds the memory
+/// of a server with very many live sessions, not of one sent garbage.
+pub const MAX_CACHED_CREDENTIALS: usize = 10_000;
+
+/// Sessions and tokens verified since the library last changed, so that a request with a
+/// known credential does not query the database. Everything is forgotten when the
+/// library's generation moves (a sign-out, a revoked token, an expired session deleted: any
+/// commit), so nothing revoked is ever accepted from here; an expiry is checked on every hit.
+#[derive(Debug, Default)]
+pub(crate) struct CredentialCache(std::sync::Mutex<Remembered>);
+
+#[derive(Debug, Default)]
+struct Remembered {
+    generation: u64,
+    tokens: std::collections::HashMap<[u8; 32], Token>,
+    /// The user, the CSRF token and when the session expires.
+    sessions: std::collections::HashMap<[u8; 32], (User, String, i64)>,
+}
+
+impl CredentialCache {
+    fn at<T>(&self, generation: u64, f: impl FnOnce(&mut Remembered) -> T) -> Option<T> {
+        let mut r = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if generation > r.generation || r.tokens.len() + r.sessions.len() >= MAX_CACHED_CREDENTIALS
+        {
+            *r = Remembered {
+                generation,
+                ..Remembered::default()
+            };
+        }
+        // A read from an older generation is neither answered nor remembered.
+        (generation == r.generation).then(|| f(&mut r))
+    }
+}
+
 fn hash(secret: &str) -> [u8; 32] {
     *blake3::hash(secret.as_bytes()).as_bytes()
 }
@@ -160,31 +198,49 @@ impl Library {
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
+        let key = hash(secret);
+        let now = now_ms();
+        let generation = self.generation();
+        let recent = |t: &Token| t.last_used_at.is_some_and(|t| now - t <= 60_000);
+        if let Some(Some(token)) = self.credentials.at(generation, |r| {
+            r.tokens.get(&key).filter(|t| recent(t)).cloned()
+        }) {
+            return Ok(Some(Token {
+                last_used_at: Some(now),
+                ..token
+            }));
+        }
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT id, name, user_id, prefix, created_at, last_used_at FROM api_tokens WHERE hash = ?",
         )
-        .bind(&hash(secret)[..])
+        .bind(&key[..])
         .fetch_optional(self.pool())
         .await?;
         let Some((id, name, user_id, prefix, created_at, last_used_at)) = row else {
             return Ok(None);
         };
-        let now = now_ms();
-        if last_used_at.is_none_or(|t| now - t > 60_000) {
+        let mut token = Token {
+            id,
+            name,
+            user_id,
+            prefix,
+            created_at,
+            last_used_at,
+        };
+        if recent(&token) {
+            self.credentials
+                .at(generation, |r| r.tokens.insert(key, token.clone()));
+        } else {
+            // A write, which moves the generation: the next request reads the row again
+            // and remembers it.
             sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
                 .bind(now)
                 .bind(id)
                 .execute(self.pool())
                 .await?;
         }
-        Ok(Some(Token {
-            id,
-            name,
-            user_id,
-            prefix,
-            created_at,
-            last_used_at: Some(now),
-        }))
+        token.last_used_at = Some(now);
+        Ok(Some(token))
     }
 }
 
@@ -557,17 +613,34 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn session(&self, secret: &str) -> Result<Option<(User, String)>, StoreError> {
         self.accounts_only()?;
+        let key = hash(secret);
+        let now = now_ms();
+        let generation = self.generation();
+        if let Some(Some((user, csrf))) = self.credentials.at(generation, |r| {
+            r.sessions
+                .get(&key)
+                .filter(|(_, _, expires)| *expires > now)
+                .map(|(u, c, _)| (u.clone(), c.clone()))
+        }) {
+            return Ok(Some((user, csrf)));
+        }
         let row: Option<sqlx::sqlite::SqliteRow> = sqlx::query(select_user!(
-            ", s.csrf FROM sessions s \
+            ", s.csrf, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND s.expires_at > ?"
         ))
-        .bind(&hash(secret)[..])
-        .bind(now_ms())
+        .bind(&key[..])
+        .bind(now)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let csrf: String = sqlx::Row::try_get(&row, "csrf")?;
-        Ok(Some((<User as sqlx::FromRow<_>>::from_row(&row)?, csrf)))
+        let expires: i64 = sqlx::Row::try_get(&row, "expires_at")?;
+        let user = <User as sqlx::FromRow<_>>::from_row(&row)?;
+        self.credentials.at(generation, |r| {
+            r.sessions
+                .insert(key, (user.clone(), csrf.clone(), expires))
+        });
+        Ok(Some((user, csrf)))
     }
 
     /// Ends a session (signing out).

@@ -8,8 +8,10 @@
 //! lock                         held (flock) by the process that writes
 //! ```
 
+use std::ffi::{c_char, c_int, c_void};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -117,6 +119,71 @@ pub struct DataDir {
     _lock: File,
     /// Whether `open` created the library (there was no database yet).
     pub created: bool,
+    /// Commits that have landed in the database, counted by SQLite's WAL hook (see
+    /// [`Commits`]).
+    pub commits: Commits,
+}
+
+/// Counts the commits that have landed in a database: SQLite calls its WAL hook on every
+/// connection of the pool after a commit has been written and the write lock released, so
+/// a read that starts after the count moved sees the commit. Only the process holding
+/// the writer lock writes, so every commit is counted. The count lives as long as the
+/// process (a few bytes per opened library) because SQLite's hook holds a plain pointer
+/// to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Commits(&'static AtomicU64);
+
+impl Commits {
+    fn new() -> Self {
+        Self(Box::leak(Box::new(AtomicU64::new(0))))
+    }
+
+    /// The count now.
+    pub fn get(self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Counts a change that does not go through SQLite (a search-index reload).
+    pub fn bump(self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// SQLite's own automatic checkpoint threshold, in WAL frames: installing a WAL hook
+/// replaces the built-in one, so this hook checkpoints as it did.
+const AUTOCHECKPOINT_FRAMES: c_int = 1000;
+
+/// The WAL hook: runs on the connection's thread inside the committing statement, after
+/// the commit landed.
+unsafe extern "C" fn commit_landed(
+    count: *mut c_void,
+    db: *mut libsqlite3_sys::sqlite3,
+    schema: *const c_char,
+    frames: c_int,
+) -> c_int {
+    // SAFETY: `count` is the `&'static AtomicU64` of a `Commits`, given in `watch_commits`.
+    let count = unsafe { &*count.cast::<AtomicU64>() };
+    count.fetch_add(1, Ordering::SeqCst);
+    if frames >= AUTOCHECKPOINT_FRAMES {
+        // What SQLite's default hook does (a passive checkpoint); a failure is retried on
+        // the next commit, as with the default.
+        // SAFETY: `db` and `schema` are the live arguments SQLite passed to this hook.
+        unsafe { libsqlite3_sys::sqlite3_wal_checkpoint(db, schema) };
+    }
+    libsqlite3_sys::SQLITE_OK
+}
+
+async fn watch_commits(
+    conn: &mut sqlx::SqliteConnection,
+    commits: Commits,
+) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let count: *const AtomicU64 = commits.0;
+    // SAFETY: `db` is this connection's open handle, used on its own worker thread only
+    // while the lock is held; the hook's argument lives for the rest of the process.
+    unsafe { libsqlite3_sys::sqlite3_wal_hook(db, Some(commit_landed), count.cast_mut().cast()) };
+    Ok(())
 }
 
 impl DataDir {
@@ -148,7 +215,8 @@ impl DataDir {
             }
         }
         let db_path = path.join("linksnap.db");
-        let db = open_db(&db_path).await?;
+        let commits = Commits::new();
+        let db = open_db(&db_path, commits).await?;
         let blobs = BlobStore::local(&path.join("blobs"))?;
         Ok(Self {
             path: path.to_owned(),
@@ -156,6 +224,7 @@ impl DataDir {
             blobs,
             _lock: lock,
             created,
+            commits,
         })
     }
 }
@@ -185,7 +254,7 @@ pub fn space_hint(path: &Path) -> String {
     }
 }
 
-async fn open_db(path: &Path) -> Result<SqlitePool, OpenError> {
+async fn open_db(path: &Path, commits: Commits) -> Result<SqlitePool, OpenError> {
     let db_err = |e: &dyn std::fmt::Display| OpenError::Database {
         path: path.to_owned(),
         reason: format!("{e}{}", space_hint(path)),
@@ -199,6 +268,7 @@ async fn open_db(path: &Path) -> Result<SqlitePool, OpenError> {
         .busy_timeout(std::time::Duration::from_secs(5));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .after_connect(move |conn, _| Box::pin(watch_commits(conn, commits)))
         .connect_with(options)
         .await
         .map_err(|e| db_err(&e))?;
@@ -267,6 +337,121 @@ mod tests {
             "schema version 99, newer than this linksnap supports ({})",
             schema_version()
         )));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A reader that remembers a count with the commit count read before it, the way the
+    /// server's read caches do.
+    struct Remembered {
+        db: SqlitePool,
+        commits: Commits,
+        entry: std::sync::Mutex<Option<(u64, i64)>>,
+    }
+
+    impl Remembered {
+        async fn count(&self) -> i64 {
+            let g = self.commits.get();
+            if let Some((eg, n)) = *self.entry.lock().unwrap()
+                && eg == g
+            {
+                return n;
+            }
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+                .fetch_one(&self.db)
+                .await
+                .unwrap();
+            *self.entry.lock().unwrap() = Some((g, n));
+            n
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn the_commit_count_moves_after_every_commit_lands_and_never_for_a_rollback() {
+        let dir = temp("commits");
+        let d = DataDir::open(&dir).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&d.db)
+            .await
+            .unwrap();
+        let g = d.commits.get();
+        sqlx::query("SELECT count(*) FROM t")
+            .execute(&d.db)
+            .await
+            .unwrap();
+        assert_eq!(d.commits.get(), g, "a read is not a commit");
+        let mut tx = d.db.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (0)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(d.commits.get(), g, "a rollback is not a commit");
+
+        // Readers keep remembering the count while a writer commits: after each commit
+        // returns, the remembered count is the new one.
+        let r = std::sync::Arc::new(Remembered {
+            db: d.db.clone(),
+            commits: d.commits,
+            entry: std::sync::Mutex::new(None),
+        });
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (r, stop) = (r.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        r.count().await;
+                        // A remembered count returns without awaiting anything.
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for i in 1..=300 {
+            let mut tx = d.db.begin().await.unwrap();
+            sqlx::query("INSERT INTO t VALUES (?)")
+                .bind(i)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(r.count().await, i, "stale after commit {i}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in readers {
+            h.await.unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_still_checkpointed_automatically() {
+        // The WAL hook replaces SQLite's automatic checkpoint; without one, 3,000 commits
+        // grow the WAL to several thousand pages.
+        let dir = temp("checkpoint");
+        let d = DataDir::open(&dir).await.unwrap();
+        sqlx::query("CREATE TABLE t (x BLOB)")
+            .execute(&d.db)
+            .await
+            .unwrap();
+        for _ in 0..3000 {
+            sqlx::query("INSERT INTO t VALUES (randomblob(100))")
+                .execute(&d.db)
+                .await
+                .unwrap();
+        }
+        let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&d.db)
+            .await
+            .unwrap();
+        let wal = std::fs::metadata(dir.join("linksnap.db-wal"))
+            .unwrap()
+            .len();
+        let pages = wal / u64::try_from(page).unwrap();
+        assert!(
+            pages < 1500,
+            "the WAL holds {pages} pages: not checkpointed at {AUTOCHECKPOINT_FRAMES} frames"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -304,6 +304,10 @@ pub struct Library {
     pub(crate) live_bans: crate::bans::LiveBans,
     /// The data directory's own library keeps the accounts and bans; a user's does not.
     accounts: bool,
+    /// Unique among the libraries this process opened (see [`Library::id`]).
+    id: u64,
+    /// Sessions and tokens verified at the current generation.
+    pub(crate) credentials: crate::auth::CredentialCache,
 }
 
 /// One search result.
@@ -341,6 +345,9 @@ pub struct GcReport {
     /// Unreferenced but younger than the grace period: a capture may be about to use them.
     pub kept_young: usize,
 }
+
+/// Source of [`Library::id`].
+static NEXT_LIBRARY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Links indexed per database query.
 const INDEX_CHUNK: usize = 500;
@@ -419,6 +426,8 @@ impl Library {
             search,
             live_bans: crate::bans::LiveBans::default(),
             accounts,
+            id: NEXT_LIBRARY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            credentials: crate::auth::CredentialCache::default(),
         };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
@@ -466,6 +475,23 @@ impl Library {
         } else {
             Err(StoreError::NotAccounts)
         }
+    }
+
+    /// Identifies this library among those the process opened (never reused), for caches
+    /// keyed by library.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Moves whenever what a read of this library returns may have changed: after every
+    /// commit to its database has landed (counted by SQLite's WAL hook, whoever wrote) and
+    /// after every reload of its search index. A result computed by reads that began after
+    /// `generation()` returned `g` is still current while `generation()` returns `g`: what
+    /// the server's read caches rely on.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.dir.commits.get()
     }
 
     /// The data directory.
@@ -1409,6 +1435,8 @@ impl Library {
         // Every change made before this moment has been handed to the index writer: the
         // writes to the database and to the index happen in the same call, in order.
         self.search.commit(now_ms())?;
+        // After the reload: a search that starts now sees the new index.
+        self.dir.commits.bump();
         Ok(())
     }
 

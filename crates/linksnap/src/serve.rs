@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, value_name = "BYTES")]
     body_limit: Option<String>,
+    /// Bytes of responses the read caches keep (lists, searches, list pages; 0: none).
+    #[arg(long, value_name = "BYTES")]
+    read_cache: Option<String>,
     /// TCP keepalive of accepted connections: `off`, or IDLE,INTERVAL,COUNT (default 60s,5s,3).
     #[arg(long, value_name = "SPEC")]
     keepalive: Option<String>,
@@ -121,6 +124,7 @@ impl ServeArgs {
                 &self.shutdown_grace,
             ),
             ("--body-limit", "LINKSNAP_BODY_LIMIT", &self.body_limit),
+            ("--read-cache", "LINKSNAP_READ_CACHE", &self.read_cache),
             ("--keepalive", "LINKSNAP_KEEPALIVE", &self.keepalive),
             (
                 "--secure-cookies",

@@ -10,6 +10,7 @@ mod limits;
 mod mail;
 mod net;
 mod policy;
+mod readcache;
 mod render;
 mod serve;
 mod snap;
