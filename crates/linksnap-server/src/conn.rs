@@ -339,7 +339,11 @@ pub(crate) struct Shared {
     pub conns: Arc<ConnTable>,
     pub slots: Arc<Semaphore>,
     pub router: axum::Router,
+    /// HTTP/1.1 or HTTP/2, told apart by reading the first bytes (Unix sockets).
     pub http: auto::Builder<TokioExecutor>,
+    /// The same, for one protocol each: TCP connections are told apart by peeking.
+    pub http1: auto::Builder<TokioExecutor>,
+    pub http2: auto::Builder<TokioExecutor>,
 }
 
 impl Shared {
@@ -358,6 +362,8 @@ impl Shared {
             .header_read_timeout(None)
             .keep_alive(true);
         http.http2().timer(TokioTimer::new());
+        let http1 = http.clone().http1_only();
+        let http2 = http.clone().http2_only();
         Self {
             guard,
             new_bans,
@@ -366,6 +372,8 @@ impl Shared {
             config,
             router,
             http,
+            http1,
+            http2,
         }
     }
 }
@@ -512,7 +520,7 @@ async fn serve(
     registered: Registered,
     shared: Arc<Shared>,
     _permit: OwnedSemaphorePermit,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     match stream {
         Stream::Tcp(s) => {
@@ -520,14 +528,67 @@ async fn serve(
                 tracing::debug!(error = %e, "socket options");
                 return;
             }
-            serve_io(s, registered, &shared, stop).await;
+            // A connection that has sent nothing is idle: closed after the idle timeout,
+            // or at once when the server stops, as hyper would close it.
+            let first = tokio::select! {
+                r = tokio::time::timeout(shared.config.idle_timeout, sniff(&s)) => r,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let http = match first {
+                Ok(Ok(Protocol::Http1)) => &shared.http1,
+                Ok(Ok(Protocol::Http2)) => &shared.http2,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "reading the first bytes");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("nothing sent within the idle timeout");
+                    return;
+                }
+            };
+            serve_io(s, http, registered, &shared, stop).await;
         }
-        Stream::Unix(s) => serve_io(s, registered, &shared, stop).await,
+        Stream::Unix(s) => serve_io(s, &shared.http, registered, &shared, stop).await,
+    }
+}
+
+/// What a TCP client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// HTTP/2 with prior knowledge opens with this (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long to wait before looking again at a client that sent part of the HTTP/2 preface.
+const SNIFF_PAUSE: Duration = Duration::from_millis(10);
+
+/// Tells HTTP/1 from HTTP/2 by peeking at the first bytes, leaving them in the socket.
+/// hyper-util's detection reads them and replays them to hyper, whose first read then
+/// returns only those 24 bytes; the read that completes the head made hyper double its
+/// read buffer to 16 KiB, which every keep-alive connection kept while idle. Unread, the
+/// head arrives in hyper's first 8 KiB buffer whole.
+async fn sniff(s: &tokio::net::TcpStream) -> std::io::Result<Protocol> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = s.peek(&mut first).await?;
+        if n == 0 || !H2_PREFACE.starts_with(&first[..n]) {
+            // HTTP/1 (or the end of the stream, which hyper reports).
+            return Ok(Protocol::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Protocol::Http2);
+        }
+        // Part of the preface: the socket stays readable, so wait rather than spin.
+        tokio::time::sleep(SNIFF_PAUSE).await;
     }
 }
 
 async fn serve_io<S>(
     io: S,
+    http: &auto::Builder<TokioExecutor>,
     registered: Registered,
     shared: &Shared,
     mut stop: watch::Receiver<bool>,
@@ -553,7 +614,7 @@ async fn serve_io<S>(
                 req
             });
     let service = hyper_util::service::TowerToHyperService::new(service);
-    let connection = shared.http.serve_connection_with_upgrades(io, service);
+    let connection = http.serve_connection(io, service);
     tokio::pin!(connection);
     let idle = shared.config.idle_timeout;
     let headers = shared.config.header_read_timeout;

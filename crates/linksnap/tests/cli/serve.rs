@@ -1466,3 +1466,63 @@ fn snapshots_can_live_on_an_origin_of_their_own() {
         bad.stderr
     );
 }
+
+/// One request with a client that speaks HTTP/2 from the first byte (no upgrade).
+fn h2_prior_knowledge(url: &str) -> (u16, reqwest::Version) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let res = client.get(url).send().await.expect("an HTTP/2 request");
+        (res.status().as_u16(), res.version())
+    })
+}
+
+#[test]
+fn http1_and_http2_are_told_apart_even_when_the_first_bytes_come_slowly() {
+    use std::net::TcpStream;
+    let dir = artifact_dir("serve-protocols");
+    let s = Serve::start(&dir, &[]);
+    assert_eq!(
+        h2_prior_knowledge(&s.url("/healthz")),
+        (200, reqwest::Version::HTTP_2)
+    );
+    assert_eq!(
+        http("GET", &s.url("/healthz"), None, None).status,
+        200,
+        "HTTP/1.1"
+    );
+    let read_some = |c: &mut TcpStream| {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    // HTTP/1: "P" could begin the HTTP/2 preface ("PRI * …"); the rest says otherwise.
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"P").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"OST /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+        .unwrap();
+    let answer = read_some(&mut c);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 405") || answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // HTTP/2: the preface in two pieces, then an empty SETTINGS frame; the server answers
+    // with its own SETTINGS frame (type 4).
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let frame = read_some(&mut c);
+    assert!(frame.len() >= 9 && frame[3] == 4, "{frame:?}");
+}
