@@ -2,7 +2,9 @@
 # Server benchmarks (results in BENCHMARKS.md): with 10,000 links,
 #   1. requests per second and latency of GET /api/v1/links, a search, and the list page,
 #      measured with wrk over loopback (wrk and the server share this machine's cores);
-#   2. the server's RSS idle, and holding 10,000 idle keep-alive connections.
+#   2. the same while a link is added every 100 ms (each write ends the cached answers),
+#      and with the read cache off (every request computed);
+#   3. the server's RSS idle, and holding 10,000 idle keep-alive connections.
 # Needs wrk (installed when missing) and python3.
 #
 #   bash bench/serve.sh
@@ -27,20 +29,22 @@ PY
 token=$("$bin" --data "$data" token create bench 2>/dev/null)
 echo "benchmark password" | "$bin" --data "$data" user add bench --password-stdin 2>/dev/null
 
-"$bin" --data "$data" serve --listen 127.0.0.1:0 --workers 0 --idle-timeout 600s \
-  --max-connections 20000 --max-conns-per-ip 0 --rate-limit off 2>"$tmp/serve.log" &
-pid=$!
+start() {
+  "$bin" --data "$data" serve --listen 127.0.0.1:0 --workers 0 --idle-timeout 600s \
+    --max-connections 20000 --max-conns-per-ip 0 --rate-limit off "$@" 2>"$tmp/serve.log" &
+  pid=$!
+  for _ in $(seq 50); do grep -q "listening on http" "$tmp/serve.log" && break; sleep 0.1; done
+  addr=$(grep -o "127.0.0.1:[0-9]*" "$tmp/serve.log" | head -1)
+  # A browser session for the list page.
+  login=$(curl -s -c "$tmp/jar" "http://$addr/login")
+  csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$login" | sed 's/.*value="//;s/"//')
+  curl -s -o /dev/null -b "$tmp/jar" -c "$tmp/jar" --data "csrf=$csrf&name=bench&password=benchmark+password&next=/" "http://$addr/login"
+  session=$(awk '$6 == "linksnap_session" {print $7}' "$tmp/jar")
+}
+start
 trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 50); do grep -q "listening on http" "$tmp/serve.log" && break; sleep 0.1; done
-addr=$(grep -o "127.0.0.1:[0-9]*" "$tmp/serve.log" | head -1)
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 echo "idle RSS after start: $(rss) KB"
-
-# A browser session for the list page.
-login=$(curl -s -c "$tmp/jar" "http://$addr/login")
-csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$login" | sed 's/.*value="//;s/"//')
-curl -s -o /dev/null -b "$tmp/jar" -c "$tmp/jar" --data "csrf=$csrf&name=bench&password=benchmark+password&next=/" "http://$addr/login"
-session=$(awk '$6 == "linksnap_session" {print $7}' "$tmp/jar")
 
 run() {
   echo "== $1"
@@ -53,6 +57,20 @@ run "GET /api/v1/search?q=archiving" -H "Authorization: Bearer $token" "http://$
 run "GET / (the list page, signed in)" -H "Cookie: linksnap_session=$session" "http://$addr/"
 run "GET /healthz" "http://$addr/healthz"
 echo "RSS after the load: $(rss) KB"
+
+# Writes while reading: a link added every 100 ms ends every cached answer each time.
+writer() {
+  for i in $(seq 100000); do
+    curl -s -o /dev/null -H "Authorization: Bearer $token" -H "content-type: application/json" \
+      --data "{\"url\": \"https://bench.example/written/$1/$i\"}" "http://$addr/api/v1/links"
+    sleep 0.1
+  done
+}
+writer links & wpid=$!
+run "GET /api/v1/links, a link added every 100 ms" -H "Authorization: Bearer $token" "http://$addr/api/v1/links"
+kill $wpid; writer page & wpid=$!
+run "GET /, a link added every 100 ms" -H "Cookie: linksnap_session=$session" "http://$addr/"
+kill $wpid
 
 echo "== 10,000 idle keep-alive connections"
 python3 - "$addr" "$pid" <<'PY'
@@ -76,3 +94,10 @@ for s in conns:
 time.sleep(1)
 print(f"connections open and answered: {ok}; server RSS {before} KB before, {rss()} KB holding them")
 PY
+
+# Every request computed: the read cache off.
+kill $pid; wait $pid 2>/dev/null || true
+start --read-cache 0
+run "GET /api/v1/links, read cache off" -H "Authorization: Bearer $token" "http://$addr/api/v1/links"
+run "GET /api/v1/search?q=archiving, read cache off" -H "Authorization: Bearer $token" "http://$addr/api/v1/search?q=archiving"
+run "GET /, read cache off" -H "Cookie: linksnap_session=$session" "http://$addr/"

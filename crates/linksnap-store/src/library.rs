@@ -841,11 +841,56 @@ impl Library {
     }
 
     /// The tags right under `parent` (the top-level ones for `None`), each with the
-    /// distinct links in its subtree; for the chips of a list. One query.
+    /// distinct links in its subtree; for the chips of a list. The names come from the
+    /// database, the counts from the search index, where every link carries its tags'
+    /// keys with their ancestors: counting one term is counting a subtree's distinct links
+    /// (SQLite's `count(DISTINCT)` over every tagging took 12 to 40 ms with 10,000 links).
     ///
     /// # Errors
-    /// [`StoreError::Db`].
+    /// [`StoreError`].
     pub async fn tag_children(&self, parent: Option<&TagName>) -> Result<Vec<TagNode>, StoreError> {
+        let prefix = parent.map_or_else(String::new, |p| format!("{}/", p.key()));
+        let depth = prefix.matches('/').count() + 1;
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, key FROM tags")
+            .fetch_all(self.db())
+            .await?;
+        // Each child's key, and the least of its spellings (like `min(name)`).
+        let mut children: BTreeMap<String, String> = BTreeMap::new();
+        for (name, key) in rows {
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            let child_key = key.split('/').take(depth).collect::<Vec<_>>().join("/");
+            let child_name = name.split('/').take(depth).collect::<Vec<_>>().join("/");
+            children
+                .entry(child_key)
+                .and_modify(|n| {
+                    if child_name < *n {
+                        n.clone_from(&child_name);
+                    }
+                })
+                .or_insert(child_name);
+        }
+        let keys: Vec<&str> = children.keys().map(String::as_str).collect();
+        let counts = self.search.count_tag_keys(&keys)?;
+        Ok(children
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|((key, name), total)| TagNode {
+                depth: depth - 1,
+                name: name.clone(),
+                key: key.clone(),
+                own: 0,
+                total,
+            })
+            .collect())
+    }
+
+    /// [`Library::tag_children`] counted by SQLite: what the index's counts are checked
+    /// against in tests.
+    #[cfg(test)]
+    async fn tag_children_sql(&self, parent: Option<&TagName>) -> Result<Vec<TagNode>, StoreError> {
         let prefix = parent.map_or_else(String::new, |p| format!("{}/", p.key()));
         // Lengths in characters: SQLite's substr and instr count characters.
         let plen = prefix.chars().count() as i64;
@@ -1889,6 +1934,13 @@ mod search_filter_tests {
         for parent in [None, Some("lang"), Some("lang/rust")] {
             let p = parent.map(|p| TagName::parse(p).unwrap());
             let children = lib.tag_children(p.as_ref()).await.unwrap();
+            let by_sql = lib.tag_children_sql(p.as_ref()).await.unwrap();
+            let pairs = |v: &[TagNode]| -> Vec<(String, String, i64, usize)> {
+                v.iter()
+                    .map(|n| (n.key.clone(), n.name.clone(), n.total, n.depth))
+                    .collect()
+            };
+            assert_eq!(pairs(&children), pairs(&by_sql), "{parent:?}");
             let want: Vec<(String, i64)> = tree
                 .iter()
                 .filter(|n| match parent {

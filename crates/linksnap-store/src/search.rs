@@ -502,6 +502,25 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// For each tag key, the documents carrying it or a tag nested under it: each link
+    /// once, however many of its tags are under the key.
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn count_tag_keys(&self, keys: &[&str]) -> Result<Vec<i64>, SearchError> {
+        use tantivy::query::TermQuery;
+        let searcher = self.reader.searcher();
+        keys.iter()
+            .map(|k| {
+                let q = TermQuery::new(
+                    Term::from_field_text(self.fields.tag_keys, k),
+                    IndexRecordOption::Basic,
+                );
+                Ok(searcher.search(&q, &tantivy::collector::Count)? as i64)
+            })
+            .collect()
+    }
+
     /// Documents in the index.
     pub fn len(&self) -> u64 {
         self.reader.searcher().num_docs()
