@@ -84,6 +84,17 @@ impl CredentialCache {
     }
 }
 
+fn token_of((id, name, user_id, prefix, created_at, last_used_at): TokenRow) -> Token {
+    Token {
+        id,
+        name,
+        user_id,
+        prefix,
+        created_at,
+        last_used_at,
+    }
+}
+
 fn hash(secret: &str) -> [u8; 32] {
     *blake3::hash(secret.as_bytes()).as_bytes()
 }
@@ -156,19 +167,7 @@ impl Library {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, name, user_id, prefix, created_at, last_used_at)| Token {
-                    id,
-                    name,
-                    user_id,
-                    prefix,
-                    created_at,
-                    last_used_at,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(token_of).collect())
     }
 
     /// Revokes (deletes) the token named `name`: requests carrying it fail from now on.
@@ -216,16 +215,8 @@ impl Library {
         .bind(&key[..])
         .fetch_optional(self.pool())
         .await?;
-        let Some((id, name, user_id, prefix, created_at, last_used_at)) = row else {
+        let Some(mut token) = row.map(token_of) else {
             return Ok(None);
-        };
-        let mut token = Token {
-            id,
-            name,
-            user_id,
-            prefix,
-            created_at,
-            last_used_at,
         };
         if recent(&token) {
             self.credentials
@@ -235,7 +226,7 @@ impl Library {
             // and remembers it.
             sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
                 .bind(now)
-                .bind(id)
+                .bind(token.id)
                 .execute(self.pool())
                 .await?;
         }

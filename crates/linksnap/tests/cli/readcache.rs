@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::serve::{Answer, Serve, http, token, wait_until};
+use crate::serve::{Answer, Serve, http, send, token, wait_until};
 use crate::support::{FixtureServer, artifact_dir, linksnap, linksnap_stdin};
 
 /// Whether the server remembered the answer (`x-linksnap-cache`).
@@ -17,34 +17,19 @@ fn cache(a: &Answer) -> &str {
         .map_or("absent", |v| v.to_str().unwrap())
 }
 
-/// A request without following redirects, with these headers and an optional form body.
+/// A browser-like request (redirects not followed), with an optional form body.
 fn request(method: &str, url: &str, headers: &[(&str, &str)], form: Option<&str>) -> Answer {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut req = client.request(method.parse().unwrap(), url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(f) = form {
-            req = req
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(f.to_owned());
-        }
-        let res = req.send().await.expect("request");
-        Answer {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.bytes().await.unwrap().to_vec(),
-        }
-    })
+    let mut all = headers.to_vec();
+    if form.is_some() {
+        all.push(("content-type", "application/x-www-form-urlencoded"));
+    }
+    send(
+        method,
+        url,
+        &all,
+        form.map(|f| f.as_bytes().to_vec()),
+        false,
+    )
 }
 
 /// The value of cookie `name` set by `a`.

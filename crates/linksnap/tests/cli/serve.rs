@@ -151,22 +151,33 @@ impl Answer {
     }
 }
 
-/// One request with a fresh client (no connection reuse between calls).
-pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+/// One request with a fresh client (no connection reuse between calls): these headers,
+/// a body if any, redirects followed or not.
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+    follow_redirects: bool,
+) -> Answer {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut req = client.request(method.parse().unwrap(), url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        let mut client = reqwest::Client::builder().no_proxy();
+        if !follow_redirects {
+            client = client.redirect(reqwest::redirect::Policy::none());
+        }
+        let mut req = client
+            .build()
+            .unwrap()
+            .request(method.parse().unwrap(), url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
+            req = req.body(b);
         }
         let res = req.send().await.expect("request");
         Answer {
@@ -175,6 +186,25 @@ pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -
             body: res.bytes().await.unwrap().to_vec(),
         }
     })
+}
+
+/// A JSON request (the token as `Authorization: Bearer`), redirects followed.
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    send(
+        method,
+        url,
+        &headers,
+        body.map(|b| b.to_string().into_bytes()),
+        true,
+    )
 }
 
 pub fn token(dir: &Path, name: &str) -> String {
@@ -854,27 +884,14 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
 
 /// A request with a raw body.
 fn http_raw(method: &str, url: &str, token: &str, body: &[u8]) -> Answer {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let res = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(token)
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("request");
-        Answer {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.bytes().await.unwrap().to_vec(),
-        }
-    })
+    let auth = format!("Bearer {token}");
+    send(
+        method,
+        url,
+        &[("authorization", &auth)],
+        Some(body.to_vec()),
+        true,
+    )
 }
 
 #[test]
