@@ -262,6 +262,7 @@ pub(crate) async fn metrics(
         bans,
         s.sse_streams.load(Ordering::Relaxed),
         s.started.elapsed().as_secs(),
+        s.read_cache.counts(),
     );
     (
         [(

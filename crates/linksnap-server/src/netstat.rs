@@ -279,7 +279,14 @@ pub fn collect(
 
 /// The Prometheus text exposition of the figures.
 #[must_use]
-pub fn prometheus(stats: &NetStats, bans: usize, sse_streams: usize, uptime_s: u64) -> String {
+/// `read_cache`: the read caches' answers and computations so far.
+pub fn prometheus(
+    stats: &NetStats,
+    bans: usize,
+    sse_streams: usize,
+    uptime_s: u64,
+    (hits, misses): (u64, u64),
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
@@ -372,6 +379,15 @@ pub fn prometheus(stats: &NetStats, bans: usize, sse_streams: usize, uptime_s: u
             .iter()
             .map(|(k, v)| (format!("{{field=\"{k}\"}}"), *v as f64))
             .collect::<Vec<_>>(),
+    );
+    metric(
+        "linksnap_read_cache_requests_total",
+        "counter",
+        "Requests to the read caches: answered from memory (hit) or computed (miss).",
+        &[
+            ("{outcome=\"hit\"}".to_owned(), hits as f64),
+            ("{outcome=\"miss\"}".to_owned(), misses as f64),
+        ],
     );
     metric(
         "linksnap_event_streams_open",

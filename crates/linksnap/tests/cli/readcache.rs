@@ -127,6 +127,14 @@ fn remembered_answers_never_outlive_a_change_to_the_library() {
         (400, "absent"),
         "errors are not cached"
     );
+    // So far 2 answered from memory and 5 computed (the failed one too).
+    let metrics = String::from_utf8(http("GET", &s.url("/metrics"), None, None).body).unwrap();
+    for line in [
+        "linksnap_read_cache_requests_total{outcome=\"hit\"} 2",
+        "linksnap_read_cache_requests_total{outcome=\"miss\"} 5",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
 
     // A link added through the API is in the next answer.
     let created = http(
