@@ -1734,6 +1734,30 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_capture_cut_off_by_a_crash_is_queued_again_when_the_library_reopens() {
+        let dir = std::env::temp_dir().join(format!("linksnap-requeue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url =
+            NormalizedUrl::parse("https://a.test/cut-off", &TrackingRules::default()).unwrap();
+        let (id, job) = {
+            let lib = Library::open(&dir).await.unwrap();
+            let (id, _) = lib.add(&url, &[], None).await.unwrap();
+            let job = lib.enqueue(id).await.unwrap();
+            let claimed = lib.claim(Some(job)).await.unwrap().unwrap();
+            // What `run_job` does first; then the process dies.
+            lib.set_status(claimed.link, LinkStatus::Capturing, None)
+                .await
+                .unwrap();
+            (id, job)
+        };
+        let lib = Library::open(&dir).await.unwrap();
+        assert_eq!(lib.get(id).await.unwrap().status, LinkStatus::Queued);
+        assert_eq!(lib.job(job).await.unwrap().unwrap().state, "queued");
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn links_added_before_a_crash_are_indexed_when_the_library_reopens() {
         let dir = std::env::temp_dir().join(format!("linksnap-catchup-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

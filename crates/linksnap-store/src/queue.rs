@@ -96,15 +96,22 @@ impl Library {
         Ok(id)
     }
 
-    /// Jobs left 'running' by a process that died go back to the queue. Called on open,
-    /// when this process holds the writer lock.
+    /// Jobs left 'running' by a process that died go back to the queue, and links left
+    /// `capturing` back to `queued`, in one transaction. Called on open, when this process
+    /// holds the writer lock (so nothing else is capturing).
     pub(crate) async fn requeue_abandoned(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
+        let mut tx = self.pool().begin().await?;
+        let jobs = sqlx::query(
             "UPDATE jobs SET state = 'queued', claimed_at = NULL WHERE state = 'running'",
         )
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        sqlx::query("UPDATE links SET status = 'queued' WHERE status = 'capturing'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(jobs)
     }
 
     /// Claims the next job that is due (or exactly job `only`), atomically.
@@ -168,11 +175,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
-        let n = self.requeue_abandoned().await?;
-        sqlx::query("UPDATE links SET status = 'queued' WHERE status = 'capturing'")
-            .execute(self.pool())
-            .await?;
-        Ok(n)
+        self.requeue_abandoned().await
     }
 
     /// How many jobs are queued, due now or later.
