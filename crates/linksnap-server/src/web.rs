@@ -482,11 +482,16 @@ async fn list_page(
     let q = field(&params, "q").trim().to_owned();
     let tag = field(&params, "tag").trim().to_owned();
     let offset: usize = field(&params, "offset").parse().unwrap_or(0);
+    // Keyed by what the data depends on, not the raw query: `/?added=1` and the add
+    // page's `/add?url=…` show the same list as `/`.
     let data = s
         .read_cache
-        .get_or_compute(&s.library, "list-page", raw.unwrap_or(""), || {
-            list_data(&s.library, &q, &tag, offset)
-        })
+        .get_or_compute(
+            &s.library,
+            "list-page",
+            &list_href(&q, &tag, offset),
+            || list_data(&s.library, &q, &tag, offset),
+        )
         .await;
     let (data, outcome) = match data {
         Ok(d) => d,

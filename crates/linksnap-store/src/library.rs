@@ -442,7 +442,7 @@ impl Library {
             ),
         })?;
         let requeued = library
-            .requeue_abandoned()
+            .return_running_jobs()
             .await
             .map_err(|e| OpenError::Database {
                 path: path.join("linksnap.db"),

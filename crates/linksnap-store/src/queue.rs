@@ -96,10 +96,14 @@ impl Library {
         Ok(id)
     }
 
-    /// Jobs left 'running' by a process that died go back to the queue, and links left
-    /// `capturing` back to `queued`, in one transaction. Called on open, when this process
-    /// holds the writer lock (so nothing else is capturing).
-    pub(crate) async fn requeue_abandoned(&self) -> Result<u64, StoreError> {
+    /// Jobs left running go back to the queue, and links left `capturing` back to
+    /// `queued`, in one transaction; returns how many jobs. Called on open (a process that
+    /// died left them) and by a server whose shutdown could not wait for its captures;
+    /// either way this process holds the writer lock, so nothing else is capturing.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
         let jobs = sqlx::query(
             "UPDATE jobs SET state = 'queued', claimed_at = NULL WHERE state = 'running'",
@@ -167,15 +171,6 @@ impl Library {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.as_ref().map(job_info))
-    }
-
-    /// Returns jobs this process left running (a shutdown that could not wait for them) to
-    /// the queue, and their links to `queued`. Returns how many.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
-        self.requeue_abandoned().await
     }
 
     /// How many jobs are queued, due now or later.
