@@ -268,12 +268,17 @@ pub fn parse_url(input: &str) -> Result<Url, CaptureError> {
         input: input.to_owned(),
         reason,
     };
+    // `host:port/path` would otherwise parse as a URL whose scheme is the host.
+    let bare = looks_like_bare_host(trimmed);
     let url = match Url::parse(trimmed) {
-        Ok(u) => u,
-        Err(url::ParseError::RelativeUrlWithoutBase)
-            if !trimmed.is_empty() && !trimmed.contains(char::is_whitespace) =>
-        {
+        _ if bare => {
             Url::parse(&format!("https://{trimmed}")).map_err(|e| invalid(e.to_string()))?
+        }
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(invalid(
+                "not a URL: give an address starting with http:// or https:// (or a bare host name such as example.com/page)".to_owned(),
+            ));
         }
         Err(e) => return Err(invalid(e.to_string())),
     };
@@ -287,6 +292,27 @@ pub fn parse_url(input: &str) -> Result<Url, CaptureError> {
         return Err(invalid("no host".to_owned()));
     }
     Ok(url)
+}
+
+/// Whether `s` (which has no scheme) reads as `host[:port][/path][?query][#fragment]`, so
+/// that completing it with `https://` keeps what was meant. Anything else (`ht!tp://x`, a
+/// sentence) is refused rather than "repaired" into another URL.
+fn looks_like_bare_host(s: &str) -> bool {
+    let end = s.find(['/', '?', '#']).unwrap_or(s.len());
+    let authority = &s[..end];
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.starts_with(['.', '-'])
+        && host.contains('.')
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok && !s.contains(char::is_whitespace)
 }
 
 /// Makes captures. Cheap to share; each capture gets its own HTTP client and cookie jar.
@@ -617,6 +643,16 @@ mod tests {
             parse_url(" http://A.test/ ").unwrap().as_str(),
             "http://a.test/"
         );
+        for (bare, full) in [
+            ("a.test:8080/x?q=1#f", "https://a.test:8080/x?q=1#f"),
+            ("例子.测试/页", "https://xn--fsqu00a.xn--0zwm56d/%E9%A1%B5"),
+            (
+                "a.test?to=https://b.test/",
+                "https://a.test/?to=https://b.test/",
+            ),
+        ] {
+            assert_eq!(parse_url(bare).unwrap().as_str(), full, "{bare}");
+        }
         for (input, msg) in [
             ("file:///etc/passwd", "unsupported scheme `file:`"),
             ("ftp://a.test/x", "unsupported scheme `ftp:`"),
@@ -624,6 +660,9 @@ mod tests {
             ("http://", "invalid URL `http://`"),
             ("not a url", "invalid URL `not a url`"),
             ("", "invalid URL ``"),
+            // Never "repaired" into another URL (https://ht!tp//nope).
+            ("ht!tp://nope", "invalid URL `ht!tp://nope`: not a URL"),
+            ("nope", "invalid URL `nope`: not a URL"),
         ] {
             let err = parse_url(input).unwrap_err().to_string();
             assert!(err.starts_with(msg), "{input}: {err}");

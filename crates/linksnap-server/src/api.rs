@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use linksnap_store::{
-    EditLink, Filter, LinkId, LinkStatus, NormalizedUrl, StoreError, TagExpr, TagName,
+    EditLink, Fault, Filter, LinkId, LinkStatus, NormalizedUrl, StoreError, TagExpr, TagName,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -76,6 +76,57 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (faults that pass).
+    pub retry_after: Option<u64>,
+}
+
+/// How a fault of the machine is answered over HTTP: its status, stable code and the
+/// seconds after which trying again makes sense. Never 500: the request was fine.
+pub fn fault_status(fault: Fault) -> (StatusCode, &'static str, u64) {
+    match fault {
+        Fault::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy", 2),
+        Fault::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full", 60),
+        Fault::ReadOnly => (StatusCode::SERVICE_UNAVAILABLE, "read_only", 60),
+    }
+}
+
+/// Errors of the store and its account layer, which may stand for a fault of the machine.
+pub trait MaybeFault: std::fmt::Display {
+    /// The fault behind the error, when it is one.
+    fn fault(&self) -> Option<Fault>;
+}
+
+impl MaybeFault for StoreError {
+    fn fault(&self) -> Option<Fault> {
+        StoreError::fault(self)
+    }
+}
+
+impl MaybeFault for linksnap_store::UserError {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Store(e) => e.fault(),
+            _ => None,
+        }
+    }
+}
+
+impl MaybeFault for linksnap_store::TokenError {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Store(e) => e.fault(),
+            _ => None,
+        }
+    }
+}
+
+impl MaybeFault for linksnap_store::LibraryError {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Store(e) => e.fault(),
+            _ => None,
+        }
+    }
 }
 
 impl ApiError {
@@ -84,6 +135,17 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The answer to a fault of the machine (logged once here).
+    pub fn fault(fault: Fault, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "request not served: {}", fault.explain());
+        let (status, code, retry) = fault_status(fault);
+        Self {
+            retry_after: Some(retry),
+            ..Self::new(status, code, fault.explain())
         }
     }
 
@@ -103,12 +165,19 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let Some(fault) = e.fault() {
+            return Self::fault(fault, &e);
+        }
         match &e {
             StoreError::NoLink(_) | StoreError::NoVersion { .. } | StoreError::NoTag(_) => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
@@ -557,15 +626,13 @@ async fn create_link(
 ) -> ApiResult<Response> {
     let new = json_body(body)?;
     let tags = parse_tags(&new.tags)?;
-    let url = NormalizedUrl::parse(&new.url, s.library.tracking_rules())
+    let url = NormalizedUrl::parse(&new.url, s.library.url_rules())
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_url", e.to_string()))?;
-    let (id, created) = s
+    let (id, job) = s
         .library
-        .add_unindexed(&url, &tags, new.note.as_deref())
+        .add_queued(&url, &tags, new.note.as_deref())
         .await?;
-    if created {
-        s.library.enqueue(id).await?;
-    }
+    let created = job.is_some();
     s.library.commit_index().await?;
     // Read before a worker is woken: the answer shows the link as queued.
     let link = s.library.get(id).await?;

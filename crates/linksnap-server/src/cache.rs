@@ -280,8 +280,7 @@ mod tests {
 
         // A commit (of anything) ends the remembered answer.
         lib.add(
-            &linksnap_store::NormalizedUrl::parse("https://example.org/", lib.tracking_rules())
-                .unwrap(),
+            &linksnap_store::NormalizedUrl::parse("https://example.org/", lib.url_rules()).unwrap(),
             &[],
             None,
         )

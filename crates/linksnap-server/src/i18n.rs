@@ -101,6 +101,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "已保存，正在排队抓取。",
     ),
     (
+        "add.problems",
+        "These lines were not saved; fix them and save again. Lines saved:",
+        "以下各行未保存，请修改后再次保存。已保存的行数：",
+    ),
+    (
         "add.bookmarklet",
         "Bookmarklet: drag to your bookmarks bar",
         "书签小工具：拖到书签栏",

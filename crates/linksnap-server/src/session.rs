@@ -207,6 +207,10 @@ async fn library_of(state: &AppState, who: &Principal) -> Result<Lib, ApiError> 
         Principal::Session { user, .. } => state.libs.of_user(user).await,
     };
     lib.map(Lib).map_err(|e| {
+        use crate::api::MaybeFault as _;
+        if let Some(fault) = e.fault() {
+            return ApiError::fault(fault, &e);
+        }
         tracing::error!(error = %e, "opening a user's library");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -121,6 +121,21 @@ fn error_page(page: PageCtx, status: StatusCode, message: impl Into<String>) -> 
     r
 }
 
+/// The page for a failed change: `status` and the error's words, unless a fault of the
+/// machine is behind it (the disk is full, the database stayed locked), which is answered
+/// as the API answers it (507 or 503 with `Retry-After`), never as the request's fault.
+fn failed_page(page: PageCtx, status: StatusCode, e: &impl crate::api::MaybeFault) -> Response {
+    let Some(fault) = e.fault() else {
+        return error_page(page, status, e.to_string());
+    };
+    tracing::warn!(error = %e, "page not served: {}", fault.explain());
+    let (status, _, retry) = crate::api::fault_status(fault);
+    let mut r = error_page(page, status, fault.explain());
+    r.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry));
+    r
+}
+
 /// Routes that need a signed-in user.
 pub(crate) fn routes() -> Router<AppState> {
     use axum::routing::{get, post};
@@ -412,6 +427,18 @@ struct ListPage {
     bookmarklet: String,
     prefill_urls: String,
     prefill_tags: String,
+    /// Lines of the add form that were not saved, with the reason, and how many were.
+    problems: Vec<(String, String)>,
+    saved: usize,
+}
+
+/// What the add form shows again: its text, and what became of the last submission.
+#[derive(Default)]
+struct AddForm {
+    urls: String,
+    tags: String,
+    problems: Vec<(String, String)>,
+    saved: usize,
 }
 
 fn status_key(s: &str) -> &'static str {
@@ -459,14 +486,7 @@ async fn list(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    list_page(
-        &s,
-        &who,
-        &headers,
-        raw.as_deref(),
-        (String::new(), String::new()),
-    )
-    .await
+    list_page(&s, &who, &headers, raw.as_deref(), AddForm::default()).await
 }
 
 async fn list_page(
@@ -474,7 +494,7 @@ async fn list_page(
     who: &Principal,
     headers: &HeaderMap,
     raw: Option<&str>,
-    (prefill_urls, prefill_tags): (String, String),
+    form: AddForm,
 ) -> Response {
     let params = query(raw);
     let path = format!("/?{}", raw.unwrap_or(""));
@@ -507,8 +527,10 @@ async fn list_page(
         tag,
         data,
         notice: (field(&params, "added") == "1").then_some("add.saved"),
-        prefill_urls,
-        prefill_tags,
+        prefill_urls: form.urls,
+        prefill_tags: form.tags,
+        problems: form.problems,
+        saved: form.saved,
         bookmarklet: format!(
             "javascript:location.href='http://{host}/add?url='+encodeURIComponent(location.href)+'&tags='"
         ),
@@ -528,7 +550,13 @@ async fn list_data(
     tag: &str,
     offset: usize,
 ) -> Result<Arc<ListData>, (StatusCode, String)> {
-    let failed = |e: linksnap_store::StoreError| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let failed = |e: linksnap_store::StoreError| match e.fault() {
+        Some(fault) => (
+            crate::api::fault_status(fault).0,
+            fault.explain().to_owned(),
+        ),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     let mut filter = Filter::default();
     if !tag.is_empty() {
         let e =
@@ -620,32 +648,48 @@ async fn add(
             format!("give 1 to {MAX_URLS_PER_ADD} URLs, one per line"),
         );
     }
-    // Every line is checked before anything is saved.
+    // The good lines are saved; the bad ones come back in the form with their reasons.
+    let mut problems = Vec::new();
     let mut urls = Vec::new();
     for l in &lines {
-        match NormalizedUrl::parse(l, s.library.tracking_rules()) {
+        match NormalizedUrl::parse(l, s.library.url_rules()) {
             Ok(u) => urls.push(u),
-            Err(e) => return error_page(page, StatusCode::BAD_REQUEST, format!("{l}: {e}")),
+            Err(e) => problems.push(((*l).to_owned(), e.to_string())),
         }
     }
     for u in &urls {
-        let saved = async {
-            let (id, created) = s.library.add_unindexed(u, &tags, None).await?;
-            if created {
-                s.library.enqueue(id).await?;
-                s.notify(id.0, "queued");
+        match s.library.add_queued(u, &tags, None).await {
+            Ok((id, Some(_))) => s.notify(id.0, "queued"),
+            Ok((_, None)) => {}
+            Err(e) => {
+                // The lines saved so far stay saved; say so with the fault.
+                let _ = s.library.commit_index().await;
+                return failed_page(page, StatusCode::INTERNAL_SERVER_ERROR, &e);
             }
-            Ok::<_, linksnap_store::StoreError>(())
-        };
-        if let Err(e) = saved.await {
-            return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
     }
     if let Err(e) = s.library.commit_index().await {
-        return error_page(page, StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        return failed_page(page, StatusCode::INTERNAL_SERVER_ERROR, &e);
     }
-    s.wake.notify_waiters();
-    Redirect::to("/?added=1").into_response()
+    if !urls.is_empty() {
+        s.wake.notify_waiters();
+    }
+    if problems.is_empty() {
+        return Redirect::to("/?added=1").into_response();
+    }
+    let form = AddForm {
+        urls: problems
+            .iter()
+            .map(|(l, _)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tags: field(&f, "tags").to_owned(),
+        saved: urls.len(),
+        problems,
+    };
+    let mut r = list_page(&s, &who, &headers, None, form).await;
+    *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    r
 }
 
 async fn bulk_tag(
@@ -683,7 +727,7 @@ async fn bulk_tag(
                 .map_or("/", safe_next),
         )
         .into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -696,10 +740,11 @@ async fn add_page(
     // The bookmarklet lands here: the add form, filled in; saving is one click (a GET
     // never changes anything).
     let params = query(raw.as_deref());
-    let prefill = (
-        field(&params, "url").to_owned(),
-        field(&params, "tags").to_owned(),
-    );
+    let prefill = AddForm {
+        urls: field(&params, "url").to_owned(),
+        tags: field(&params, "tags").to_owned(),
+        ..AddForm::default()
+    };
     list_page(&s, &who, &headers, None, prefill).await
 }
 
@@ -777,7 +822,7 @@ async fn share(
             )
             .await
         }
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -790,7 +835,7 @@ async fn unshare(
     let page = ctx(&headers, &who, &format!("/links/{id}"));
     match s.library.revoke_share(share).await {
         Ok(_) => Redirect::to(&format!("/links/{id}")).into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -822,7 +867,7 @@ async fn link_page(
 ) -> Response {
     let l = match s.library.get(id).await {
         Ok(l) => l,
-        Err(e) => return error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => return failed_page(page, StatusCode::NOT_FOUND, &e),
     };
     let versions = s.library.versions(id).await.unwrap_or_default();
     let params = query(raw);
@@ -951,7 +996,7 @@ async fn edit(
     };
     match result.await {
         Ok(()) => Redirect::to(&format!("/links/{id}")).into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -971,7 +1016,7 @@ async fn recapture(
             s.wake.notify_waiters();
             Redirect::to(&format!("/links/{id}")).into_response()
         }
-        Err(e) => error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::NOT_FOUND, &e),
     }
 }
 
@@ -987,7 +1032,7 @@ async fn delete(
     };
     match s.library.remove(id).await {
         Ok(()) => Redirect::to("/").into_response(),
-        Err(e) => error_page(page, StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::NOT_FOUND, &e),
     }
 }
 
@@ -1363,7 +1408,7 @@ async fn create_token(
         .await
     {
         Ok((_, secret)) => settings_page(&s, page, &who, Some(secret)).await,
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -1395,7 +1440,7 @@ async fn revoke_token(
     }
     match s.accounts.revoke_token(name).await {
         Ok(()) => Redirect::to("/settings").into_response(),
-        Err(e) => error_page(page, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }
 
@@ -1464,7 +1509,7 @@ fn admin_form(
 }
 
 /// Back to `to` when the form's work is done, else its error with `status`.
-fn back_to<T, E: std::fmt::Display>(
+fn back_to<T, E: crate::api::MaybeFault>(
     page: PageCtx,
     result: Result<T, E>,
     to: &str,
@@ -1472,7 +1517,7 @@ fn back_to<T, E: std::fmt::Display>(
 ) -> Response {
     match result {
         Ok(_) => Redirect::to(to).into_response(),
-        Err(e) => error_page(page, status, e.to_string()),
+        Err(e) => failed_page(page, status, &e),
     }
 }
 

@@ -14,6 +14,9 @@ pub type CapturerFactory = Box<dyn FnOnce() -> Result<Capturer, String> + Send>;
 
 /// How often idle workers look for jobs that became due (retries wait for a time).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the first worker looks after the libraries: a search index that fell behind
+/// catches up, and jobs `running` with nobody running them go back to the queue.
+pub const MAINTAIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The worker thread.
 pub(crate) struct Workers {
@@ -107,9 +110,27 @@ async fn work(
 ) {
     // Which library to look at first: turns advance, so no user's queue starves another's.
     let mut turn = n;
+    let mut maintained = tokio::time::Instant::now();
+    // No capture of this process runs longer (see `run_job`): a job running for longer
+    // was abandoned (its result could not be recorded, nor the job put back).
+    let stale_after =
+        capturer.options().limits.timeout + linksnap_store::queue::CAPTURE_DEADLINE_GRACE * 2;
     loop {
         if *stop.borrow() {
             return;
+        }
+        if n == 0 && maintained.elapsed() >= MAINTAIN_INTERVAL {
+            maintained = tokio::time::Instant::now();
+            for library in libs.all().await {
+                if let Err(e) = library.maintain_index().await {
+                    tracing::warn!(error = %e, "the search index could not catch up yet");
+                }
+                match library.return_stale_jobs(stale_after).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "abandoned captures queued again"),
+                    Err(e) => tracing::warn!(error = %e, "abandoned captures not yet queued again"),
+                }
+            }
         }
         // Registered before looking, so a job queued in between still wakes this worker.
         let woken = wake.notified();
@@ -165,7 +186,10 @@ async fn work(
                 tracing::info!(worker = n, link = %job.link, %why, "capture failed");
                 tell(job.link.0, "failed");
             }
-            Err(e) => tracing::error!(worker = n, error = %e, "recording a capture failed"),
+            Err(e) => {
+                tracing::error!(worker = n, link = %job.link, error = %e, "recording a capture failed; it is queued again");
+                tell(job.link.0, "queued");
+            }
         }
     }
 }

@@ -138,7 +138,7 @@ impl Library {
         .bind(&prefix)
         .bind(now)
         .bind(user_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         let Some(id) = inserted else {
             return Err(TokenError::Exists(name.to_owned()));
@@ -178,7 +178,7 @@ impl Library {
         self.accounts_only()?;
         let gone = sqlx::query("DELETE FROM api_tokens WHERE name = ?")
             .bind(name.trim())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected();
         if gone == 0 {
@@ -227,7 +227,7 @@ impl Library {
             sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
                 .bind(now)
                 .bind(token.id)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         }
         token.last_used_at = Some(now);
@@ -248,7 +248,7 @@ impl Library {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(&key)
             .bind(&fresh)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
             .bind(&key)
@@ -414,7 +414,7 @@ impl Library {
         check_password_shape(password)?;
         let phc = hash_password(password).await?;
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -500,7 +500,7 @@ impl Library {
         self.accounts_only()?;
         let gone = sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name.trim())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected();
         if gone == 0 {
@@ -517,7 +517,7 @@ impl Library {
         self.accounts_only()?;
         check_password_shape(password)?;
         let phc = hash_password(password).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let id: Option<i64> =
             sqlx::query_scalar("UPDATE users SET password_hash = ? WHERE name = ? RETURNING id")
                 .bind(&phc)
@@ -584,12 +584,12 @@ impl Library {
         .bind(&csrf)
         .bind(now)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         // Expired sessions go whenever a new one starts.
         sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(NewSession {
             secret,
@@ -642,7 +642,7 @@ impl Library {
         self.accounts_only()?;
         sqlx::query("DELETE FROM sessions WHERE hash = ?")
             .bind(&hash(secret)[..])
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -691,7 +691,7 @@ impl Library {
         .bind(&hash(&secret)[..])
         .bind(&prefix)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(self.writer())
         .await?;
         Ok((
             Share {
@@ -750,7 +750,7 @@ impl Library {
     pub async fn revoke_share(&self, id: i64) -> Result<bool, StoreError> {
         Ok(sqlx::query("DELETE FROM shares WHERE id = ?")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected()
             > 0)

@@ -54,7 +54,7 @@ impl Library {
         .bind(i64::from(automatic))
         .bind(now_ms())
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         let ban = Ban {
             net: net.trunc(),
@@ -77,7 +77,7 @@ impl Library {
         self.accounts_only()?;
         let n = sqlx::query("DELETE FROM bans WHERE net = ?")
             .bind(net.trunc().to_string())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected();
         self.live_bans_write().retain(|b| b.net != net.trunc());
@@ -93,7 +93,7 @@ impl Library {
         let now = now_ms();
         sqlx::query("DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?")
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let rows: Vec<(String, String, i64, i64, Option<i64>)> = sqlx::query_as(
             "SELECT net, reason, automatic, created_at, expires_at FROM bans ORDER BY created_at DESC, net",

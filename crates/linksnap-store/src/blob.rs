@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+
+use crate::fault::Fault;
 use futures_util::TryStreamExt as _;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -34,8 +36,30 @@ pub enum BlobError {
         reason: String,
     },
     /// The store itself failed (disk full, permissions…).
-    #[error("blob store: {0}")]
-    Store(String),
+    #[error("blob store: {reason}")]
+    Store {
+        /// What failed.
+        reason: String,
+        /// The machine's fault behind it, when it is one.
+        fault: Option<Fault>,
+    },
+}
+
+impl BlobError {
+    fn store(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::Store {
+            reason: e.to_string(),
+            fault: Fault::of_chain(e),
+        }
+    }
+
+    /// The machine's fault behind this error, when it is one.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Store { fault, .. } => *fault,
+            _ => None,
+        }
+    }
 }
 
 /// A blob as listed.
@@ -61,10 +85,12 @@ impl BlobStore {
     /// # Errors
     /// When the directory cannot be created or opened.
     pub fn local(dir: &Path) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| BlobError::Store(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::Store {
+            reason: format!("{}: {e}", dir.display()),
+            fault: Fault::of_io(&e),
+        })?;
         let fs = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| BlobError::Store(e.to_string()))?
+            .map_err(|e| BlobError::store(&e))?
             .with_fsync(true);
         Ok(Self {
             store: Arc::new(fs),
@@ -87,7 +113,7 @@ impl BlobStore {
             return Ok(hash);
         }
         let compressed =
-            zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|e| BlobError::Store(e.to_string()))?;
+            zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|e| BlobError::store(&e))?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -98,7 +124,7 @@ impl BlobStore {
             .await
         {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(hash),
-            Err(e) => Err(BlobError::Store(e.to_string())),
+            Err(e) => Err(BlobError::store(&e)),
         }
     }
 
@@ -108,26 +134,41 @@ impl BlobStore {
     /// [`BlobError::NotFound`], [`BlobError::Corrupt`] or [`BlobError::Store`].
     pub async fn get(&self, hash: &BlobHash) -> Result<Bytes, BlobError> {
         let stored = match self.store.get(&Self::path(hash)).await {
-            Ok(r) => r
-                .bytes()
-                .await
-                .map_err(|e| BlobError::Store(e.to_string()))?,
+            Ok(r) => r.bytes().await.map_err(|e| BlobError::store(&e))?,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(BlobError::NotFound(hash.clone()));
             }
-            Err(e) => return Err(BlobError::Store(e.to_string())),
+            Err(e) => return Err(BlobError::store(&e)),
         };
-        let bytes = zstd::decode_all(&stored[..]).map_err(|e| BlobError::Corrupt {
-            hash: hash.clone(),
-            reason: format!("does not decompress: {e}"),
-        })?;
-        if BlobHash::of(&bytes) != *hash {
-            return Err(BlobError::Corrupt {
-                hash: hash.clone(),
-                reason: "content does not match its hash".to_owned(),
-            });
+        let checked = match zstd::decode_all(&stored[..]) {
+            Ok(bytes) if BlobHash::of(&bytes) == *hash => Ok(bytes),
+            Ok(_) => Err("content does not match its hash".to_owned()),
+            Err(e) => Err(format!("does not decompress: {e}")),
+        };
+        match checked {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(reason) => {
+                self.quarantine(hash).await;
+                Err(BlobError::Corrupt {
+                    hash: hash.clone(),
+                    reason,
+                })
+            }
         }
-        Ok(Bytes::from(bytes))
+    }
+
+    /// Moves a damaged blob aside (`….zst.damaged`, which no listing counts), so that the
+    /// next write of the same content (a recapture) stores it whole again instead of
+    /// finding the damaged one there.
+    async fn quarantine(&self, hash: &BlobHash) {
+        let from = Self::path(hash);
+        let to = ObjectPath::from(format!("{from}.damaged"));
+        match self.store.rename(&from, &to).await {
+            Ok(()) => tracing::warn!(blob = %hash, aside = %to, "a damaged blob was moved aside"),
+            Err(e) => {
+                tracing::warn!(blob = %hash, error = %e, "a damaged blob could not be moved aside")
+            }
+        }
     }
 
     /// Whether a blob exists (without reading it).
@@ -138,7 +179,7 @@ impl BlobStore {
         match self.store.head(&Self::path(hash)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(BlobError::Store(e.to_string())),
+            Err(e) => Err(BlobError::store(&e)),
         }
     }
 
@@ -153,7 +194,7 @@ impl BlobStore {
             .list(None)
             .try_collect()
             .await
-            .map_err(|e| BlobError::Store(e.to_string()))?;
+            .map_err(|e| BlobError::store(&e))?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
@@ -174,7 +215,7 @@ impl BlobStore {
     pub async fn delete(&self, hash: &BlobHash) -> Result<(), BlobError> {
         match self.store.delete(&Self::path(hash)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(BlobError::Store(e.to_string())),
+            Err(e) => Err(BlobError::store(&e)),
         }
     }
 }
@@ -210,11 +251,19 @@ mod tests {
             store.get(&h).await,
             Err(BlobError::Corrupt { .. })
         ));
+        // Moved aside: the same content written again is stored whole.
+        assert!(!file.exists());
+        assert!(file.with_extension("zst.damaged").is_file());
+        assert!(matches!(store.get(&h).await, Err(BlobError::NotFound(_))));
+        assert_eq!(store.put(body.as_bytes()).await.unwrap(), h);
+        assert_eq!(store.get(&h).await.unwrap(), body.as_bytes());
         std::fs::write(&file, b"not zstd").unwrap();
         assert!(matches!(
             store.get(&h).await,
             Err(BlobError::Corrupt { .. })
         ));
+        assert_eq!(store.list().await.unwrap().len(), 0, "aside is not a blob");
+        store.put(body.as_bytes()).await.unwrap();
         store.delete(&h).await.unwrap();
         assert!(matches!(store.get(&h).await, Err(BlobError::NotFound(_))));
         assert!(!store.contains(&h).await.unwrap());

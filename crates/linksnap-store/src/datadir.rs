@@ -34,6 +34,16 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         reason: String,
+        /// The machine's fault behind it (read-only, full), when it is one.
+        fault: Option<crate::fault::Fault>,
+    },
+    /// A setting of the library (an environment variable) is not valid.
+    #[error("{name}: {reason}")]
+    Setting {
+        /// The setting's name.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
     },
     /// Another process holds the writer lock.
     #[error(
@@ -59,10 +69,24 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         reason: String,
+        /// The machine's fault behind it (a full disk…), when it is one.
+        fault: Option<crate::fault::Fault>,
     },
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),
+}
+
+impl OpenError {
+    /// The machine's fault behind this error (a read-only or full disk), when it is one.
+    #[must_use]
+    pub fn fault(&self) -> Option<crate::fault::Fault> {
+        match self {
+            Self::Dir { fault, .. } | Self::Database { fault, .. } => *fault,
+            Self::Blob(e) => e.fault(),
+            _ => None,
+        }
+    }
 }
 
 /// The schema migrations, embedded in the binary, applied in order on open.
@@ -111,8 +135,12 @@ pub fn resolve(flag: Option<&Path>) -> Result<PathBuf, OpenError> {
 pub struct DataDir {
     /// The directory.
     pub path: PathBuf,
-    /// The metadata database.
+    /// The metadata database, for reads: connections opened read-only, so a write that
+    /// forgot the writer fails loudly in every test instead of racing it.
     pub db: SqlitePool,
+    /// The one connection that writes (see [`WRITE_TIMEOUT`] and ARCHITECTURE.md): writers
+    /// queue for it in the process, in order, instead of contending inside SQLite.
+    pub writer: SqlitePool,
     /// The blob store.
     pub blobs: BlobStore,
     /// Held while this process may write; released when dropped.
@@ -193,34 +221,36 @@ impl DataDir {
     /// # Errors
     /// [`OpenError`] naming what is wrong.
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        let dir_err = |reason: String| OpenError::Dir {
+        let dir_err = |e: &std::io::Error, what: &str| OpenError::Dir {
             path: path.to_owned(),
-            reason,
+            reason: format!("{what}{e}"),
+            fault: crate::fault::Fault::of_io(e),
         };
         let created = !path.join("linksnap.db").exists();
-        std::fs::create_dir_all(path).map_err(|e| dir_err(e.to_string()))?;
+        std::fs::create_dir_all(path).map_err(|e| dir_err(&e, ""))?;
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path.join("lock"))
-            .map_err(|e| dir_err(format!("cannot open the lock file: {e}")))?;
+            .map_err(|e| dir_err(&e, "cannot open the lock file: "))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(OpenError::Locked(path.to_owned()));
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(dir_err(format!("cannot lock: {e}")));
+                return Err(dir_err(&e, "cannot lock: "));
             }
         }
         let db_path = path.join("linksnap.db");
         let commits = Commits::new();
-        let db = open_db(&db_path, commits).await?;
+        let (db, writer) = open_db(&db_path, commits).await?;
         let blobs = BlobStore::local(&path.join("blobs"))?;
         Ok(Self {
             path: path.to_owned(),
             db,
+            writer,
             blobs,
             _lock: lock,
             created,
@@ -254,10 +284,23 @@ pub fn space_hint(path: &Path) -> String {
     }
 }
 
-async fn open_db(path: &Path, commits: Commits) -> Result<SqlitePool, OpenError> {
-    let db_err = |e: &dyn std::fmt::Display| OpenError::Database {
-        path: path.to_owned(),
-        reason: format!("{e}{}", space_hint(path)),
+/// Connections that read. SQLite in WAL mode lets them read while the writer writes.
+pub const READERS: u32 = 4;
+
+/// How long a write waits for the writer connection (its turn in the process's queue of
+/// writers, then SQLite's busy timeout for a lock held outside this process) before it
+/// fails with [`crate::StoreError::Busy`]: only a database that is truly stuck makes a
+/// write wait this long.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn open_db(path: &Path, commits: Commits) -> Result<(SqlitePool, SqlitePool), OpenError> {
+    let db_err = |e: &dyn std::fmt::Display| {
+        let hint = space_hint(path);
+        OpenError::Database {
+            path: path.to_owned(),
+            fault: (!hint.is_empty()).then_some(crate::fault::Fault::DiskFull),
+            reason: format!("{e}{hint}"),
+        }
     };
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -265,11 +308,18 @@ async fn open_db(path: &Path, commits: Commits) -> Result<SqlitePool, OpenError>
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(std::time::Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
+        .busy_timeout(WRITE_TIMEOUT);
+    // The writer first: it creates the database and applies the migrations. It stays open
+    // for the life of the pool, so the WAL and its index are never removed under the
+    // read-only readers.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(WRITE_TIMEOUT)
         .after_connect(move |conn, _| Box::pin(watch_commits(conn, commits)))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(|e| db_err(&e))?;
     let migrations = MIGRATIONS
@@ -284,15 +334,23 @@ async fn open_db(path: &Path, commits: Commits) -> Result<SqlitePool, OpenError>
             )
         })
         .collect();
-    match Migrator::with_migrations(migrations).run(&pool).await {
-        Ok(()) => Ok(pool),
-        Err(sqlx::migrate::MigrateError::VersionMissing(found)) => Err(OpenError::NewerSchema {
-            path: path.to_owned(),
-            found,
-            supported: schema_version(),
-        }),
-        Err(e) => Err(db_err(&e)),
+    match Migrator::with_migrations(migrations).run(&writer).await {
+        Ok(()) => {}
+        Err(sqlx::migrate::MigrateError::VersionMissing(found)) => {
+            return Err(OpenError::NewerSchema {
+                path: path.to_owned(),
+                found,
+                supported: schema_version(),
+            });
+        }
+        Err(e) => return Err(db_err(&e)),
     }
+    let readers = SqlitePoolOptions::new()
+        .max_connections(READERS)
+        .connect_with(options.read_only(true).create_if_missing(false))
+        .await
+        .map_err(|e| db_err(&e))?;
+    Ok((readers, writer))
 }
 
 #[cfg(test)]
@@ -324,7 +382,7 @@ mod tests {
         let dir = temp("newer");
         let d = DataDir::open(&dir).await.unwrap();
         sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'future', 1, x'00', 0)")
-            .execute(&d.db)
+            .execute(&d.writer)
             .await
             .unwrap();
         drop(d);
@@ -370,7 +428,7 @@ mod tests {
         let dir = temp("commits");
         let d = DataDir::open(&dir).await.unwrap();
         sqlx::query("CREATE TABLE t (x INTEGER)")
-            .execute(&d.db)
+            .execute(&d.writer)
             .await
             .unwrap();
         let g = d.commits.get();
@@ -379,7 +437,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(d.commits.get(), g, "a read is not a commit");
-        let mut tx = d.db.begin().await.unwrap();
+        let mut tx = d.writer.begin().await.unwrap();
         sqlx::query("INSERT INTO t VALUES (0)")
             .execute(&mut *tx)
             .await
@@ -408,7 +466,7 @@ mod tests {
             })
             .collect();
         for i in 1..=300 {
-            let mut tx = d.db.begin().await.unwrap();
+            let mut tx = d.writer.begin().await.unwrap();
             sqlx::query("INSERT INTO t VALUES (?)")
                 .bind(i)
                 .execute(&mut *tx)
@@ -431,12 +489,12 @@ mod tests {
         let dir = temp("checkpoint");
         let d = DataDir::open(&dir).await.unwrap();
         sqlx::query("CREATE TABLE t (x BLOB)")
-            .execute(&d.db)
+            .execute(&d.writer)
             .await
             .unwrap();
         for _ in 0..3000 {
             sqlx::query("INSERT INTO t VALUES (randomblob(100))")
-                .execute(&d.db)
+                .execute(&d.writer)
                 .await
                 .unwrap();
         }

@@ -29,16 +29,23 @@ pub const DEFAULT_TRACKING_NAMES: &[&str] = &[
     "ref_src",
 ];
 
-/// Which query parameters normalisation removes.
+/// Longest URL accepted, in bytes, by default: what common web servers accept in a
+/// request line. Longer input is refused at every way in (API, forms, CLI, import, mail).
+pub const DEFAULT_MAX_URL_BYTES: usize = 8 << 10;
+
+/// What a saved URL may be: which query parameters normalisation removes (tracking), and
+/// how long it may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackingRules {
+pub struct UrlRules {
     /// Name prefixes.
     pub prefixes: Vec<String>,
     /// Whole names.
     pub names: Vec<String>,
+    /// Longest URL accepted, in bytes (as given and after normalisation).
+    pub max_url_bytes: usize,
 }
 
-impl Default for TrackingRules {
+impl Default for UrlRules {
     fn default() -> Self {
         Self {
             prefixes: DEFAULT_TRACKING_PREFIXES
@@ -49,17 +56,19 @@ impl Default for TrackingRules {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            max_url_bytes: DEFAULT_MAX_URL_BYTES,
         }
     }
 }
 
-impl TrackingRules {
+impl UrlRules {
     /// Parses a comma-separated list such as `utm_*,fbclid,ref`: a trailing `*` makes a
     /// prefix, anything else a whole name; matching ignores case.
     pub fn parse(list: &str) -> Self {
         let mut rules = Self {
             prefixes: Vec::new(),
             names: Vec::new(),
+            max_url_bytes: DEFAULT_MAX_URL_BYTES,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let item = item.to_ascii_lowercase();
@@ -94,6 +103,14 @@ pub enum UrlError {
         /// Why.
         reason: String,
     },
+    /// Longer than [`UrlRules::max_url_bytes`].
+    #[error("the URL is {len} bytes long, over the limit of {max} bytes (max_url_bytes)")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Not http or https.
     #[error("unsupported scheme `{scheme}:` in {input}: only http and https links can be saved")]
     Scheme {
@@ -109,7 +126,14 @@ impl NormalizedUrl {
     ///
     /// # Errors
     /// [`UrlError`] for anything that is not an http(s) URL.
-    pub fn parse(input: &str, rules: &TrackingRules) -> Result<Self, UrlError> {
+    pub fn parse(input: &str, rules: &UrlRules) -> Result<Self, UrlError> {
+        let too_long = |len: usize| UrlError::TooLong {
+            len,
+            max: rules.max_url_bytes,
+        };
+        if input.trim().len() > rules.max_url_bytes {
+            return Err(too_long(input.trim().len()));
+        }
         let mut url = linksnap_capture::parse_url(input).map_err(|e| match e {
             linksnap_capture::CaptureError::UnsupportedScheme { scheme, .. } => UrlError::Scheme {
                 input: input.to_owned(),
@@ -136,6 +160,10 @@ impl NormalizedUrl {
             } else if kept.len() != url.query_pairs().count() {
                 url.query_pairs_mut().clear().extend_pairs(kept);
             }
+        }
+        // Percent-encoding can lengthen what was given.
+        if url.as_str().len() > rules.max_url_bytes {
+            return Err(too_long(url.as_str().len()));
         }
         Ok(Self(url))
     }
@@ -274,7 +302,7 @@ mod tests {
     use super::*;
 
     fn norm(s: &str) -> String {
-        NormalizedUrl::parse(s, &TrackingRules::default())
+        NormalizedUrl::parse(s, &UrlRules::default())
             .unwrap()
             .to_string()
     }
@@ -303,25 +331,48 @@ mod tests {
     }
 
     #[test]
-    fn tracking_rules_parse_from_a_list() {
-        let rules = TrackingRules::parse(" utm_* , FBCLID,,ref");
+    fn url_rules_parse_from_a_list() {
+        let rules = UrlRules::parse(" utm_* , FBCLID,,ref");
         assert_eq!(rules.prefixes, ["utm_"]);
         assert_eq!(rules.names, ["fbclid", "ref"]);
     }
 
     #[test]
-    fn tracking_rules_are_configurable() {
-        let rules = TrackingRules {
+    fn url_rules_are_configurable() {
+        let rules = UrlRules {
             prefixes: vec![],
             names: vec!["ref".into()],
+            max_url_bytes: DEFAULT_MAX_URL_BYTES,
         };
         let u = NormalizedUrl::parse("https://a.test/?ref=x&utm_source=y", &rules).unwrap();
         assert_eq!(u.as_str(), "https://a.test/?utm_source=y");
     }
 
     #[test]
+    fn a_url_longer_than_the_limit_is_refused_at_its_boundary() {
+        let rules = UrlRules {
+            max_url_bytes: 40,
+            ..UrlRules::default()
+        };
+        let at = format!("https://a.test/{}", "x".repeat(40 - 15));
+        assert_eq!(at.len(), 40);
+        assert_eq!(NormalizedUrl::parse(&at, &rules).unwrap().as_str(), at);
+        let over = format!("{at}y");
+        let err = NormalizedUrl::parse(&over, &rules).unwrap_err();
+        assert_eq!(err, UrlError::TooLong { len: 41, max: 40 });
+        assert!(err.to_string().contains("max_url_bytes"), "{err}");
+        // Lengthened by normalisation (percent-encoding) past the limit: refused too.
+        let encoded = format!("https://a.test/a{}b", "é".repeat(6));
+        assert!(encoded.len() <= 40);
+        assert!(matches!(
+            NormalizedUrl::parse(&encoded, &rules),
+            Err(UrlError::TooLong { .. })
+        ));
+    }
+
+    #[test]
     fn bad_urls_are_refused_with_reasons() {
-        let r = TrackingRules::default();
+        let r = UrlRules::default();
         assert!(matches!(
             NormalizedUrl::parse("ftp://a.test/", &r),
             Err(UrlError::Scheme { .. })

@@ -381,6 +381,8 @@ pub struct Import<'l> {
     queue_captures: bool,
     /// Tag ids met so far: bookmark files repeat a few tags many times.
     tag_ids: std::collections::HashMap<String, i64>,
+    /// Until the imported links are handed to the search index.
+    _pending: crate::indexing::PendingChange,
 }
 
 impl Library {
@@ -389,9 +391,11 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn begin_import(&self, queue_captures: bool) -> Result<Import<'_>, StoreError> {
+        let pending = self.pending_change();
         Ok(Import {
             library: self,
-            tx: self.pool().begin().await?,
+            _pending: pending,
+            tx: self.write_tx().await?,
             report: ImportReport::default(),
             touched: Vec::new(),
             queue_captures,
@@ -411,7 +415,7 @@ impl Import<'_> {
     /// # Errors
     /// [`StoreError::Db`]; nothing of the import is kept then.
     pub async fn add(&mut self, items: Vec<ImportItem>) -> Result<(), StoreError> {
-        let rules = self.library.tracking_rules().clone();
+        let rules = self.library.url_rules().clone();
         let now = now_ms();
         // Validate; merge repeats of one URL within the batch.
         let mut valid: Vec<(NormalizedUrl, Vec<TagName>, ImportItem)> =

@@ -6,7 +6,9 @@ pub mod bans;
 pub mod blob;
 pub mod datadir;
 pub mod domain;
+pub mod fault;
 pub mod import;
+mod indexing;
 pub mod libraries;
 pub mod library;
 pub mod mail;
@@ -16,7 +18,8 @@ pub mod search;
 pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
 pub use bans::{Ban, LiveBans};
 pub use datadir::OpenError;
-pub use domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
+pub use domain::{NormalizedUrl, TagExpr, TagName, UrlRules};
+pub use fault::Fault;
 pub use libraries::{Libraries, LibraryError};
 pub use library::{
     EditLink, Filter, Library, Link, LinkId, LinkStatus, ResourceRow, SearchResult, StoreError,

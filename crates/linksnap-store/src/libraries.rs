@@ -74,7 +74,7 @@ impl Libraries {
         }
         let path: PathBuf = self.main.data_dir().path.join(dir);
         let library =
-            Arc::new(Library::open_user_library(&path, self.main.tracking_rules().clone()).await?);
+            Arc::new(Library::open_user_library(&path, self.main.url_rules().clone()).await?);
         opened.insert(dir.clone(), library.clone());
         Ok(library)
     }
@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(ann.library, None);
         assert_eq!(bob.library, Some(format!("users/{}", bob.id)));
         let libs = Libraries::new(main.clone());
-        let rules = main.tracking_rules().clone();
+        let rules = main.url_rules().clone();
         let url = crate::NormalizedUrl::parse("https://example.org/a", &rules).unwrap();
         libs.of_user(&ann)
             .await

@@ -10,8 +10,9 @@ use sqlx::{Row as _, SqlitePool};
 
 use crate::blob::{BlobError, BlobHash, BlobStore};
 use crate::datadir::{DataDir, OpenError};
-use crate::domain::{NormalizedUrl, TagExpr, TagName, TrackingRules};
-use crate::search::{IndexFilter, SearchDoc, SearchIndex};
+use crate::domain::{NormalizedUrl, TagExpr, TagName, UrlRules};
+use crate::indexing::INDEX_CHUNK;
+use crate::search::IndexFilter;
 
 /// A link's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -293,13 +294,28 @@ pub enum StoreError {
     NotAccounts,
 }
 
+impl StoreError {
+    /// The machine's fault behind this error (the database stayed locked, the disk is
+    /// full, the directory is read-only), when it is one: nothing the request did, so
+    /// callers answer "try again" rather than "failed".
+    #[must_use]
+    pub fn fault(&self) -> Option<crate::fault::Fault> {
+        match self {
+            Self::Db(e) => crate::fault::Fault::of_sqlx(e),
+            Self::Blob(e) => e.fault(),
+            Self::Search(e) => e.fault(),
+            _ => None,
+        }
+    }
+}
+
 /// The library: a data directory opened for writing.
 #[derive(Debug)]
 pub struct Library {
     dir: DataDir,
-    rules: TrackingRules,
-    /// The full-text index, derived from the database.
-    search: SearchIndex,
+    rules: UrlRules,
+    /// The full-text index, derived from the database, and its lag.
+    pub(crate) search: crate::indexing::IndexState,
     /// The bans in force (see `bans`).
     pub(crate) live_bans: crate::bans::LiveBans,
     /// The data directory's own library keeps the accounts and bans; a user's does not.
@@ -335,6 +351,24 @@ pub struct FsckReport {
     pub damaged: Vec<(String, String, String)>,
     /// Blobs no row references (collected by `gc`).
     pub unreferenced: usize,
+    /// Links the search index lacks, and documents of links the database no longer has
+    /// (repaired automatically on open and while running).
+    pub index_missing: usize,
+    pub index_extra: usize,
+    /// Links shown as queued or capturing with no job that will capture them (a link
+    /// imported without a capture, and never queued, is not counted).
+    pub stranded: Vec<LinkId>,
+}
+
+impl FsckReport {
+    /// Whether everything checked is as it should be (unreferenced blobs are normal).
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty()
+            && self.index_missing == 0
+            && self.index_extra == 0
+            && self.stranded.is_empty()
+    }
 }
 
 /// What [`Library::gc`] removed.
@@ -349,8 +383,6 @@ pub struct GcReport {
 /// Source of [`Library::id`].
 static NEXT_LIBRARY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Links indexed per database query.
-const INDEX_CHUNK: usize = 500;
 /// A filter selecting at most this many links is applied inside the search index.
 pub const MAX_SELECTIVE: usize = 1000;
 /// Most search hits ranked before a filter is applied.
@@ -366,14 +398,14 @@ impl Library {
     /// # Errors
     /// [`OpenError`].
     pub async fn open(path: &Path) -> Result<Self, OpenError> {
-        Self::open_with(path, TrackingRules::default()).await
+        Self::open_with(path, UrlRules::default()).await
     }
 
     /// [`Library::open`] with other URL normalisation rules.
     ///
     /// # Errors
     /// [`OpenError`].
-    pub async fn open_with(path: &Path, rules: TrackingRules) -> Result<Self, OpenError> {
+    pub async fn open_with(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
         Self::open_as(path, rules, true).await
     }
 
@@ -382,48 +414,23 @@ impl Library {
     ///
     /// # Errors
     /// As [`Library::open`].
-    pub async fn open_user_library(path: &Path, rules: TrackingRules) -> Result<Self, OpenError> {
+    pub async fn open_user_library(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
         Self::open_as(path, rules, false).await
     }
 
-    async fn open_as(path: &Path, rules: TrackingRules, accounts: bool) -> Result<Self, OpenError> {
+    async fn open_as(path: &Path, rules: UrlRules, accounts: bool) -> Result<Self, OpenError> {
         let dir = DataDir::open(path).await?;
         let index_dir = path.join("index");
-        let fresh = !index_dir.join("meta.json").exists();
-        let (search, rebuild) = match SearchIndex::open(&index_dir) {
-            Ok(s) => (s, fresh),
-            Err(e) if e.is_outdated() => {
-                // Derived data in an older layout: rebuild it in the new one.
-                tracing::info!("rebuilding the search index for this version of linksnap");
-                std::fs::remove_dir_all(&index_dir).map_err(|e| OpenError::Dir {
-                    path: index_dir.clone(),
-                    reason: e.to_string(),
-                })?;
-                let s = SearchIndex::open(&index_dir).map_err(|e| OpenError::Dir {
-                    path: index_dir.clone(),
-                    reason: e.to_string(),
-                })?;
-                (s, true)
-            }
-            Err(e) => {
-                // The index is derived data: move the damaged one aside and rebuild.
-                let aside = path.join(format!("index.damaged-{}", now_ms()));
-                tracing::warn!(error = %e, aside = %aside.display(), "the search index is damaged; rebuilding it");
-                std::fs::rename(&index_dir, &aside).map_err(|e| OpenError::Dir {
-                    path: index_dir.clone(),
-                    reason: e.to_string(),
-                })?;
-                let s = SearchIndex::open(&index_dir).map_err(|e| OpenError::Dir {
-                    path: index_dir.clone(),
-                    reason: e.to_string(),
-                })?;
-                (s, true)
-            }
-        };
+        let (search, rebuild) =
+            crate::indexing::open_index(path, &index_dir).map_err(|reason| OpenError::Dir {
+                path: index_dir.clone(),
+                reason,
+                fault: None,
+            })?;
         let library = Self {
             dir,
             rules,
-            search,
+            search: crate::indexing::IndexState::new(search, index_dir.clone()),
             live_bans: crate::bans::LiveBans::default(),
             accounts,
             id: NEXT_LIBRARY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -432,9 +439,14 @@ impl Library {
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
         } else {
-            library.catch_up_index().await
+            match library.catch_up_index().await {
+                // A removal whose index commit was lost is not in the watermark's view.
+                Ok(()) => library.reconcile_index().await.map(|_| ()),
+                Err(e) => Err(e),
+            }
         };
         caught_up.map_err(|e| OpenError::Dir {
+            fault: e.fault(),
             path: index_dir.clone(),
             reason: format!(
                 "bringing the search index up to date: {e}{}",
@@ -446,6 +458,7 @@ impl Library {
             .await
             .map_err(|e| OpenError::Database {
                 path: path.join("linksnap.db"),
+                fault: e.fault(),
                 reason: e.to_string(),
             })?;
         if requeued > 0 {
@@ -457,6 +470,7 @@ impl Library {
         if accounts {
             library.bans().await.map_err(|e| OpenError::Database {
                 path: path.join("linksnap.db"),
+                fault: e.fault(),
                 reason: e.to_string(),
             })?;
         }
@@ -500,7 +514,7 @@ impl Library {
     }
 
     /// The URL normalisation rules.
-    pub fn tracking_rules(&self) -> &TrackingRules {
+    pub fn url_rules(&self) -> &UrlRules {
         &self.rules
     }
 
@@ -510,6 +524,32 @@ impl Library {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.dir.db
+    }
+
+    /// The writer connection, for a write of one statement.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.dir.writer
+    }
+
+    /// A write transaction on the writer connection, holding SQLite's write lock from its
+    /// `BEGIN`: a transaction that reads before it writes can then never meet a commit
+    /// made in between (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries).
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        match self.dir.writer.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                // SQLite rolled a transaction back by itself (a full disk does) and sqlx,
+                // whose ROLLBACK then failed, still counts it open: the connection can
+                // begin nothing again. Close it; the pool opens a fresh one.
+                tracing::warn!("replacing the writer connection after a transaction SQLite ended");
+                if let Ok(conn) = self.dir.writer.acquire().await {
+                    let _ = conn.close().await;
+                }
+                Ok(self.dir.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     fn blobs(&self) -> &BlobStore {
@@ -528,7 +568,36 @@ impl Library {
         tags: &[TagName],
         note: Option<&str>,
     ) -> Result<(LinkId, bool), StoreError> {
-        let mut tx = self.db().begin().await?;
+        let (id, job) = self.add_link(url, tags, note, None).await?;
+        Ok((id, job.is_some()))
+    }
+
+    /// [`Library::add_unindexed`], and a new link's capture queued in the same
+    /// transaction (so no link is ever saved without its capture). Returns the link and,
+    /// when it was new, its job.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn add_queued(
+        &self,
+        url: &NormalizedUrl,
+        tags: &[TagName],
+        note: Option<&str>,
+    ) -> Result<(LinkId, Option<i64>), StoreError> {
+        self.add_link(url, tags, note, Some(now_ms())).await
+    }
+
+    /// Adds or finds a link; with `queue_at`, a new link gets a job due then. Returns the
+    /// link and, when it was created, `Some` (its job id, or 0 without `queue_at`).
+    async fn add_link(
+        &self,
+        url: &NormalizedUrl,
+        tags: &[TagName],
+        note: Option<&str>,
+        queue_at: Option<i64>,
+    ) -> Result<(LinkId, Option<i64>), StoreError> {
+        let _pending = self.pending_change();
+        let mut tx = self.write_tx().await?;
         let now = now_ms();
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM links WHERE url = ?")
             .bind(url.as_str())
@@ -566,9 +635,26 @@ impl Library {
                 .execute(&mut *tx)
                 .await?;
         }
+        let job = match (created, queue_at) {
+            (false, _) => None,
+            (true, None) => Some(0),
+            (true, Some(at)) => Some(
+                sqlx::query_scalar(
+                    "INSERT INTO jobs (link_id, run_after, created_at) VALUES (?, ?, ?) RETURNING id",
+                )
+                .bind(id)
+                .bind(at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?,
+            ),
+        };
         tx.commit().await?;
-        self.index_docs(&[id]).await?;
-        Ok((LinkId(id), created))
+        // Committed: an indexing failure from here on is the index's to catch up on.
+        if let Err(e) = self.index_docs(&[id]).await {
+            self.fell_behind(&e);
+        }
+        Ok((LinkId(id), job))
     }
 
     /// One link.
@@ -605,6 +691,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoLink`].
     pub async fn edit(&self, id: LinkId, edit: &EditLink) -> Result<(), StoreError> {
+        let _pending = self.pending_change();
         let n = sqlx::query(
             "UPDATE links SET title = coalesce(?, title), title_edited = CASE WHEN ? IS NULL THEN title_edited ELSE 1 END, \
              note = coalesce(?, note), favourite = coalesce(?, favourite), unread = coalesce(?, unread), updated_at = ? WHERE id = ?",
@@ -616,7 +703,7 @@ impl Library {
         .bind(edit.unread)
         .bind(now_ms())
         .bind(id.0)
-        .execute(self.db())
+        .execute(self.writer())
         .await?
         .rows_affected();
         if n == 0 {
@@ -736,7 +823,8 @@ impl Library {
         add: &[TagName],
         remove: &[TagName],
     ) -> Result<(), StoreError> {
-        let mut tx = self.db().begin().await?;
+        let _pending = self.pending_change();
+        let mut tx = self.write_tx().await?;
         let now = now_ms();
         for id in ids {
             let n = sqlx::query("UPDATE links SET updated_at = ? WHERE id = ?")
@@ -872,7 +960,7 @@ impl Library {
                 .or_insert(child_name);
         }
         let keys: Vec<&str> = children.keys().map(String::as_str).collect();
-        let counts = self.search.count_tag_keys(&keys)?;
+        let counts = self.index().count_tag_keys(&keys)?;
         Ok(children
             .iter()
             .zip(counts)
@@ -930,8 +1018,9 @@ impl Library {
     /// [`StoreError::NoTag`] when nothing is named `old`; [`StoreError::TagExists`] when a
     /// tag would collide with an existing one.
     pub async fn rename_tag(&self, old: &TagName, new: &TagName) -> Result<usize, StoreError> {
+        let _pending = self.pending_change();
         let touched = self.links_tagged(old).await?;
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.write_tx().await?;
         let affected = tags_under(&mut tx, old).await?;
         if affected.is_empty() {
             return Err(StoreError::NoTag(old.to_string()));
@@ -976,11 +1065,12 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoTag`] when a `from` tag does not exist.
     pub async fn merge_tags(&self, from: &[TagName], into: &TagName) -> Result<usize, StoreError> {
+        let _pending = self.pending_change();
         let mut touched = Vec::new();
         for tag in from {
             touched.extend(self.links_tagged(tag).await?);
         }
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.write_tx().await?;
         let target = upsert_tag(&mut tx, into).await?;
         let mut moved = 0;
         for tag in from {
@@ -1011,8 +1101,9 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoTag`].
     pub async fn delete_tag(&self, tag: &TagName) -> Result<usize, StoreError> {
+        let _pending = self.pending_change();
         let touched = self.links_tagged(tag).await?;
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.write_tx().await?;
         let under = tags_under(&mut tx, tag).await?;
         if under.is_empty() {
             return Err(StoreError::NoTag(tag.to_string()));
@@ -1034,7 +1125,8 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoLink`].
     pub async fn remove(&self, id: LinkId) -> Result<(), StoreError> {
-        let mut tx = self.db().begin().await?;
+        let _pending = self.pending_change();
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query("DELETE FROM links WHERE id = ?")
             .bind(id.0)
             .execute(&mut *tx)
@@ -1065,7 +1157,7 @@ impl Library {
                 .bind(failure)
                 .bind(now_ms())
                 .bind(id.0)
-                .execute(self.db())
+                .execute(self.writer())
                 .await?
                 .rows_affected();
         if n == 0 {
@@ -1083,6 +1175,21 @@ impl Library {
     /// [`StoreError::Blob`] when a blob cannot be written (disk full): no row is written
     /// then, and the blobs already written are collected by `gc`.
     pub async fn save_capture(&self, id: LinkId, capture: &Capture) -> Result<i64, StoreError> {
+        self.save_capture_of_job(id, capture, None).await
+    }
+
+    /// [`Library::save_capture`], and the queue's `job` marked done in the same
+    /// transaction.
+    ///
+    /// # Errors
+    /// As [`Library::save_capture`].
+    pub(crate) async fn save_capture_of_job(
+        &self,
+        id: LinkId,
+        capture: &Capture,
+        job: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let _pending = self.pending_change();
         let page_blob = self.blobs().put(&capture.page.bytes).await?;
         let mut parts: Vec<(BlobHash, &'static str)> = Vec::new();
         let root_blob = match (&capture.snapshot, &capture.parts) {
@@ -1116,7 +1223,7 @@ impl Library {
             });
         }
 
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.write_tx().await?;
         let version: i64 = sqlx::query_scalar(
             "SELECT coalesce(max(version), 0) + 1 FROM snapshots WHERE link_id = ?",
         )
@@ -1204,6 +1311,14 @@ impl Library {
         .bind(id.0)
         .execute(&mut *tx)
         .await?;
+        if let Some(job) = job {
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', last_error = NULL, claimed_at = NULL WHERE id = ?",
+            )
+            .bind(job)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.reindex_links(&[id.0]).await?;
         Ok(version)
@@ -1367,7 +1482,7 @@ impl Library {
         };
         let (kept, mut links) = loop {
             let hits = match &selected {
-                _ if in_index => self.search.search_filtered(
+                _ if in_index => self.index().search_filtered(
                     query,
                     &IndexFilter {
                         tags: filter.tags.clone(),
@@ -1379,9 +1494,9 @@ impl Library {
                     },
                     limit,
                 )?,
-                Some(ids) if selective => self.search.search_within(query, ids, limit)?,
+                Some(ids) if selective => self.index().search_within(query, ids, limit)?,
                 _ => self
-                    .search
+                    .index()
                     .search(query, candidates.min(MAX_FILTERED_CANDIDATES))?,
             };
             let mut kept: Vec<(i64, f32)> = Vec::with_capacity(limit);
@@ -1420,7 +1535,7 @@ impl Library {
             candidates *= 8;
         };
         let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
-        let mut snippets = self.search.snippets(query, &ids)?;
+        let mut snippets = self.index().snippets(query, &ids)?;
         Ok(kept
             .into_iter()
             .filter_map(|(id, score)| {
@@ -1445,118 +1560,6 @@ impl Library {
         qb.push(" LIMIT ").push_bind(max as i64);
         let ids: Vec<i64> = qb.build_query_scalar().fetch_all(self.db()).await?;
         Ok(Some(ids))
-    }
-
-    /// Rebuilds the search index from the database. Returns the number of links indexed.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn reindex(&self) -> Result<usize, StoreError> {
-        self.search.clear()?;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM links")
-            .fetch_all(self.db())
-            .await?;
-        for chunk in ids.chunks(INDEX_CHUNK) {
-            self.index_docs(chunk).await?;
-        }
-        self.commit_index().await?;
-        Ok(ids.len())
-    }
-
-    /// Re-indexes these links (a removed one leaves the index) and commits.
-    pub(crate) async fn reindex_links(&self, ids: &[i64]) -> Result<(), StoreError> {
-        // Chunks keep each query under SQLite's limit on bound variables.
-        for chunk in ids.chunks(INDEX_CHUNK) {
-            self.index_docs(chunk).await?;
-        }
-        self.commit_index().await
-    }
-
-    /// Commits pending index changes (after [`Library::add_unindexed`]).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn commit_index(&self) -> Result<(), StoreError> {
-        // Every change made before this moment has been handed to the index writer: the
-        // writes to the database and to the index happen in the same call, in order.
-        self.search.commit(now_ms())?;
-        // After the reload: a search that starts now sees the new index.
-        self.dir.commits.bump();
-        Ok(())
-    }
-
-    /// Indexes the links changed after the index's watermark: what a process that died
-    /// between a database commit and an index commit left out.
-    async fn catch_up_index(&self) -> Result<(), StoreError> {
-        let Some(mark) = self.search.watermark() else {
-            self.reindex().await?;
-            return Ok(());
-        };
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM links WHERE updated_at >= ?")
-            .bind(mark)
-            .fetch_all(self.db())
-            .await?;
-        if !ids.is_empty() {
-            tracing::info!(
-                links = ids.len(),
-                "indexing links changed after the last index commit"
-            );
-            for chunk in ids.chunks(INDEX_CHUNK) {
-                self.index_docs(chunk).await?;
-            }
-            self.commit_index().await?;
-        }
-        Ok(())
-    }
-
-    async fn index_docs(&self, ids: &[i64]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let filter = Filter {
-            ids: Some(ids.iter().map(|i| LinkId(*i)).collect()),
-            ..Filter::default()
-        };
-        let links = self.list(&filter).await?;
-        let present: HashSet<i64> = links.iter().map(|l| l.id.0).collect();
-        for id in ids.iter().filter(|i| !present.contains(i)) {
-            self.search.delete(*id);
-        }
-        for link in links {
-            let text_blob: Option<String> = sqlx::query_scalar(
-                "SELECT text_blob FROM snapshots WHERE link_id = ? ORDER BY version DESC LIMIT 1",
-            )
-            .bind(link.id.0)
-            .fetch_optional(self.db())
-            .await?
-            .flatten();
-            let text = match text_blob {
-                Some(h) => match self.blobs().get(&stored_hash(&h)).await {
-                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                    // A damaged text blob is fsck's to report; the link stays findable by
-                    // everything else.
-                    Err(e) => {
-                        tracing::warn!(link = link.id.0, error = %e, "readable text unavailable for the index");
-                        String::new()
-                    }
-                },
-                None => String::new(),
-            };
-            self.search.upsert(&SearchDoc {
-                link_id: link.id.0,
-                title: link.title.clone(),
-                url: link.url.to_string(),
-                note: link.note.clone(),
-                tags: link.tags.iter().map(|t| t.as_str().to_owned()).collect(),
-                text,
-                tag_keys: link.tags.iter().map(|t| t.key().to_owned()).collect(),
-                host: link.url.host().to_owned(),
-                created_at: link.created_at,
-                favourite: link.favourite,
-                unread: link.unread,
-            })?;
-        }
-        Ok(())
     }
 
     /// Ids of the links carrying `tag` or a tag under it.
@@ -1646,6 +1649,24 @@ impl Library {
                     .push((what.clone(), blob.clone(), "missing".to_owned()));
             }
         }
+        let (missing, extra) = self.index_disagreement().await?;
+        report.index_missing = missing.len();
+        report.index_extra = extra.len();
+        // A link shown as capturing must have a running job; one shown as queued that was
+        // ever given a job must still have one that will get to it. (A link imported
+        // without a capture is queued with no job at all: waiting for `recapture`.)
+        report.stranded = sqlx::query_scalar(
+            "SELECT l.id FROM links l WHERE \
+             (l.status = 'capturing' AND NOT EXISTS \
+               (SELECT 1 FROM jobs j WHERE j.link_id = l.id AND j.state = 'running')) \
+             OR (l.status = 'queued' AND EXISTS (SELECT 1 FROM jobs j WHERE j.link_id = l.id) \
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.link_id = l.id AND j.state IN ('queued', 'running')))",
+        )
+        .fetch_all(self.db())
+        .await?
+        .into_iter()
+        .map(LinkId)
+        .collect();
         Ok(report)
     }
 
@@ -1681,7 +1702,7 @@ impl Library {
     }
 }
 
-fn stored_hash(s: &str) -> BlobHash {
+pub(crate) fn stored_hash(s: &str) -> BlobHash {
     // Written by this code from a BlobHash; a hand-edited row that is not a hash names a
     // blob that cannot exist, which the blob store then reports as missing.
     BlobHash::parse(s).unwrap_or_else(|| BlobHash::of(s.as_bytes()))
@@ -1737,8 +1758,7 @@ mod tests {
     async fn a_capture_cut_off_by_a_crash_is_queued_again_when_the_library_reopens() {
         let dir = std::env::temp_dir().join(format!("linksnap-requeue-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let url =
-            NormalizedUrl::parse("https://a.test/cut-off", &TrackingRules::default()).unwrap();
+        let url = NormalizedUrl::parse("https://a.test/cut-off", &UrlRules::default()).unwrap();
         let (id, job) = {
             let lib = Library::open(&dir).await.unwrap();
             let (id, _) = lib.add(&url, &[], None).await.unwrap();
@@ -1761,7 +1781,7 @@ mod tests {
     async fn links_added_before_a_crash_are_indexed_when_the_library_reopens() {
         let dir = std::env::temp_dir().join(format!("linksnap-catchup-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let rules = TrackingRules::default();
+        let rules = UrlRules::default();
         {
             let lib = Library::open(&dir).await.unwrap();
             lib.add(
@@ -1818,7 +1838,7 @@ mod search_filter_tests {
         let dir = std::env::temp_dir().join(format!("linksnap-filters-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let lib = Library::open(&dir).await.unwrap();
-        let rules = TrackingRules::default();
+        let rules = UrlRules::default();
         let tag = |t: &str| TagName::parse(t).unwrap();
         let mut ids = Vec::new();
         for i in 0..40 {
@@ -1916,7 +1936,7 @@ mod search_filter_tests {
             // The index alone (a search re-checks its hits against the database, which
             // would hide a wrong index filter).
             let mut got: Vec<i64> = lib
-                .search
+                .index()
                 .search_filtered(
                     "zebra",
                     &IndexFilter {

@@ -141,7 +141,7 @@ impl Library {
         .bind(&message.subject)
         .bind(&message.sender)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -163,7 +163,7 @@ impl Library {
         .bind(i64::from(error.is_some()))
         .bind(now)
         .bind(error)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -11,6 +11,12 @@ use crate::library::{Library, LinkId, LinkStatus, StoreError, now_ms};
 pub const MAX_ATTEMPTS: i64 = 3;
 /// Wait before the second attempt; each later one waits four times longer.
 pub const FIRST_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// A capture that could not be recorded (disk full, database locked) is tried again after
+/// this long. It does not count as an attempt: the page was fine.
+pub const RELEASE_DELAY: Duration = Duration::from_secs(5);
+/// How far past its own deadline (`Limits::timeout`) a capture may run before the queue
+/// gives up on it and counts it as timed out.
+pub const CAPTURE_DEADLINE_GRACE: Duration = Duration::from_secs(30);
 
 /// A claimed job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +82,7 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn enqueue(&self, link: LinkId) -> Result<i64, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE links SET status = 'queued', failure = NULL, updated_at = ? WHERE id = ?",
         )
@@ -104,7 +110,7 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let jobs = sqlx::query(
             "UPDATE jobs SET state = 'queued', claimed_at = NULL WHERE state = 'running'",
         )
@@ -134,7 +140,7 @@ impl Library {
         .bind(only)
         .bind(now)
         .bind(only)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         Ok(row.map(|r| Job {
             id: r.get("id"),
@@ -185,7 +191,14 @@ impl Library {
         )
     }
 
-    /// Captures the job's link and records the result.
+    /// Captures the job's link and records the result: the version and the job's end in
+    /// one transaction, so a crash can neither lose the version nor capture it twice.
+    ///
+    /// A capture whose result cannot be recorded (the disk is full, the database stayed
+    /// locked) is not stranded: its job goes back to the queue, due after a back-off, and
+    /// its link back to `queued`; the blobs it wrote are reused by the next try or collected
+    /// by `gc`. Should even that fail, the job is `running` with nobody running it, and
+    /// [`Library::return_stale_jobs`] (every worker loop, every open) returns it.
     ///
     /// # Errors
     /// [`StoreError`] when recording fails; capture failures are an [`Outcome`].
@@ -196,38 +209,168 @@ impl Library {
                 self.finish_job(job.id, "done", None, None).await?;
                 return Ok(Outcome::Failed("the link was removed".to_owned()));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.release_job(job, &e).await;
+                return Err(e);
+            }
         };
-        self.set_status(job.link, LinkStatus::Capturing, None)
-            .await?;
-        match capturer.capture(link.url.as_str()).await {
-            Ok(capture) => {
-                let version = self.save_capture(job.link, &capture).await?;
-                self.finish_job(job.id, "done", None, None).await?;
-                Ok(Outcome::Saved {
+        if let Err(e) = self.set_status(job.link, LinkStatus::Capturing, None).await {
+            self.release_job(job, &e).await;
+            return Err(e);
+        }
+        // The capture keeps its own deadline; this bounds a capture that does not (a bug,
+        // a stuck peer the deadline cannot see), so a worker is never lost to one page.
+        let deadline = capturer.options().limits.timeout + CAPTURE_DEADLINE_GRACE;
+        let captured =
+            match tokio::time::timeout(deadline, capturer.capture(link.url.as_str())).await {
+                Ok(c) => c.map_err(|e| (is_transient(&e), e.to_string())),
+                Err(_) => Err((
+                    true,
+                    format!(
+                        "the capture of {} did not end within {} s",
+                        link.url,
+                        deadline.as_secs()
+                    ),
+                )),
+            };
+        match captured {
+            Ok(capture) => match self
+                .save_capture_of_job(job.link, &capture, Some(job.id))
+                .await
+            {
+                Ok(version) => Ok(Outcome::Saved {
                     version,
                     http_status: capture.page.status,
-                })
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                if is_transient(&e) && job.attempt < MAX_ATTEMPTS {
+                }),
+                Err(e) => {
+                    self.release_job(job, &e).await;
+                    Err(e)
+                }
+            },
+            Err((transient, reason)) => {
+                let recorded = if transient && job.attempt < MAX_ATTEMPTS {
                     let delay = FIRST_RETRY_DELAY * 4u32.pow((job.attempt - 1) as u32);
                     let run_after = now_ms() + delay.as_millis() as i64;
-                    self.finish_job(job.id, "queued", Some(&reason), Some(run_after))
-                        .await?;
-                    self.set_status(job.link, LinkStatus::Queued, Some(&reason))
-                        .await?;
-                    Ok(Outcome::Retrying(reason))
+                    self.end_job(job, "queued", LinkStatus::Queued, &reason, Some(run_after))
+                        .await
+                        .map(|()| Outcome::Retrying(reason))
                 } else {
-                    self.finish_job(job.id, "failed", Some(&reason), None)
-                        .await?;
-                    self.set_status(job.link, LinkStatus::Failed, Some(&reason))
-                        .await?;
-                    Ok(Outcome::Failed(reason))
+                    self.end_job(job, "failed", LinkStatus::Failed, &reason, None)
+                        .await
+                        .map(|()| Outcome::Failed(reason))
+                };
+                if let Err(e) = &recorded {
+                    self.release_job(job, e).await;
+                }
+                recorded
+            }
+        }
+    }
+
+    /// A job's end and its link's status, in one transaction.
+    async fn end_job(
+        &self,
+        job: Job,
+        state: &str,
+        status: LinkStatus,
+        reason: &str,
+        run_after: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.end_job_refunding(job, state, status, reason, run_after, false)
+            .await
+    }
+
+    /// [`Library::end_job`], and with `refund` the attempt is not counted.
+    async fn end_job_refunding(
+        &self,
+        job: Job,
+        state: &str,
+        status: LinkStatus,
+        reason: &str,
+        run_after: Option<i64>,
+        refund: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE jobs SET state = ?, last_error = ?, run_after = coalesce(?, run_after), claimed_at = NULL, \
+                     attempts = CASE WHEN ? THEN max(attempts - 1, 0) ELSE attempts END WHERE id = ?")
+            .bind(state)
+            .bind(reason)
+            .bind(run_after)
+            .bind(refund)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE links SET status = ?, failure = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(now_ms())
+            .bind(job.link.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a job whose result could not be recorded back in the queue, due after
+    /// [`RELEASE_DELAY`], its link back to `queued`, with the reason. Tries a few times (a
+    /// lock may pass, space may be freed); a job it cannot put back stays `running` for
+    /// [`Library::return_stale_jobs`].
+    async fn release_job(&self, job: Job, why: &StoreError) {
+        if let StoreError::NoLink(_) = why {
+            // Removed while it was captured: nothing to record, nothing to retry.
+            let _ = self.finish_job(job.id, "done", None, None).await;
+            return;
+        }
+        let reason = format!("recording the capture failed: {why}");
+        for pause_ms in [0u64, 200, 1000] {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            let run_after = now_ms() + RELEASE_DELAY.as_millis() as i64;
+            match self
+                .end_job_refunding(
+                    job,
+                    "queued",
+                    LinkStatus::Queued,
+                    &reason,
+                    Some(run_after),
+                    true,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(link = %job.link, job = job.id, %reason, "capture not recorded; queued again");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(link = %job.link, job = job.id, error = %e, "could not queue a capture again yet");
                 }
             }
         }
+    }
+
+    /// Jobs `running` for longer than `older_than` go back to the queue (and their links
+    /// to `queued`): no capture of this process runs that long (see
+    /// [`CAPTURE_DEADLINE_GRACE`]), so nobody is running them. Returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn return_stale_jobs(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let cutoff = now_ms() - older_than.as_millis() as i64;
+        let mut tx = self.write_tx().await?;
+        let links: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs SET state = 'queued', claimed_at = NULL \
+             WHERE state = 'running' AND claimed_at < ? RETURNING link_id",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        for link in &links {
+            sqlx::query("UPDATE links SET status = 'queued' WHERE id = ? AND status = 'capturing'")
+                .bind(link)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(links.len() as u64)
     }
 
     async fn finish_job(
@@ -242,7 +385,7 @@ impl Library {
             .bind(error)
             .bind(run_after)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -11,6 +11,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::fault::Fault;
+
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::{
@@ -35,18 +37,34 @@ const OUTDATED: &str = "the index was built by another version of linksnap";
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 #[error("search index: {0} (run `linksnap reindex` to rebuild it)")]
-pub struct SearchError(String);
+pub struct SearchError(String, Option<Fault>);
 
 impl SearchError {
     /// The index is fine but has another schema (an upgrade): rebuild it, nothing is lost.
     pub fn is_outdated(&self) -> bool {
         self.0 == OUTDATED
     }
+
+    /// An error described in words.
+    pub(crate) fn message(reason: String) -> Self {
+        Self(reason, None)
+    }
+
+    /// An IO error on the index's directory.
+    pub(crate) fn io(dir: &Path, e: &std::io::Error) -> Self {
+        Self(format!("{}: {e}", dir.display()), Fault::of_io(e))
+    }
+
+    /// The machine's fault behind this error (a full disk…), when it is one.
+    pub fn fault(&self) -> Option<Fault> {
+        self.1
+    }
 }
 
 impl From<tantivy::TantivyError> for SearchError {
     fn from(e: tantivy::TantivyError) -> Self {
-        Self(e.to_string())
+        let fault = Fault::of_chain(&e);
+        Self(e.to_string(), fault)
     }
 }
 
@@ -111,7 +129,7 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     /// Held for the library's lifetime (the library is the only writer).
-    writer: Mutex<IndexWriter>,
+    writer: Mutex<Option<IndexWriter>>,
     fields: Fields,
 }
 
@@ -182,12 +200,12 @@ impl SearchIndex {
     /// # Errors
     /// [`SearchError`] when the index is unreadable (rebuild it with `reindex`).
     pub fn open(dir: &Path) -> Result<Self, SearchError> {
-        std::fs::create_dir_all(dir).map_err(|e| SearchError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, &e))?;
         let (schema, fields) = schema();
         let index = if dir.join("meta.json").exists() {
             let index = Index::open_in_dir(dir)?;
             if index.schema() != schema {
-                return Err(SearchError(OUTDATED.to_owned()));
+                return Err(SearchError(OUTDATED.to_owned(), None));
             }
             index
         } else {
@@ -202,13 +220,30 @@ impl SearchIndex {
         Ok(Self {
             index,
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             fields,
         })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The writer, unless [`SearchIndex::close`] closed it.
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut IndexWriter) -> Result<T, SearchError>,
+    ) -> Result<T, SearchError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(w) => f(w),
+            None => Err(SearchError("the index writer was closed".to_owned(), None)),
+        }
+    }
+
+    /// Drops the writer (and its lock on the directory), so that the index can be opened
+    /// afresh: after a failed commit the writer's state is unknown, and tantivy's own
+    /// rollback cannot recover a writer whose directory is gone. Later writes through this
+    /// handle fail.
+    pub fn close(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(writer);
     }
 
     /// Replaces a link's document. Visible after [`SearchIndex::commit`].
@@ -217,8 +252,6 @@ impl SearchIndex {
     /// [`SearchError`].
     pub fn upsert(&self, d: &SearchDoc) -> Result<(), SearchError> {
         let f = self.fields;
-        let w = self.writer();
-        w.delete_term(Term::from_field_i64(f.id, d.link_id));
         let mut doc = doc!(
             f.id => d.link_id,
             f.title => d.title.as_str(),
@@ -255,14 +288,22 @@ impl SearchIndex {
                 doc.add_text(f.flags, flag);
             }
         }
-        w.add_document(doc)?;
-        Ok(())
+        self.with_writer(|w| {
+            w.delete_term(Term::from_field_i64(f.id, d.link_id));
+            w.add_document(doc)?;
+            Ok(())
+        })
     }
 
     /// Removes a link's document.
-    pub fn delete(&self, link_id: i64) {
-        self.writer()
-            .delete_term(Term::from_field_i64(self.fields.id, link_id));
+    ///
+    /// # Errors
+    /// [`SearchError`] when the writer was closed.
+    pub fn delete(&self, link_id: i64) -> Result<(), SearchError> {
+        self.with_writer(|w| {
+            w.delete_term(Term::from_field_i64(self.fields.id, link_id));
+            Ok(())
+        })
     }
 
     /// Removes every document (before a rebuild).
@@ -270,8 +311,10 @@ impl SearchIndex {
     /// # Errors
     /// [`SearchError`].
     pub fn clear(&self) -> Result<(), SearchError> {
-        self.writer().delete_all_documents()?;
-        Ok(())
+        self.with_writer(|w| {
+            w.delete_all_documents()?;
+            Ok(())
+        })
     }
 
     /// Makes the changes durable and visible, recording that every change to the library
@@ -280,14 +323,34 @@ impl SearchIndex {
     /// # Errors
     /// [`SearchError`].
     pub fn commit(&self, watermark: i64) -> Result<(), SearchError> {
-        {
-            let mut w = self.writer();
+        self.with_writer(|w| {
             let mut prepared = w.prepare_commit()?;
             prepared.set_payload(&watermark.to_string());
             prepared.commit()?;
-        }
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
+    }
+
+    /// The link id of every live document of the committed index, sorted (to check the
+    /// index against the database).
+    ///
+    /// # Errors
+    /// [`SearchError`].
+    pub fn all_ids(&self) -> Result<Vec<i64>, SearchError> {
+        let searcher = self.reader.searcher();
+        let mut ids = Vec::new();
+        for segment in searcher.segment_readers() {
+            let col = segment.fast_fields().i64("link_id")?;
+            for doc in segment.doc_ids_alive() {
+                if let Some(id) = col.first(doc) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// The watermark of the last commit: changes after it may be missing from the index.
@@ -848,7 +911,7 @@ mod tests {
         let snippet = &idx.snippets("running", &[3]).unwrap()[&3];
         assert!(snippet.contains("<b>running</b>"), "{snippet}");
         // Deleting and replacing documents.
-        idx.delete(3);
+        idx.delete(3).unwrap();
         idx.upsert(&SearchDoc {
             link_id: 1,
             title: "other".into(),

@@ -17,6 +17,10 @@ pub enum Code {
     Refused,
     /// 5: a limit was reached (size or time).
     Limit,
+    /// 6: the library could not be written, through no fault of the command: the disk is
+    /// full, the data directory is read-only, or the database stayed locked. Nothing was
+    /// half-saved; the same command can be run again once the cause is gone.
+    Unavailable,
     /// stdout was closed early (`linksnap snap … | head`): quiet, and not a failure.
     BrokenPipe,
 }
@@ -31,6 +35,7 @@ impl Code {
             Self::HttpError => 3,
             Self::Refused => 4,
             Self::Limit => 5,
+            Self::Unavailable => 6,
         }
     }
 
@@ -42,6 +47,7 @@ impl Code {
             3 => Self::HttpError,
             4 => Self::Refused,
             5 => Self::Limit,
+            6 => Self::Unavailable,
             _ => Self::Failure,
         }
     }
@@ -67,6 +73,16 @@ pub fn code_for(err: &anyhow::Error) -> Code {
     }
     if err.downcast_ref::<UsageError>().is_some() {
         return Code::Usage;
+    }
+    if let Some(e) = err.downcast_ref::<linksnap_store::StoreError>()
+        && e.fault().is_some()
+    {
+        return Code::Unavailable;
+    }
+    match err.downcast_ref::<linksnap_store::OpenError>() {
+        Some(linksnap_store::OpenError::Setting { .. }) => return Code::Usage,
+        Some(e) if e.fault().is_some() => return Code::Unavailable,
+        _ => {}
     }
     match err.downcast_ref::<CaptureError>() {
         Some(CaptureError::InvalidUrl { .. } | CaptureError::UnsupportedScheme { .. }) => {

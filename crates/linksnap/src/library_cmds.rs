@@ -297,10 +297,21 @@ impl Term {
 pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store::OpenError> {
     let path = linksnap_store::datadir::resolve(data)?;
     // Which query parameters a saved URL loses (tracking); the defaults otherwise.
-    let rules = match std::env::var("LINKSNAP_STRIP_PARAMS") {
-        Ok(list) => linksnap_store::TrackingRules::parse(&list),
-        Err(_) => linksnap_store::TrackingRules::default(),
+    let mut rules = match std::env::var("LINKSNAP_STRIP_PARAMS") {
+        Ok(list) => linksnap_store::UrlRules::parse(&list),
+        Err(_) => linksnap_store::UrlRules::default(),
     };
+    // The longest URL any way in accepts.
+    if let Ok(raw) = std::env::var("LINKSNAP_MAX_URL_BYTES") {
+        rules.max_url_bytes = crate::cli::parse_size(&raw)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n >= 16)
+            .ok_or_else(|| linksnap_store::OpenError::Setting {
+                name: "LINKSNAP_MAX_URL_BYTES",
+                reason: format!("`{raw}` is not a size of at least 16 bytes (e.g. 8192 or 8KiB)"),
+            })?;
+    }
     let library = Library::open_with(&path, rules).await?;
     if library.data_dir().created {
         eprintln!("linksnap: created a new library in {}", path.display());
@@ -401,17 +412,18 @@ pub async fn add(library: &Library, t: &mut Term, args: AddArgs) -> anyhow::Resu
         .urls
         .iter()
         .map(|u| {
-            NormalizedUrl::parse(u, library.tracking_rules()).map_err(|e| UsageError(e.to_string()))
+            NormalizedUrl::parse(u, library.url_rules()).map_err(|e| UsageError(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut jobs = Vec::new();
     let out = &mut t.out;
     for url in &urls {
         // Each id is printed once its link is durable; the index is committed once at the end.
-        let (id, created) = library
-            .add_unindexed(url, &tags, args.note.as_deref())
-            .await?;
-        if created || args.wait && library.get(id).await?.snapshots == 0 {
+        // A new link's capture is queued in the same transaction.
+        let (id, job) = library.add_queued(url, &tags, args.note.as_deref()).await?;
+        if let Some(job) = job {
+            jobs.push(job);
+        } else if args.wait && library.get(id).await?.snapshots == 0 {
             jobs.push(library.enqueue(id).await?);
         }
         writeln!(out, "{id}")?;
@@ -873,14 +885,33 @@ pub async fn fsck(library: &Library, t: &mut Term) -> anyhow::Result<Code> {
     for (what, blob, problem) in &report.damaged {
         writeln!(t.out, "damaged: {what}: blob {blob}: {problem}")?;
     }
+    if report.index_missing + report.index_extra > 0 {
+        writeln!(
+            t.out,
+            "search index: {} links missing, {} removed links still indexed (run `linksnap reindex`)",
+            report.index_missing, report.index_extra
+        )?;
+    }
+    for id in &report.stranded {
+        writeln!(
+            t.out,
+            "stranded: link {id} is queued or capturing with no job (run `linksnap recapture {id}`)"
+        )?;
+    }
     writeln!(
         t.err,
-        "linksnap: fsck: {} blobs re-hashed, {} damaged or missing, {} unreferenced (gc removes them)",
+        "linksnap: fsck: {} blobs re-hashed, {} damaged or missing, {} unreferenced (gc removes them); search index {}; {} stranded links",
         report.blobs_checked,
         report.damaged.len(),
-        report.unreferenced
+        report.unreferenced,
+        if report.index_missing + report.index_extra == 0 {
+            "agrees with the database"
+        } else {
+            "disagrees with the database"
+        },
+        report.stranded.len()
     )?;
-    Ok(if report.damaged.is_empty() {
+    Ok(if report.is_clean() {
         Code::Ok
     } else {
         Code::Failure

@@ -5,6 +5,7 @@ mod support;
 
 mod charset;
 mod corpus;
+mod faults;
 mod library;
 mod limits;
 mod mail;

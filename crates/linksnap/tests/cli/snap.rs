@@ -278,7 +278,7 @@ fn bad_urls_and_schemes_are_usage_errors() {
     for (url, message) in [
         (
             "not a url",
-            "linksnap: error: invalid URL `not a url`: relative URL without a base",
+            "linksnap: error: invalid URL `not a url`: not a URL: give an address starting with http:// or https:// (or a bare host name such as example.com/page)",
         ),
         (
             "http://",

@@ -748,7 +748,11 @@ pub fn linksnap(args: &[&str]) -> Run {
 /// The binary with `args`, asking the stub DNS server, and none of the variables it reads
 /// inherited from the environment running the tests.
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_linksnap"));
+    // `LINKSNAP_TEST_BIN` runs the tests against another build (bench/writes.sh measures
+    // a release build, and an older one, with the load tests).
+    let bin = std::env::var_os("LINKSNAP_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_linksnap").into());
+    let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("LINKSNAP_DNS_SERVER", stub_dns().to_string())
         .env_remove("LINKSNAP_ALLOW_NET")
