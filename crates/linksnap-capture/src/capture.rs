@@ -418,7 +418,7 @@ impl Capturer {
         );
         let extraction = self.options.extract_text.then(|| {
             let (text, final_url) = (decoded.text.clone(), page.final_url.clone());
-            tokio::task::spawn_blocking(move || extract::extract(&text, &final_url))
+            tokio::task::spawn_blocking(move || extract::extract_isolated(text, final_url))
         });
 
         let budget = AtomicU64::new(page.bytes.len() as u64);
@@ -467,7 +467,7 @@ impl Capturer {
             })
             .collect();
         let readable = match extraction {
-            Some(task) => task.await.ok(),
+            Some(task) => task.await.ok().flatten(),
             None => None,
         };
         Ok(Capture {

@@ -12,6 +12,8 @@ use dom_smoothie::{Config, Readability, TextMode};
 use lol_html::{RewriteStrSettings, rewrite_str, text};
 use url::Url;
 
+use crate::depth::{MAX_DOM_DEPTH, max_depth};
+
 /// The readable view of a page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Readable {
@@ -31,9 +33,36 @@ pub struct Readable {
     pub text: String,
 }
 
+/// Stack of the thread extraction runs on: the extractor walks the tree recursively, and
+/// the depth bound keeps it far inside this (only the pages it touches are committed).
+pub const EXTRACT_STACK_BYTES: usize = 64 << 20;
+
+/// [`extract`] on a thread of its own with [`EXTRACT_STACK_BYTES`] of stack, so that no
+/// page can overflow the caller's (a runtime's worker threads have 2 MiB). `None` when
+/// the thread cannot be started or the extractor panicked: the snapshot is kept without
+/// readable text.
+pub fn extract_isolated(html: String, url: Url) -> Option<Readable> {
+    std::thread::Builder::new()
+        .name("extract".into())
+        .stack_size(EXTRACT_STACK_BYTES)
+        .spawn(move || extract(&html, &url))
+        .ok()?
+        .join()
+        .ok()
+}
+
 /// Extracts the readable text of `html` (UTF-8) fetched from `url`. Never fails: a page
-/// without an article yields its title and no text.
+/// without an article yields its title and no text, and so does a page nested deeper than
+/// [`MAX_DOM_DEPTH`] (checked first, without recursion).
 pub fn extract(html: &str, url: &Url) -> Readable {
+    let depth = max_depth(html, MAX_DOM_DEPTH);
+    if depth > MAX_DOM_DEPTH {
+        tracing::warn!(%url, depth, limit = MAX_DOM_DEPTH, "the page is nested too deeply to extract readable text; kept without it");
+        return Readable {
+            title: document_title(html),
+            ..Readable::default()
+        };
+    }
     let cfg = Config {
         text_mode: TextMode::Formatted,
         ..Config::default()
@@ -126,6 +155,30 @@ mod tests {
         assert!(r.text.contains("\n\nSecond"), "{:?}", r.text);
         assert!(!r.text.contains("Copyright footer"), "{:?}", r.text);
         assert!(!r.text.contains("Menu item"), "{:?}", r.text);
+    }
+
+    #[test]
+    fn a_page_nested_past_the_limit_keeps_its_title_and_has_no_text() {
+        let url = Url::parse("https://a.test/").unwrap();
+        let at = format!(
+            "<title>Deep</title>{}<p>inside enough words to be an article here</p>",
+            "<div>".repeat(MAX_DOM_DEPTH - 3)
+        );
+        assert!(max_depth(&at, usize::MAX) <= MAX_DOM_DEPTH);
+        assert!(
+            !extract(&at, &url).text.is_empty(),
+            "at the limit: extracted"
+        );
+        // 100,000 levels of several shapes, on the small stack of a test thread.
+        for shape in ["<div>", "<span>", "<table><tr><td>", "<ul><li>", "<svg><g>"] {
+            let deep = format!(
+                "<title>Deep</title>{}x",
+                shape.repeat(100_000 / shape.len() * 5)
+            );
+            let r = extract(&deep, &url);
+            assert_eq!(r.title, "Deep", "{shape}");
+            assert!(r.text.is_empty(), "{shape}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - [`charset`], [`css`], [`datauri`], [`resource`]: decoding and encoding helpers (pure).
 //! - [`template`]: a snapshot as a template plus content-addressed parts (pure).
 //! - [`html`]: discovery of references and inlining into one document (pure).
-//! - [`extract`]: readable text (pure, CPU-bound).
+//! - [`depth`]: how deep a page's element tree is, measured without recursion (pure).
+//! - [`extract`]: readable text, only from pages within [`depth::MAX_DOM_DEPTH`] (pure,
+//!   CPU-bound).
 //! - [`dns`], `fetch`: name resolution checked against the policy, HTTP with limits (IO).
 //! - [`capture`]: the orchestration, and the public entry point [`Capturer`].
 //!
@@ -16,6 +18,7 @@ pub mod capture;
 pub mod charset;
 pub mod css;
 pub mod datauri;
+pub mod depth;
 pub mod dns;
 pub mod extract;
 mod fetch;

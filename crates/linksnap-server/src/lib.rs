@@ -322,7 +322,7 @@ pub async fn serve(
     let left = grace.saturating_sub(began.elapsed());
     if !workers.wait(left).await {
         for lib in libs.all().await {
-            report.captures_returned += lib.return_running_jobs().await.unwrap_or_else(|e| {
+            report.captures_returned += lib.return_running_jobs(false).await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "returning unfinished captures to the queue failed");
                 0
             });

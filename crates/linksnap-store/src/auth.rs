@@ -415,10 +415,13 @@ impl Library {
         let phc = hash_password(password).await?;
         let now = now_ms();
         let mut tx = self.write_tx().await?;
+        // Never a removed user's id: their library directory was `users/ID`.
+        let next = crate::library::next_id(&mut tx, "users").await?;
         let id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
         )
+        .bind(next)
         .bind(name)
         .bind(&phc)
         .bind(i64::from(is_admin))
@@ -437,6 +440,10 @@ impl Library {
         .rows_affected()
             == 1;
         let library = (!first).then(|| format!("users/{id}"));
+        if let Some(dir) = &library {
+            // A directory there was left by a version that reused ids: never adopted.
+            set_aside(&self.data_dir().path, dir, "orphaned")?;
+        }
         sqlx::query("UPDATE users SET library = ? WHERE id = ?")
             .bind(&library)
             .bind(id)
@@ -498,13 +505,19 @@ impl Library {
     /// [`UserError::NoUser`], or the database.
     pub async fn remove_user(&self, name: &str) -> Result<(), UserError> {
         self.accounts_only()?;
-        let gone = sqlx::query("DELETE FROM users WHERE name = ?")
-            .bind(name.trim())
-            .execute(self.writer())
-            .await?
-            .rows_affected();
-        if gone == 0 {
+        let gone: Option<Option<String>> =
+            sqlx::query_scalar("DELETE FROM users WHERE name = ? RETURNING library")
+                .bind(name.trim())
+                .fetch_optional(self.writer())
+                .await?;
+        let Some(library) = gone else {
             return Err(UserError::NoUser(name.trim().to_owned()));
+        };
+        // The library is kept (an operator may want it back) but moved aside, where no
+        // user's library is ever looked for: its links, snapshots and share links are gone
+        // from the server, and a later user cannot open it.
+        if let Some(dir) = library {
+            set_aside(&self.data_dir().path, &dir, "removed")?;
         }
         Ok(())
     }
@@ -779,6 +792,25 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// Moves the library directory `dir` (relative to the data directory `root`), if there is
+/// one, to `users/WHY-ID-TIME`, which is no user's library.
+fn set_aside(root: &std::path::Path, dir: &str, why: &str) -> Result<(), UserError> {
+    let from = root.join(dir);
+    if !from.exists() {
+        return Ok(());
+    }
+    let id = dir.rsplit('/').next().unwrap_or("x");
+    let to = root.join(format!("users/{why}-{id}-{}", now_ms()));
+    std::fs::rename(&from, &to).map_err(|e| {
+        UserError::Store(StoreError::Blob(crate::blob::BlobError::Store {
+            reason: format!("moving {} aside: {e}", from.display()),
+            fault: crate::fault::Fault::of_io(&e),
+        }))
+    })?;
+    tracing::warn!(from = %from.display(), to = %to.display(), "a user's library was moved aside");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "user libraries",
         include_str!("../migrations/0007_user_libraries.sql"),
     ),
+    (
+        8,
+        "never reused ids",
+        include_str!("../migrations/0008_never_reused_ids.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -480,11 +480,14 @@ impl Import<'_> {
         self.report.existing += rows.len() - new.len();
         self.report.added += new.len();
         if !new.is_empty() {
+            // Ids above every id ever given (never a removed link's).
+            let first = crate::library::next_id(&mut self.tx, "links").await?;
             let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO links (url, host, title, note, favourite, unread, created_at, updated_at) ",
+                "INSERT INTO links (id, url, host, title, note, favourite, unread, created_at, updated_at) ",
             );
-            qb.push_values(&new, |mut b, (url, _, item)| {
-                b.push_bind(url.as_str())
+            qb.push_values(new.iter().zip(first..), |mut b, ((url, _, item), id)| {
+                b.push_bind(id)
+                    .push_bind(url.as_str())
                     .push_bind(url.host())
                     .push_bind(
                         item.title

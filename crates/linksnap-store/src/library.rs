@@ -453,14 +453,15 @@ impl Library {
                 crate::datadir::space_hint(&index_dir)
             ),
         })?;
-        let requeued = library
-            .return_running_jobs()
-            .await
-            .map_err(|e| OpenError::Database {
-                path: path.join("linksnap.db"),
-                fault: e.fault(),
-                reason: e.to_string(),
-            })?;
+        let requeued =
+            library
+                .return_running_jobs(true)
+                .await
+                .map_err(|e| OpenError::Database {
+                    path: path.join("linksnap.db"),
+                    fault: e.fault(),
+                    reason: e.to_string(),
+                })?;
         if requeued > 0 {
             tracing::info!(
                 requeued,
@@ -606,9 +607,11 @@ impl Library {
         let (id, created) = match existing {
             Some(id) => (id, false),
             None => {
+                let next = next_id(&mut tx, "links").await?;
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO links (url, host, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO links (id, url, host, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 )
+                .bind(next)
                 .bind(url.as_str())
                 .bind(url.host())
                 .bind(note.unwrap_or(""))
@@ -1702,6 +1705,26 @@ impl Library {
     }
 }
 
+/// The id the next row of `table` (`links` or `users`) gets: above every id it has now and
+/// every id it ever had (`id_high_water`, kept by a trigger on delete), so an id is never
+/// handed out twice. Read inside the write transaction that inserts.
+pub(crate) async fn next_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    table: &'static str,
+) -> Result<i64, StoreError> {
+    let sql = match table {
+        "links" => {
+            "SELECT max(coalesce((SELECT max(id) FROM links), 0), \
+             coalesce((SELECT high FROM id_high_water WHERE tbl = 'links'), 0)) + 1"
+        }
+        _ => {
+            "SELECT max(coalesce((SELECT max(id) FROM users), 0), \
+             coalesce((SELECT high FROM id_high_water WHERE tbl = 'users'), 0)) + 1"
+        }
+    };
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut **tx).await?)
+}
+
 pub(crate) fn stored_hash(s: &str) -> BlobHash {
     // Written by this code from a BlobHash; a hand-edited row that is not a hash names a
     // blob that cannot exist, which the blob store then reports as missing.
@@ -1773,6 +1796,92 @@ mod tests {
         let lib = Library::open(&dir).await.unwrap();
         assert_eq!(lib.get(id).await.unwrap().status, LinkStatus::Queued);
         assert_eq!(lib.job(job).await.unwrap().unwrap().state, "queued");
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_capture_that_crashes_the_process_twice_is_failed_not_queued_forever() {
+        let dir = std::env::temp_dir().join(format!("linksnap-poison-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = NormalizedUrl::parse("https://a.test/poison", &UrlRules::default()).unwrap();
+        let (id, job) = {
+            let lib = Library::open(&dir).await.unwrap();
+            let (id, job) = lib.add_queued(&url, &[], None).await.unwrap();
+            (id, job.unwrap())
+        };
+        for crash in 1..=2 {
+            let lib = Library::open(&dir).await.unwrap();
+            assert_eq!(
+                lib.job(job).await.unwrap().unwrap().state,
+                "queued",
+                "{crash}"
+            );
+            // Claimed (counted in the database before the capture starts); then the
+            // process dies mid-capture.
+            lib.claim(Some(job)).await.unwrap().unwrap();
+            lib.set_status(id, LinkStatus::Capturing, None)
+                .await
+                .unwrap();
+        }
+        let lib = Library::open(&dir).await.unwrap();
+        let j = lib.job(job).await.unwrap().unwrap();
+        assert_eq!(j.state, "failed");
+        assert!(j.last_error.unwrap().contains("crashed or hung 2 times"));
+        let link = lib.get(id).await.unwrap();
+        assert_eq!(link.status, LinkStatus::Failed);
+        assert!(
+            lib.claim(None).await.unwrap().is_none(),
+            "never claimed again"
+        );
+        // A recapture is a new job, tried again.
+        let again = lib.enqueue(id).await.unwrap();
+        assert_eq!(lib.claim(None).await.unwrap().unwrap().id, again);
+        drop(lib);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn ids_are_never_handed_out_twice() {
+        let dir = std::env::temp_dir().join(format!("linksnap-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rules = UrlRules::default();
+        let lib = Library::open(&dir).await.unwrap();
+        let url = |n: u32| NormalizedUrl::parse(&format!("https://a.test/{n}"), &rules).unwrap();
+        let (a, _) = lib.add(&url(1), &[], None).await.unwrap();
+        let (b, _) = lib.add(&url(2), &[], None).await.unwrap();
+        lib.remove(b).await.unwrap();
+        let (c, _) = lib.add(&url(3), &[], None).await.unwrap();
+        assert!(c.0 > b.0, "{c} reuses the removed {b}");
+        lib.remove(c).await.unwrap();
+        // Imports too.
+        let mut import = lib.begin_import(false).await.unwrap();
+        import
+            .add(vec![crate::import::ImportItem {
+                url: "https://a.test/4".into(),
+                ..Default::default()
+            }])
+            .await
+            .unwrap();
+        import.commit().await.unwrap();
+        let ids: Vec<i64> = lib
+            .list(&Filter::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.id.0)
+            .collect();
+        assert!(ids.iter().all(|i| *i == a.0 || *i > c.0), "{ids:?}");
+        // Users: the removed newest user's id (and library) is not the next user's.
+        lib.create_user("ann", "password one", true).await.unwrap();
+        let bob = lib.create_user("bob", "password two", false).await.unwrap();
+        lib.remove_user("bob").await.unwrap();
+        let cy = lib
+            .create_user("cy", "password three", false)
+            .await
+            .unwrap();
+        assert!(cy.id > bob.id);
+        assert_ne!(cy.library, bob.library);
         drop(lib);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -18,6 +18,37 @@ pub const RELEASE_DELAY: Duration = Duration::from_secs(5);
 /// gives up on it and counts it as timed out.
 pub const CAPTURE_DEADLINE_GRACE: Duration = Duration::from_secs(30);
 
+/// A job abandoned this many times (its capture killed the process, or never ended) is
+/// failed instead of queued again: one page must not take the server down at every start.
+pub const MAX_ABANDONED: i64 = 2;
+
+/// Fails the queued jobs abandoned [`MAX_ABANDONED`] times, and their links, saying why.
+async fn fail_poison_pills(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+) -> Result<(), StoreError> {
+    let reason = format!(
+        "the capture crashed or hung {MAX_ABANDONED} times (the page may be built to do that); not tried again: `recapture` to try once more"
+    );
+    let links: Vec<i64> = sqlx::query_scalar(
+        "UPDATE jobs SET state = 'failed', last_error = ? \
+         WHERE state = 'queued' AND abandoned >= ? RETURNING link_id",
+    )
+    .bind(&reason)
+    .bind(MAX_ABANDONED)
+    .fetch_all(&mut **tx)
+    .await?;
+    for link in &links {
+        tracing::warn!(link, "{reason}");
+        sqlx::query("UPDATE links SET status = 'failed', failure = ?, updated_at = ? WHERE id = ?")
+            .bind(&reason)
+            .bind(now_ms())
+            .bind(link)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A claimed job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Job {
@@ -103,23 +134,28 @@ impl Library {
     }
 
     /// Jobs left running go back to the queue, and links left `capturing` back to
-    /// `queued`, in one transaction; returns how many jobs. Called on open (a process that
-    /// died left them) and by a server whose shutdown could not wait for its captures;
-    /// either way this process holds the writer lock, so nothing else is capturing.
+    /// `queued`, in one transaction; returns how many jobs. Called on open, where they were
+    /// `abandoned` by a process that died (`abandoned` true: counted, and a job abandoned
+    /// [`MAX_ABANDONED`] times fails instead, see [`fail_poison_pills`]), and by a
+    /// server whose shutdown could not wait for its captures (not counted). Either way this
+    /// process holds the writer lock, so nothing else is capturing.
     ///
     /// # Errors
     /// [`StoreError::Db`].
-    pub async fn return_running_jobs(&self) -> Result<u64, StoreError> {
+    pub async fn return_running_jobs(&self, abandoned: bool) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let jobs = sqlx::query(
-            "UPDATE jobs SET state = 'queued', claimed_at = NULL WHERE state = 'running'",
+            "UPDATE jobs SET state = 'queued', claimed_at = NULL, \
+             abandoned = abandoned + CASE WHEN ? THEN 1 ELSE 0 END WHERE state = 'running'",
         )
+        .bind(abandoned)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         sqlx::query("UPDATE links SET status = 'queued' WHERE status = 'capturing'")
             .execute(&mut *tx)
             .await?;
+        fail_poison_pills(&mut tx).await?;
         tx.commit().await?;
         Ok(jobs)
     }
@@ -357,7 +393,7 @@ impl Library {
         let cutoff = now_ms() - older_than.as_millis() as i64;
         let mut tx = self.write_tx().await?;
         let links: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'queued', claimed_at = NULL \
+            "UPDATE jobs SET state = 'queued', claimed_at = NULL, abandoned = abandoned + 1 \
              WHERE state = 'running' AND claimed_at < ? RETURNING link_id",
         )
         .bind(cutoff)
@@ -369,6 +405,7 @@ impl Library {
                 .execute(&mut *tx)
                 .await?;
         }
+        fail_poison_pills(&mut tx).await?;
         tx.commit().await?;
         Ok(links.len() as u64)
     }

@@ -13,6 +13,7 @@ mod net;
 mod policy;
 mod readcache;
 mod render;
+mod security;
 mod serve;
 mod snap;
 mod ui;

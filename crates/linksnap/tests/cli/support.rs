@@ -249,6 +249,7 @@ fn router(shared: Shared) -> Router {
         .route("/encoded/{name}", get(encoded))
         .route("/changing", get(changing))
         .route("/random/{n}", get(random_bytes))
+        .route("/deep/{shape}/{n}", get(deep_page))
         .route("/compressed/{encoding}", get(compressed))
         .route(
             "/ua",
@@ -573,6 +574,24 @@ async fn compressed(UrlPath(encoding): UrlPath<String>) -> Response {
 }
 
 /// `n` pseudo-random bytes: a body no compression shrinks.
+/// A page of `n` nested elements of one shape (`div`, `span`, `table`, `list`, `svg`),
+/// with a title and some words at the bottom.
+async fn deep_page(UrlPath((shape, n)): UrlPath<(String, usize)>) -> Response {
+    let open = match shape.as_str() {
+        "div" => "<div>",
+        "span" => "<span>",
+        "table" => "<table><tr><td>",
+        "list" => "<ul><li>",
+        "svg" => "<svg><g>",
+        "mixed" => "<div><span>",
+        _ => return (StatusCode::NOT_FOUND, "no such shape").into_response(),
+    };
+    html(format!(
+        "<!doctype html><title>Deep {shape}</title>{}<p>the bottom of the tower</p>",
+        open.repeat(n)
+    ))
+}
+
 async fn random_bytes(UrlPath(n): UrlPath<usize>) -> Response {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let body: Vec<u8> = (0..n)
