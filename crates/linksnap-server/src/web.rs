@@ -214,12 +214,25 @@ fn query(raw: Option<&str>) -> Vec<(String, String)> {
     form(raw.unwrap_or("").as_bytes())
 }
 
-/// Only a path on this site (never `//host` or a scheme).
-fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/"
+/// Only a path on this site: `next` resolved against this origin the way a browser
+/// resolves a `Location` (tabs and newlines dropped, `\\` read as `/`, percent-encoding
+/// kept), accepted only when it stays on this origin, and re-serialised (so what the
+/// browser is sent is exactly what was checked). Anything else is `/`.
+fn safe_next(next: &str) -> String {
+    const HERE: &str = "http://linksnap.invalid/";
+    let (Ok(base), true) = (url::Url::parse(HERE), next.starts_with('/')) else {
+        return "/".to_owned();
+    };
+    match base.join(next) {
+        Ok(u) if u.origin() == base.origin() => {
+            let mut out = u.path().to_owned();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            out
+        }
+        _ => "/".to_owned(),
     }
 }
 
@@ -269,7 +282,12 @@ fn login_form(
 
 async fn login_page(headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let q = query(raw.as_deref());
-    login_form(&headers, safe_next(field(&q, "next")), None, StatusCode::OK)
+    login_form(
+        &headers,
+        &safe_next(field(&q, "next")),
+        None,
+        StatusCode::OK,
+    )
 }
 
 async fn login(
@@ -279,7 +297,7 @@ async fn login(
     RawForm(raw): RawForm,
 ) -> Response {
     let f = form(&raw);
-    let next = safe_next(field(&f, "next")).to_owned();
+    let next = safe_next(field(&f, "next"));
     let expected = cookie(&headers, PRELOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !same_secret(field(&f, "csrf"), expected) {
         return login_form(&headers, &next, Some("login.failed"), StatusCode::FORBIDDEN);
@@ -349,7 +367,7 @@ async fn logout(Scoped(s): Scoped, Extension(who): Extension<Principal>) -> Resp
 async fn switch_lang(Path(code): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let q = query(raw.as_deref());
     let lang = Lang::parse(&code).unwrap_or(Lang::En);
-    let mut r = Redirect::to(safe_next(field(&q, "next"))).into_response();
+    let mut r = Redirect::to(&safe_next(field(&q, "next"))).into_response();
     if let Ok(v) = HeaderValue::from_str(&set_cookie(
         LANG_COOKIE,
         lang.code(),
@@ -717,14 +735,14 @@ async fn bulk_tag(
     };
     match s.library.retag(&ids, &add, &remove).await {
         Ok(()) => Redirect::to(
-            headers
+            &headers
                 .get(header::REFERER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|r| {
                     r.find("://")
                         .and_then(|i| r[i + 3..].find('/').map(|j| &r[i + 3 + j..]))
                 })
-                .map_or("/", safe_next),
+                .map_or_else(|| "/".to_owned(), safe_next),
         )
         .into_response(),
         Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
@@ -1834,5 +1852,24 @@ mod tests {
         assert_eq!(super::safe_next("//evil.example/"), "/");
         assert_eq!(super::safe_next("https://evil.example/"), "/");
         assert_eq!(super::safe_next("/\\evil.example"), "/");
+        // What browsers drop or rewrite before they follow a Location: tab, newline,
+        // backslash; and encoded forms, which stay encoded (a path, not a host).
+        for evil in [
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r\n/evil.example",
+            "\\/evil.example",
+            "/\\/evil.example",
+            "https:evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(super::safe_next(evil), "/", "{evil:?}");
+        }
+        assert_eq!(
+            super::safe_next("/%2F%2Fevil.example/"),
+            "/%2F%2Fevil.example/"
+        );
+        assert_eq!(super::safe_next("/%09/x"), "/%09/x");
+        assert_eq!(super::safe_next("/a/../b?x=1#frag"), "/b?x=1");
     }
 }

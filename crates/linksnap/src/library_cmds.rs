@@ -315,8 +315,27 @@ pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store
     let library = Library::open_with(&path, rules).await?;
     if library.data_dir().created {
         eprintln!("linksnap: created a new library in {}", path.display());
+    } else {
+        warn_if_shared(&path);
     }
     Ok(library)
+}
+
+/// Warns when an existing data directory is open to other local accounts (made before
+/// linksnap set its umask, or changed by hand): they could read every user's archive and
+/// the account hashes.
+fn warn_if_shared(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "linksnap: warning: the data directory {} can be read by other accounts (mode {mode:o}); run `chmod -R go= {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
 }
 
 fn parse_tags(raw: &[String]) -> anyhow::Result<Vec<TagName>> {

@@ -21,6 +21,11 @@ use std::process::ExitCode;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // Everything linksnap creates is its user's alone: the data directory holds every
+    // user's archive, the password and token hashes and the key that signs snapshot
+    // addresses (directories 0700, files 0600).
+    // SAFETY: umask only sets this process's file-mode creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     init_logging();
     let code = match cli::run() {
         Ok(code) => code,

@@ -1263,3 +1263,110 @@ fn a_server_stopped_for_thirty_seconds_answers_every_waiting_client_when_continu
     assert_eq!(all_links(&s, &tok).len(), 6);
     fsck_clean(&dir);
 }
+
+#[test]
+fn the_add_form_saves_the_good_lines_and_lists_the_bad_ones_with_their_text() {
+    use crate::readcache::{csrf_field, request, sign_in};
+    let site = FixtureServer::start();
+    let dir = temp_dir("addform");
+    let d = dir.to_str().unwrap();
+    let run = crate::support::linksnap_stdin(
+        &["--data", d, "user", "add", "ada", "--password-stdin"],
+        b"correct horse",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s = Serve::start(&dir, &["--workers", "0", "--rate-limit", "off"]);
+    let cookie = format!("linksnap_session={}", sign_in(&s, "ada", "correct%20horse"));
+    let list = request("GET", &s.url("/"), &[("cookie", &cookie)], None);
+    let csrf = csrf_field(&String::from_utf8_lossy(&list.body));
+    let long = format!("https://a.test/{}", "x".repeat(9000));
+    let lines = [
+        site.url("/plain?good=1"),
+        "ht!tp://nope".to_owned(),
+        site.url("/plain?good=2"),
+        long.clone(),
+    ]
+    .join("\n");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("urls", &lines)
+        .append_pair("tags", "batch")
+        .finish();
+    let a = request(
+        "POST",
+        &s.url("/links"),
+        &[("cookie", &cookie)],
+        Some(&body),
+    );
+    let html = String::from_utf8_lossy(&a.body).into_owned();
+    assert_eq!(a.status, 422, "{html}");
+    // The bad lines, with their reasons, next to the form, and back in it to fix.
+    assert!(html.contains("id=\"add-problems\""), "{html}");
+    assert!(
+        html.contains("<span id=\"add-saved-count\">2</span>"),
+        "{html}"
+    );
+    assert!(html.contains("ht!tp://nope</code> — invalid URL"), "{html}");
+    assert!(
+        html.contains("over the limit of 8192 bytes (max_url_bytes)"),
+        "{html}"
+    );
+    let textarea = html.split("id=\"add-urls\"").nth(1).unwrap();
+    let textarea = &textarea[..textarea.find("</textarea>").unwrap()];
+    assert!(textarea.contains("ht!tp://nope") && textarea.contains(&long[..40]));
+    assert!(
+        !textarea.contains("good=1"),
+        "saved lines are not asked again"
+    );
+    // The good lines were saved, with the tag.
+    let tok = token(&dir, "form");
+    let links = all_links(&s, &tok);
+    let mut urls: Vec<&str> = links.values().map(|l| l["url"].as_str().unwrap()).collect();
+    urls.sort_unstable();
+    assert_eq!(urls, [site.url("/plain?good=1"), site.url("/plain?good=2")]);
+    assert!(links.values().all(|l| l["tags"] == json!(["batch"])));
+
+    // The same limits at the other ways in: the API (400/422 naming the problem), the CLI
+    // (exit 2), an import (the line skipped with its reason).
+    let api = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": long})),
+    );
+    assert_eq!(api.status, 422);
+    assert!(
+        api.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_url_bytes")
+    );
+    let api = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(json!({"url": "ht!tp://nope"})),
+    );
+    assert_eq!(api.status, 422);
+    let cli = linksnap(&["--data", d, "add", "ht!tp://nope"]);
+    assert_eq!(cli.code, 2, "{}", cli.stderr);
+    assert!(cli.stderr.contains("not a URL"), "{}", cli.stderr);
+    let cli = linksnap(&["--data", d, "add", &long]);
+    assert_eq!(cli.code, 2, "{}", cli.stderr);
+    let imported = crate::support::linksnap_stdin(
+        &[
+            "--data",
+            d,
+            "import",
+            "-",
+            "--format",
+            "urls",
+            "--no-capture",
+        ],
+        format!("{long}\nhttps://a.test/fine\n").as_bytes(),
+    );
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let out = format!("{}{}", imported.stdout_str(), imported.stderr);
+    assert!(out.contains("max_url_bytes"), "{out}");
+    assert_eq!(all_links(&s, &tok).len(), 3);
+}

@@ -18,7 +18,12 @@ fn cache(a: &Answer) -> &str {
 }
 
 /// A browser-like request (redirects not followed), with an optional form body.
-fn request(method: &str, url: &str, headers: &[(&str, &str)], form: Option<&str>) -> Answer {
+pub(crate) fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    form: Option<&str>,
+) -> Answer {
     let mut all = headers.to_vec();
     if form.is_some() {
         all.push(("content-type", "application/x-www-form-urlencoded"));
@@ -45,13 +50,13 @@ fn set_cookie(a: &Answer, name: &str) -> String {
 }
 
 /// The first hidden `csrf` field of a page.
-fn csrf_field(html: &str) -> String {
+pub(crate) fn csrf_field(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }
 
 /// Signs in through the form; returns the session cookie's value.
-fn sign_in(s: &Serve, name: &str, password: &str) -> String {
+pub(crate) fn sign_in(s: &Serve, name: &str, password: &str) -> String {
     let form = request("GET", &s.url("/login"), &[], None);
     let pre = set_cookie(&form, "linksnap_prelogin");
     let csrf = csrf_field(&String::from_utf8_lossy(&form.body));

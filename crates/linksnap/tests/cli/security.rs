@@ -215,3 +215,60 @@ fn a_new_user_never_inherits_a_removed_users_library_or_share_links() {
         .collect();
     assert!(aside.iter().any(|n| n.starts_with("removed-")), "{aside:?}");
 }
+
+#[test]
+fn nothing_in_the_data_directory_is_open_to_other_accounts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let site = FixtureServer::start();
+    let dir = artifact_dir("security-modes");
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    for name in ["ann", "bob"] {
+        let run = linksnap_stdin(
+            &["--data", d, "user", "add", name, "--password-stdin"],
+            b"long enough password\n",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let page = site.url("/page-with?modes");
+    for who in ["ann", "bob"] {
+        let run = linksnap(&[
+            "--data",
+            d,
+            "--as",
+            who,
+            "add",
+            &page,
+            "--wait",
+            "--allow-net",
+            "127.0.0.0/8",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    // Every directory 0700 and every file 0600, the users' libraries included.
+    let mut stack = vec![data.clone()];
+    let mut seen = 0;
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", p.display());
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        }
+        seen += 1;
+    }
+    assert!(seen > 20, "{seen}");
+    assert!(data.join("users").is_dir());
+    // A directory opened up by hand is reported.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = linksnap(&["--data", d, "ls"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("can be read by other accounts (mode 755)"),
+        "{}",
+        run.stderr
+    );
+}
