@@ -287,11 +287,18 @@ impl Library {
                 let recorded = if transient && job.attempt < MAX_ATTEMPTS {
                     let delay = FIRST_RETRY_DELAY * 4u32.pow((job.attempt - 1) as u32);
                     let run_after = now_ms() + delay.as_millis() as i64;
-                    self.end_job(job, "queued", LinkStatus::Queued, &reason, Some(run_after))
-                        .await
-                        .map(|()| Outcome::Retrying(reason))
+                    self.end_job(
+                        job,
+                        "queued",
+                        LinkStatus::Queued,
+                        &reason,
+                        Some(run_after),
+                        false,
+                    )
+                    .await
+                    .map(|()| Outcome::Retrying(reason))
                 } else {
-                    self.end_job(job, "failed", LinkStatus::Failed, &reason, None)
+                    self.end_job(job, "failed", LinkStatus::Failed, &reason, None, false)
                         .await
                         .map(|()| Outcome::Failed(reason))
                 };
@@ -303,21 +310,9 @@ impl Library {
         }
     }
 
-    /// A job's end and its link's status, in one transaction.
+    /// A job's end and its link's status, in one transaction; with `refund` the attempt
+    /// is not counted.
     async fn end_job(
-        &self,
-        job: Job,
-        state: &str,
-        status: LinkStatus,
-        reason: &str,
-        run_after: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.end_job_refunding(job, state, status, reason, run_after, false)
-            .await
-    }
-
-    /// [`Library::end_job`], and with `refund` the attempt is not counted.
-    async fn end_job_refunding(
         &self,
         job: Job,
         state: &str,
@@ -362,7 +357,7 @@ impl Library {
             tokio::time::sleep(Duration::from_millis(pause_ms)).await;
             let run_after = now_ms() + RELEASE_DELAY.as_millis() as i64;
             match self
-                .end_job_refunding(
+                .end_job(
                     job,
                     "queued",
                     LinkStatus::Queued,

@@ -616,6 +616,22 @@ fn fsck_clean(dir: &Path) {
     );
 }
 
+/// `GET /api/v1/links/{id}` as JSON.
+pub(crate) fn link_json(s: &Serve, tok: &str, id: i64) -> Value {
+    http(
+        "GET",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(tok),
+        None,
+    )
+    .json()
+}
+
+/// `POST /api/v1/links` with `body`.
+pub(crate) fn post_link(s: &Serve, tok: &str, body: Value) -> crate::serve::Answer {
+    http("POST", &s.url("/api/v1/links"), Some(tok), Some(body))
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("linksnap-faults-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -798,13 +814,7 @@ fn kill_9_at_twenty_random_moments_loses_nothing_acknowledged() {
                 continue;
             }
             let _ = seq;
-            let l = http(
-                "GET",
-                &s.url(&format!("/api/v1/links/{id}")),
-                Some(&tok),
-                None,
-            )
-            .json();
+            let l = link_json(&s, &tok, *id);
             let word = l["note"]
                 .as_str()
                 .unwrap()
@@ -889,12 +899,7 @@ fn a_full_disk_is_answered_507_reads_go_on_and_everything_resumes_when_space_is_
     let dir = fs.0.join("data");
     let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
     let tok = token(&dir, "disk");
-    let before = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/page-with?before=1")})),
-    );
+    let before = post_link(&s, &tok, json!({"url": site.url("/page-with?before=1")}));
     assert_eq!(before.status, 202);
     wait_drained(&s, &tok, Duration::from_secs(30));
 
@@ -956,12 +961,7 @@ fn a_full_disk_is_answered_507_reads_go_on_and_everything_resumes_when_space_is_
 
     // Space back: everything works again, captures queued meanwhile complete.
     std::fs::remove_file(&filler).unwrap();
-    let after = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/page-with?after=1")})),
-    );
+    let after = post_link(&s, &tok, json!({"url": site.url("/page-with?after=1")}));
     assert_eq!(
         after.status,
         202,
@@ -1022,12 +1022,7 @@ fn a_read_only_data_directory_is_a_clear_error_and_captures_wait_until_it_is_wri
     // not recorded, its link waits in the queue, and lands once the directory is writable.
     let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
     read_only(true);
-    let add = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/page-with?ro=1")})),
-    );
+    let add = post_link(&s, &tok, json!({"url": site.url("/page-with?ro=1")}));
     let id = add.json()["id"].as_i64();
     let logged = {
         let start = Instant::now();
@@ -1046,13 +1041,7 @@ fn a_read_only_data_directory_is_a_clear_error_and_captures_wait_until_it_is_wri
     assert!(s.log().contains("queued again"), "{}", s.log());
     if let Some(id) = id {
         wait_drained(&s, &tok, Duration::from_secs(30));
-        let l = http(
-            "GET",
-            &s.url(&format!("/api/v1/links/{id}")),
-            Some(&tok),
-            None,
-        )
-        .json();
+        let l = link_json(&s, &tok, id);
         assert_eq!(l["status"], "ok", "{l}");
     }
     fsck_clean(&dir);
@@ -1066,11 +1055,10 @@ fn damaged_and_deleted_blobs_are_reported_and_a_recapture_repairs_them() {
     let tok = token(&dir, "blobs");
     let mut ids = Vec::new();
     for i in 0..2 {
-        let a = http(
-            "POST",
-            &s.url("/api/v1/links"),
-            Some(&tok),
-            Some(json!({"url": site.url(&format!("/random/{}", 3000 + i))})),
+        let a = post_link(
+            &s,
+            &tok,
+            json!({"url": site.url(&format!("/random/{}", 3000 + i))}),
         );
         ids.push(a.json()["id"].as_i64().unwrap());
     }
@@ -1142,11 +1130,10 @@ fn a_search_index_deleted_while_running_is_rebuilt_without_a_restart() {
     let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
     let tok = token(&dir, "index");
     let add = |note: &str| {
-        http(
-            "POST",
-            &s.url("/api/v1/links"),
-            Some(&tok),
-            Some(json!({"url": site.url(&format!("/plain?n={note}")), "note": note})),
+        post_link(
+            &s,
+            &tok,
+            json!({"url": site.url(&format!("/plain?n={note}")), "note": note}),
         )
     };
     assert_eq!(add("aardvark").status, 202);
@@ -1185,41 +1172,16 @@ fn a_capture_that_hangs_past_its_deadline_fails_clearly_and_the_worker_goes_on()
         &["--workers", "1", "--rate-limit", "off", "--timeout", "2"],
     );
     let tok = token(&dir, "hang");
-    let hang = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/drip")})),
-    )
-    .json()["id"]
+    let hang = post_link(&s, &tok, json!({"url": site.url("/drip")})).json()["id"]
         .as_i64()
         .unwrap();
-    let next = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/plain?after-hang=1")})),
-    )
-    .json()["id"]
+    let next = post_link(&s, &tok, json!({"url": site.url("/plain?after-hang=1")})).json()["id"]
         .as_i64()
         .unwrap();
     wait_until("the next link captured by the same worker", || {
-        http(
-            "GET",
-            &s.url(&format!("/api/v1/links/{next}")),
-            Some(&tok),
-            None,
-        )
-        .json()["status"]
-            == "ok"
+        link_json(&s, &tok, next)["status"] == "ok"
     });
-    let l = http(
-        "GET",
-        &s.url(&format!("/api/v1/links/{hang}")),
-        Some(&tok),
-        None,
-    )
-    .json();
+    let l = link_json(&s, &tok, hang);
     // Timed out: queued again with the reason (a transient failure is retried later).
     assert_eq!(l["status"], "queued", "{l}");
     assert!(l["failure"].as_str().unwrap().contains("time"), "{l}");
@@ -1328,12 +1290,7 @@ fn the_add_form_saves_the_good_lines_and_lists_the_bad_ones_with_their_text() {
 
     // The same limits at the other ways in: the API (400/422 naming the problem), the CLI
     // (exit 2), an import (the line skipped with its reason).
-    let api = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": long})),
-    );
+    let api = post_link(&s, &tok, json!({"url": long}));
     assert_eq!(api.status, 422);
     assert!(
         api.json()["message"]
@@ -1341,12 +1298,7 @@ fn the_add_form_saves_the_good_lines_and_lists_the_bad_ones_with_their_text() {
             .unwrap()
             .contains("max_url_bytes")
     );
-    let api = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": "ht!tp://nope"})),
-    );
+    let api = post_link(&s, &tok, json!({"url": "ht!tp://nope"}));
     assert_eq!(api.status, 422);
     let cli = linksnap(&["--data", d, "add", "ht!tp://nope"]);
     assert_eq!(cli.code, 2, "{}", cli.stderr);

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::faults::{link_json, post_link};
 use crate::serve::{Serve, http, token, wait_until};
 use crate::support::{FixtureServer, artifact_dir, linksnap, linksnap_stdin, snap};
 
@@ -39,25 +40,17 @@ fn pages_nested_a_hundred_thousand_deep_are_saved_without_readable_text_and_cras
     let s = Serve::start(&dir, &["--workers", "2"]);
     let mut ids = Vec::new();
     for shape in SHAPES {
-        let a = http(
-            "POST",
-            &s.url("/api/v1/links"),
-            Some(&tok),
-            Some(json!({"url": site.url(&format!("/deep/{shape}/100000?served"))})),
+        let a = post_link(
+            &s,
+            &tok,
+            json!({"url": site.url(&format!("/deep/{shape}/100000?served"))}),
         );
         assert_eq!(a.status, 202);
         ids.push(a.json()["id"].as_i64().unwrap());
     }
     for id in ids {
         wait_until("the deep page captured", || {
-            http(
-                "GET",
-                &s.url(&format!("/api/v1/links/{id}")),
-                Some(&tok),
-                None,
-            )
-            .json()["status"]
-                == "ok"
+            link_json(&s, &tok, id)["status"] == "ok"
         });
     }
     assert_eq!(http("GET", &s.url("/healthz"), None, None).status, 200);
@@ -85,25 +78,12 @@ fn a_capture_that_dies_with_its_server_twice_is_failed_and_the_server_keeps_serv
     for round in 0..2 {
         let s = Serve::start(&dir, &flags);
         let link = *id.get_or_insert_with(|| {
-            http(
-                "POST",
-                &s.url("/api/v1/links"),
-                Some(&tok),
-                Some(json!({"url": site.url("/slow/30000/poison")})),
-            )
-            .json()["id"]
+            post_link(&s, &tok, json!({"url": site.url("/slow/30000/poison")})).json()["id"]
                 .as_i64()
                 .unwrap()
         });
         wait_until("the capture under way", || {
-            http(
-                "GET",
-                &s.url(&format!("/api/v1/links/{link}")),
-                Some(&tok),
-                None,
-            )
-            .json()["status"]
-                == "capturing"
+            link_json(&s, &tok, link)["status"] == "capturing"
         });
         // SAFETY: signalling our own child.
         unsafe { libc::kill(s.pid(), libc::SIGKILL) };
@@ -112,13 +92,7 @@ fn a_capture_that_dies_with_its_server_twice_is_failed_and_the_server_keeps_serv
     }
     let s = Serve::start(&dir, &flags);
     let link = id.unwrap();
-    let l = http(
-        "GET",
-        &s.url(&format!("/api/v1/links/{link}")),
-        Some(&tok),
-        None,
-    )
-    .json();
+    let l = link_json(&s, &tok, link);
     assert_eq!(l["status"], "failed", "{l}");
     assert!(
         l["failure"]
@@ -128,32 +102,13 @@ fn a_capture_that_dies_with_its_server_twice_is_failed_and_the_server_keeps_serv
         "{l}"
     );
     // Not claimed again: the server serves and captures other links.
-    let other = http(
-        "POST",
-        &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(json!({"url": site.url("/plain?after-poison")})),
-    )
-    .json()["id"]
+    let other = post_link(&s, &tok, json!({"url": site.url("/plain?after-poison")})).json()["id"]
         .as_i64()
         .unwrap();
     wait_until("another link captured", || {
-        http(
-            "GET",
-            &s.url(&format!("/api/v1/links/{other}")),
-            Some(&tok),
-            None,
-        )
-        .json()["status"]
-            == "ok"
+        link_json(&s, &tok, other)["status"] == "ok"
     });
-    let l = http(
-        "GET",
-        &s.url(&format!("/api/v1/links/{link}")),
-        Some(&tok),
-        None,
-    )
-    .json();
+    let l = link_json(&s, &tok, link);
     assert_eq!(l["status"], "failed");
 }
 
