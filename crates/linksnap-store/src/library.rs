@@ -422,10 +422,14 @@ impl Library {
         let dir = DataDir::open(path).await?;
         let index_dir = path.join("index");
         let (search, rebuild) =
-            crate::indexing::open_index(path, &index_dir).map_err(|reason| OpenError::Dir {
-                path: index_dir.clone(),
-                reason,
-                fault: None,
+            crate::indexing::open_index(path, &index_dir).map_err(|reason| {
+                // tantivy's errors carry no OS error to read: a full disk is told by space.
+                let hint = crate::datadir::space_hint(&index_dir);
+                OpenError::Dir {
+                    path: index_dir.clone(),
+                    fault: (!hint.is_empty()).then_some(crate::fault::Fault::DiskFull),
+                    reason: format!("{reason}{hint}"),
+                }
             })?;
         let library = Self {
             dir,

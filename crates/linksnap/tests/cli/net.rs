@@ -627,7 +627,18 @@ fn twenty_thousand_attempts_from_one_address_meet_the_cap() {
         }
     }
     let elapsed = started.elapsed();
-    let st = stats(&dir);
+    // The last attempts may still be in the accept queue: read until every attempt has
+    // been seen (admitted or reset), for at most 10 s.
+    let seen = |st: &serde_json::Value| {
+        st["limits"]["refused_per_ip_cap"].as_u64().unwrap_or(0)
+            + st["limits"]["accepted_total"].as_u64().unwrap_or(0)
+    };
+    let mut st = stats(&dir);
+    let waited = Instant::now();
+    while seen(&st) < 20_000 && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        st = stats(&dir);
+    }
     most = most.max(peer_count(&st, "127.0.0.20"));
     let rss = rss_kb(s.pid());
     eprintln!(

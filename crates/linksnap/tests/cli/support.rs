@@ -893,5 +893,9 @@ pub fn artifact_dir(name: &str) -> PathBuf {
         .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // Private, as linksnap makes its own: many tests use it as a data directory, and
+    // linksnap warns about one that other accounts can read.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
