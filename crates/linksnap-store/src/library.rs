@@ -450,7 +450,10 @@ impl Library {
             }
         };
         caught_up.map_err(|e| OpenError::Dir {
-            fault: e.fault(),
+            fault: e.fault().or_else(|| {
+                (!crate::datadir::space_hint(&index_dir).is_empty())
+                    .then_some(crate::fault::Fault::DiskFull)
+            }),
             path: index_dir.clone(),
             reason: format!(
                 "bringing the search index up to date: {e}{}",
