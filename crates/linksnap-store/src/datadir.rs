@@ -264,6 +264,13 @@ impl DataDir {
     }
 }
 
+/// [`Fault::DiskFull`](crate::fault::Fault::DiskFull) when the filesystem holding `path`
+/// has (almost) no space left: for errors that carry no OS error to read (SQLite's "disk
+/// I/O error", tantivy's).
+pub fn full_disk_fault(path: &Path) -> Option<crate::fault::Fault> {
+    (!space_hint(path).is_empty()).then_some(crate::fault::Fault::DiskFull)
+}
+
 /// " (the disk is full: N bytes free)" when the filesystem holding `path` has (almost) no
 /// space left: SQLite then reports only "disk I/O error".
 pub fn space_hint(path: &Path) -> String {
@@ -299,13 +306,10 @@ pub const READERS: u32 = 4;
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn open_db(path: &Path, commits: Commits) -> Result<(SqlitePool, SqlitePool), OpenError> {
-    let db_err = |e: &dyn std::fmt::Display| {
-        let hint = space_hint(path);
-        OpenError::Database {
-            path: path.to_owned(),
-            fault: (!hint.is_empty()).then_some(crate::fault::Fault::DiskFull),
-            reason: format!("{e}{hint}"),
-        }
+    let db_err = |e: &dyn std::fmt::Display| OpenError::Database {
+        path: path.to_owned(),
+        fault: full_disk_fault(path),
+        reason: format!("{e}{}", space_hint(path)),
     };
     let options = SqliteConnectOptions::new()
         .filename(path)

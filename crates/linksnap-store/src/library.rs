@@ -422,14 +422,10 @@ impl Library {
         let dir = DataDir::open(path).await?;
         let index_dir = path.join("index");
         let (search, rebuild) =
-            crate::indexing::open_index(path, &index_dir).map_err(|reason| {
-                // tantivy's errors carry no OS error to read: a full disk is told by space.
-                let hint = crate::datadir::space_hint(&index_dir);
-                OpenError::Dir {
-                    path: index_dir.clone(),
-                    fault: (!hint.is_empty()).then_some(crate::fault::Fault::DiskFull),
-                    reason: format!("{reason}{hint}"),
-                }
+            crate::indexing::open_index(path, &index_dir).map_err(|reason| OpenError::Dir {
+                path: index_dir.clone(),
+                fault: crate::datadir::full_disk_fault(&index_dir),
+                reason: format!("{reason}{}", crate::datadir::space_hint(&index_dir)),
             })?;
         let library = Self {
             dir,
@@ -450,10 +446,9 @@ impl Library {
             }
         };
         caught_up.map_err(|e| OpenError::Dir {
-            fault: e.fault().or_else(|| {
-                (!crate::datadir::space_hint(&index_dir).is_empty())
-                    .then_some(crate::fault::Fault::DiskFull)
-            }),
+            fault: e
+                .fault()
+                .or_else(|| crate::datadir::full_disk_fault(&index_dir)),
             path: index_dir.clone(),
             reason: format!(
                 "bringing the search index up to date: {e}{}",
@@ -576,8 +571,8 @@ impl Library {
         tags: &[TagName],
         note: Option<&str>,
     ) -> Result<(LinkId, bool), StoreError> {
-        let (id, job) = self.add_link(url, tags, note, None).await?;
-        Ok((id, job.is_some()))
+        let (id, created, _) = self.add_link(url, tags, note, false).await?;
+        Ok((id, created))
     }
 
     /// [`Library::add_unindexed`], and a new link's capture queued in the same
@@ -592,18 +587,19 @@ impl Library {
         tags: &[TagName],
         note: Option<&str>,
     ) -> Result<(LinkId, Option<i64>), StoreError> {
-        self.add_link(url, tags, note, Some(now_ms())).await
+        let (id, _, job) = self.add_link(url, tags, note, true).await?;
+        Ok((id, job))
     }
 
-    /// Adds or finds a link; with `queue_at`, a new link gets a job due then. Returns the
-    /// link and, when it was created, `Some` (its job id, or 0 without `queue_at`).
+    /// Adds or finds a link; with `queue`, a new link gets a job due now. Returns the link,
+    /// whether it was created, and its new job.
     async fn add_link(
         &self,
         url: &NormalizedUrl,
         tags: &[TagName],
         note: Option<&str>,
-        queue_at: Option<i64>,
-    ) -> Result<(LinkId, Option<i64>), StoreError> {
+        queue: bool,
+    ) -> Result<(LinkId, bool, Option<i64>), StoreError> {
         let _pending = self.pending_change();
         let mut tx = self.write_tx().await?;
         let now = now_ms();
@@ -645,26 +641,26 @@ impl Library {
                 .execute(&mut *tx)
                 .await?;
         }
-        let job = match (created, queue_at) {
-            (false, _) => None,
-            (true, None) => Some(0),
-            (true, Some(at)) => Some(
+        let job = if created && queue {
+            Some(
                 sqlx::query_scalar(
                     "INSERT INTO jobs (link_id, run_after, created_at) VALUES (?, ?, ?) RETURNING id",
                 )
                 .bind(id)
-                .bind(at)
+                .bind(now)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?,
-            ),
+            )
+        } else {
+            None
         };
         tx.commit().await?;
         // Committed: an indexing failure from here on is the index's to catch up on.
         if let Err(e) = self.index_docs(&[id]).await {
             self.fell_behind(&e);
         }
-        Ok((LinkId(id), job))
+        Ok((LinkId(id), created, job))
     }
 
     /// One link.

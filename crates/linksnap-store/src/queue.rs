@@ -133,31 +133,17 @@ impl Library {
         Ok(id)
     }
 
-    /// Jobs left running go back to the queue, and links left `capturing` back to
-    /// `queued`, in one transaction; returns how many jobs. Called on open, where they were
-    /// `abandoned` by a process that died (`abandoned` true: counted, and a job abandoned
-    /// [`MAX_ABANDONED`] times fails instead, see [`fail_poison_pills`]), and by a
-    /// server whose shutdown could not wait for its captures (not counted). Either way this
-    /// process holds the writer lock, so nothing else is capturing.
+    /// Jobs left running go back to the queue, and their links back to `queued`; returns
+    /// how many jobs. Called on open, where they were `abandoned` by a process that died
+    /// (`abandoned` true: counted, and a job abandoned [`MAX_ABANDONED`] times fails
+    /// instead, see [`fail_poison_pills`]), and by a server whose shutdown could not wait
+    /// for its captures (not counted). Either way this process holds the writer lock, so
+    /// nothing else is capturing.
     ///
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn return_running_jobs(&self, abandoned: bool) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let jobs = sqlx::query(
-            "UPDATE jobs SET state = 'queued', claimed_at = NULL, \
-             abandoned = abandoned + CASE WHEN ? THEN 1 ELSE 0 END WHERE state = 'running'",
-        )
-        .bind(abandoned)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE links SET status = 'queued' WHERE status = 'capturing'")
-            .execute(&mut *tx)
-            .await?;
-        fail_poison_pills(&mut tx).await?;
-        tx.commit().await?;
-        Ok(jobs)
+        self.requeue_running(i64::MAX, abandoned).await
     }
 
     /// Claims the next job that is due (or exactly job `only`), atomically.
@@ -379,30 +365,41 @@ impl Library {
     }
 
     /// Jobs `running` for longer than `older_than` go back to the queue (and their links
-    /// to `queued`): no capture of this process runs that long (see
+    /// to `queued`), counted as abandoned: no capture of this process runs that long (see
     /// [`CAPTURE_DEADLINE_GRACE`]), so nobody is running them. Returns how many.
     ///
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn return_stale_jobs(&self, older_than: Duration) -> Result<u64, StoreError> {
         let cutoff = now_ms() - older_than.as_millis() as i64;
+        self.requeue_running(cutoff, true).await
+    }
+
+    /// Jobs `running` since before `cutoff` (Unix ms) back to `queued`, their links with
+    /// them, each counted as abandoned when `abandoned`; then the poison pills failed. One
+    /// transaction.
+    async fn requeue_running(&self, cutoff: i64, abandoned: bool) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let links: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'queued', claimed_at = NULL, abandoned = abandoned + 1 \
-             WHERE state = 'running' AND claimed_at < ? RETURNING link_id",
+        let jobs = sqlx::query(
+            "UPDATE jobs SET state = 'queued', claimed_at = NULL, \
+             abandoned = abandoned + CASE WHEN ? THEN 1 ELSE 0 END \
+             WHERE state = 'running' AND coalesce(claimed_at, 0) < ?",
         )
+        .bind(abandoned)
         .bind(cutoff)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A link is capturing only while a job of it runs.
+        sqlx::query(
+            "UPDATE links SET status = 'queued' WHERE status = 'capturing' AND NOT EXISTS \
+             (SELECT 1 FROM jobs j WHERE j.link_id = links.id AND j.state = 'running')",
+        )
+        .execute(&mut *tx)
         .await?;
-        for link in &links {
-            sqlx::query("UPDATE links SET status = 'queued' WHERE id = ? AND status = 'capturing'")
-                .bind(link)
-                .execute(&mut *tx)
-                .await?;
-        }
         fail_poison_pills(&mut tx).await?;
         tx.commit().await?;
-        Ok(links.len() as u64)
+        Ok(jobs)
     }
 
     async fn finish_job(

@@ -632,6 +632,16 @@ pub(crate) fn post_link(s: &Serve, tok: &str, body: Value) -> crate::serve::Answ
     http("POST", &s.url("/api/v1/links"), Some(tok), Some(body))
 }
 
+/// A fixture site, a fresh data directory `temp_dir(name)`, a server on it with `workers`
+/// capture workers and no rate limit, and a token.
+fn rig(name: &str, workers: &str) -> (FixtureServer, PathBuf, Serve, String) {
+    let site = FixtureServer::start();
+    let dir = temp_dir(name);
+    let s = Serve::start(&dir, &["--workers", workers, "--rate-limit", "off"]);
+    let tok = token(&dir, name);
+    (site, dir, s, tok)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("linksnap-faults-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -648,10 +658,7 @@ fn kill(pid: i32, sig: i32) {
 fn forty_adds_eight_at_a_time_while_capturing_all_succeed_and_none_is_stranded() {
     // The reproduction from the issue: 19 of 40 answered 500 and 6 links stayed
     // `capturing` for good.
-    let site = FixtureServer::start();
-    let dir = temp_dir("forty");
-    let s = Serve::start(&dir, &["--workers", "2", "--rate-limit", "off"]);
-    let tok = token(&dir, "load");
+    let (site, dir, s, tok) = rig("forty", "2");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -725,10 +732,7 @@ fn forty_adds_eight_at_a_time_while_capturing_all_succeed_and_none_is_stranded()
 
 #[test]
 fn sixteen_concurrent_writers_lose_nothing_and_never_see_a_server_error() {
-    let site = FixtureServer::start();
-    let dir = temp_dir("writers");
-    let s = Serve::start(&dir, &["--workers", "2", "--rate-limit", "off"]);
-    let tok = token(&dir, "load");
+    let (site, dir, s, tok) = rig("writers", "2");
     let shape = Shape {
         clients: 16,
         ops: 200,
@@ -1049,10 +1053,7 @@ fn a_read_only_data_directory_is_a_clear_error_and_captures_wait_until_it_is_wri
 
 #[test]
 fn damaged_and_deleted_blobs_are_reported_and_a_recapture_repairs_them() {
-    let site = FixtureServer::start();
-    let dir = temp_dir("blobs");
-    let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
-    let tok = token(&dir, "blobs");
+    let (site, dir, s, tok) = rig("blobs", "1");
     let mut ids = Vec::new();
     for i in 0..2 {
         let a = post_link(
@@ -1125,10 +1126,7 @@ fn damaged_and_deleted_blobs_are_reported_and_a_recapture_repairs_them() {
 
 #[test]
 fn a_search_index_deleted_while_running_is_rebuilt_without_a_restart() {
-    let site = FixtureServer::start();
-    let dir = temp_dir("index");
-    let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
-    let tok = token(&dir, "index");
+    let (site, dir, s, tok) = rig("index", "1");
     let add = |note: &str| {
         post_link(
             &s,
@@ -1190,10 +1188,7 @@ fn a_capture_that_hangs_past_its_deadline_fails_clearly_and_the_worker_goes_on()
 
 #[test]
 fn a_server_stopped_for_thirty_seconds_answers_every_waiting_client_when_continued() {
-    let site = FixtureServer::start();
-    let dir = temp_dir("sigstop");
-    let s = Serve::start(&dir, &["--workers", "1", "--rate-limit", "off"]);
-    let tok = token(&dir, "stop");
+    let (site, dir, s, tok) = rig("sigstop", "1");
     // A connection open before the stop, idle through it, is still usable after.
     let pid = s.pid();
     kill(pid, libc::SIGSTOP);

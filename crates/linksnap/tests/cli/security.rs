@@ -7,6 +7,32 @@ use crate::faults::{link_json, post_link};
 use crate::serve::{Serve, http, token, wait_until};
 use crate::support::{FixtureServer, artifact_dir, linksnap, linksnap_stdin, snap};
 
+/// `linksnap user add NAME` on the data directory `d`, with a password on stdin.
+fn add_user(d: &str, name: &str, admin: bool) {
+    let mut args = vec!["--data", d, "user", "add", name, "--password-stdin"];
+    if admin {
+        args.push("--admin");
+    }
+    let run = linksnap_stdin(&args, b"long enough password\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// `linksnap --as WHO add PAGE --wait` (loopback allowed): captured now.
+fn capture_as(d: &str, who: &str, page: &str) {
+    let run = linksnap(&[
+        "--data",
+        d,
+        "--as",
+        who,
+        "add",
+        page,
+        "--wait",
+        "--allow-net",
+        "127.0.0.0/8",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 const SHAPES: [&str; 6] = ["div", "span", "table", "list", "svg", "mixed"];
 
 #[test]
@@ -117,29 +143,9 @@ fn a_new_user_never_inherits_a_removed_users_library_or_share_links() {
     let site = FixtureServer::start();
     let dir = artifact_dir("security-user-reuse");
     let d = dir.to_str().unwrap();
-    let add_user = |name: &str, admin: bool| {
-        let mut args = vec!["--data", d, "user", "add", name, "--password-stdin"];
-        if admin {
-            args.push("--admin");
-        }
-        let run = linksnap_stdin(&args, b"long enough password\n");
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    };
-    add_user("ann", true);
-    add_user("bob", false);
-    let page = site.url("/plain?bob-secret");
-    let run = linksnap(&[
-        "--data",
-        d,
-        "--as",
-        "bob",
-        "add",
-        &page,
-        "--wait",
-        "--allow-net",
-        "127.0.0.0/8",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    add_user(d, "ann", true);
+    add_user(d, "bob", false);
+    capture_as(d, "bob", &site.url("/plain?bob-secret"));
     let run = linksnap(&["--data", d, "--as", "bob", "token", "create", "bob-token"]);
     let bob = run.stdout_str().trim().to_owned();
     let s = Serve::start(&dir, &["--workers", "0"]);
@@ -152,7 +158,7 @@ fn a_new_user_never_inherits_a_removed_users_library_or_share_links() {
     // Bob, the newest user, is removed; cy is added.
     let run = linksnap(&["--data", d, "user", "remove", "bob"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    add_user("cy", false);
+    add_user(d, "cy", false);
     let run = linksnap(&["--data", d, "--as", "cy", "ls", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json(), json!([]), "cy sees bob's links");
@@ -178,27 +184,10 @@ fn nothing_in_the_data_directory_is_open_to_other_accounts() {
     let dir = artifact_dir("security-modes");
     let data = dir.join("data");
     let d = data.to_str().unwrap();
-    for name in ["ann", "bob"] {
-        let run = linksnap_stdin(
-            &["--data", d, "user", "add", name, "--password-stdin"],
-            b"long enough password\n",
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
     let page = site.url("/page-with?modes");
-    for who in ["ann", "bob"] {
-        let run = linksnap(&[
-            "--data",
-            d,
-            "--as",
-            who,
-            "add",
-            &page,
-            "--wait",
-            "--allow-net",
-            "127.0.0.0/8",
-        ]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+    for (who, admin) in [("ann", true), ("bob", false)] {
+        add_user(d, who, admin);
+        capture_as(d, who, &page);
     }
     // Every directory 0700 and every file 0600, the users' libraries included.
     let mut stack = vec![data.clone()];
