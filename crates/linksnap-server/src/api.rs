@@ -266,6 +266,10 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     }
     app.layer(axum::middleware::from_fn_with_state(
         state.clone(),
+        crate::bodies::limit,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
         crate::netapi::client_guard,
     ))
     .layer(axum::middleware::from_fn(crate::conn::track_in_flight))

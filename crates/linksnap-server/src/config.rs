@@ -26,8 +26,17 @@ pub const DEFAULT_DEFER_ACCEPT: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A keep-alive connection with no request in flight and no traffic is closed after this.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
-/// Largest request body (an import file is the largest thing anyone sends).
+/// Largest request body of the routes that take files (imports, the CLI's standard
+/// input): an import file is the largest thing anyone sends.
 pub const DEFAULT_BODY_LIMIT: usize = 64 << 20;
+/// Largest request body of every other route (forms, JSON, sign-in): a note at its cap
+/// (64 KiB), percent-encoded, fits.
+pub const DEFAULT_FORM_LIMIT: usize = 256 << 10;
+/// Request-body bytes held at once across all connections: bodies beyond it wait for
+/// earlier ones to finish instead of stacking up in memory.
+pub const DEFAULT_BODY_BUDGET: usize = 256 << 20;
+/// How long a request waits for room in the body budget before 503.
+pub const DEFAULT_BODY_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// Bytes the read caches keep: a page of 50 links is about 15 KB as JSON, so this holds
 /// some thousands of recent lists and searches.
 pub const DEFAULT_READ_CACHE: u64 = 32 << 20;
@@ -143,7 +152,14 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Largest body of the upload routes (imports, the CLI's input).
     pub body_limit: usize,
+    /// Largest body of every other route.
+    pub form_limit: usize,
+    /// Body bytes held at once across all connections.
+    pub body_budget: usize,
+    /// How long a body waits for room in the budget.
+    pub body_budget_wait: Duration,
     /// Bytes of responses kept by the read caches (0: none).
     pub read_cache: u64,
     pub workers: usize,
@@ -183,6 +199,9 @@ impl Default for ServerConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             body_limit: DEFAULT_BODY_LIMIT,
+            form_limit: DEFAULT_FORM_LIMIT,
+            body_budget: DEFAULT_BODY_BUDGET,
+            body_budget_wait: DEFAULT_BODY_BUDGET_WAIT,
             read_cache: DEFAULT_READ_CACHE,
             workers: DEFAULT_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -232,6 +251,9 @@ struct File {
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
     body_limit: Option<usize>,
+    form_limit: Option<usize>,
+    body_budget: Option<usize>,
+    body_budget_wait: Option<String>,
     read_cache: Option<u64>,
     workers: Option<usize>,
     shutdown_grace: Option<String>,
@@ -303,6 +325,11 @@ impl ServerConfig {
         set(&mut self.tcp.backlog, f.backlog);
         set(&mut self.max_connections, f.max_connections);
         set(&mut self.body_limit, f.body_limit);
+        set(&mut self.form_limit, f.form_limit);
+        set(&mut self.body_budget, f.body_budget);
+        if let Some(d) = f.body_budget_wait {
+            self.body_budget_wait = duration(&d)?;
+        }
         set(&mut self.read_cache, f.read_cache);
         set(&mut self.workers, f.workers);
         if let Some(d) = f.header_read_timeout {
@@ -403,6 +430,9 @@ impl ServerConfig {
             "LINKSNAP_MAX_CONNECTIONS" => self.max_connections = num(value)? as usize,
             "LINKSNAP_WORKERS" => self.workers = num(value)? as usize,
             "LINKSNAP_BODY_LIMIT" => self.body_limit = num(value)? as usize,
+            "LINKSNAP_FORM_LIMIT" => self.form_limit = num(value)? as usize,
+            "LINKSNAP_BODY_BUDGET" => self.body_budget = num(value)? as usize,
+            "LINKSNAP_BODY_BUDGET_WAIT" => self.body_budget_wait = duration(value)?,
             "LINKSNAP_READ_CACHE" => self.read_cache = num(value)?,
             "LINKSNAP_HEADER_READ_TIMEOUT" => self.header_read_timeout = duration(value)?,
             "LINKSNAP_IDLE_TIMEOUT" => self.idle_timeout = duration(value)?,
@@ -501,6 +531,16 @@ impl ServerConfig {
         }
         if self.ipv6_prefix == 0 || self.ipv6_prefix > 128 {
             return Err("ipv6_prefix must be from 1 to 128".into());
+        }
+        if self.form_limit == 0 || self.body_limit == 0 {
+            return Err("body_limit and form_limit must be above zero".into());
+        }
+        if self.body_budget < self.form_limit.max(self.body_limit) {
+            return Err(format!(
+                "body_budget ({}) must hold at least one largest body ({})",
+                self.body_budget,
+                self.form_limit.max(self.body_limit)
+            ));
         }
         if self.workers > 64 {
             return Err("workers must be at most 64".into());
@@ -626,7 +666,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("LINKSNAP_BACKLOG", "listen backlog"),
     ("LINKSNAP_MAX_CONNECTIONS", "connections served at once"),
     ("LINKSNAP_WORKERS", "capture workers"),
-    ("LINKSNAP_BODY_LIMIT", "largest request body, bytes"),
+    (
+        "LINKSNAP_BODY_LIMIT",
+        "largest request body of imports and the CLI, bytes",
+    ),
+    (
+        "LINKSNAP_FORM_LIMIT",
+        "largest request body of every other route, bytes",
+    ),
+    (
+        "LINKSNAP_BODY_BUDGET",
+        "request-body bytes held at once, all connections",
+    ),
+    (
+        "LINKSNAP_BODY_BUDGET_WAIT",
+        "how long a body waits for the budget before 503",
+    ),
     (
         "LINKSNAP_READ_CACHE",
         "bytes of responses the read caches keep (0: none)",

@@ -5,6 +5,7 @@
 //! capture workers. [`serve`] puts them together and shuts them down gracefully.
 
 pub mod api;
+pub mod bodies;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     pub secure_cookies: bool,
     pub body_limit: usize,
+    /// Request-body limits per route and the budget of body bytes in flight.
+    pub bodies: Arc<bodies::Bodies>,
     pub sse_heartbeat: Duration,
     /// Event streams open now.
     pub sse_streams: Arc<AtomicUsize>,
@@ -209,6 +212,7 @@ pub async fn serve(
         ))),
         secure_cookies: config.secure_cookies,
         body_limit: config.body_limit,
+        bodies: Arc::new(bodies::Bodies::new(&config)),
         sse_heartbeat: config.sse_heartbeat,
         sse_streams: Arc::new(AtomicUsize::new(0)),
         stopping: stop_rx.clone(),

@@ -42,9 +42,18 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, time for in-flight requests and captures (e.g. 20s).
     #[arg(long, value_name = "DURATION")]
     shutdown_grace: Option<String>,
-    /// Largest request body in bytes.
+    /// Largest request body of the upload routes (imports, the CLI's input), bytes.
     #[arg(long, value_name = "BYTES")]
     body_limit: Option<String>,
+    /// Largest request body of every other route (forms, JSON, sign-in), bytes.
+    #[arg(long, value_name = "BYTES")]
+    form_limit: Option<String>,
+    /// Request-body bytes held at once across all connections; more wait.
+    #[arg(long, value_name = "BYTES")]
+    body_budget: Option<String>,
+    /// How long a body waits for room in the budget before 503 (e.g. 30s).
+    #[arg(long, value_name = "DURATION")]
+    body_budget_wait: Option<String>,
     /// Bytes of responses the read caches keep (lists, searches, list pages; 0: none).
     #[arg(long, value_name = "BYTES")]
     read_cache: Option<String>,
@@ -124,6 +133,13 @@ impl ServeArgs {
                 &self.shutdown_grace,
             ),
             ("--body-limit", "LINKSNAP_BODY_LIMIT", &self.body_limit),
+            ("--form-limit", "LINKSNAP_FORM_LIMIT", &self.form_limit),
+            ("--body-budget", "LINKSNAP_BODY_BUDGET", &self.body_budget),
+            (
+                "--body-budget-wait",
+                "LINKSNAP_BODY_BUDGET_WAIT",
+                &self.body_budget_wait,
+            ),
             ("--read-cache", "LINKSNAP_READ_CACHE", &self.read_cache),
             ("--keepalive", "LINKSNAP_KEEPALIVE", &self.keepalive),
             (

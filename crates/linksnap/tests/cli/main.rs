@@ -6,6 +6,7 @@ mod support;
 mod charset;
 mod corpus;
 mod faults;
+mod hardening;
 mod library;
 mod limits;
 mod mail;

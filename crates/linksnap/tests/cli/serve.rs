@@ -828,7 +828,7 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
             "1s",
             "--idle-timeout",
             "3s",
-            "--body-limit",
+            "--form-limit",
             "1000",
         ],
     );
@@ -862,7 +862,7 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
         t >= Duration::from_millis(2900) && t < Duration::from_secs(6),
         "{t:?}"
     );
-    // The body limit, at its boundary.
+    // The form limit (every route that takes no file), at its boundary.
     let tok = token(&dir, "t");
     let body = |n: usize| json!({"url": format!("https://example.com/{}", "a".repeat(n))});
     let fits = body(0).to_string().len();
