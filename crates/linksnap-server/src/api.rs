@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -58,17 +58,6 @@ impl utoipa::Modify for Security {
 pub const DEFAULT_PAGE: usize = 50;
 /// Most links (or search hits) per page.
 pub const MAX_PAGE: usize = 1000;
-
-/// The `Content-Security-Policy` of every snapshot view. `sandbox` without
-/// `allow-same-origin` gives the page an opaque origin: its scripts run, but cannot read
-/// this origin's cookies or storage, and requests they make carry no credentials. The
-/// fetch directives allow only what a snapshot is made of (inline and `data:`/`blob:`), so
-/// nothing reaches the network.
-pub const SNAPSHOT_CSP: &str = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox allow-forms; \
-default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; \
-style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data: blob:; \
-media-src data: blob:; frame-src data: blob:; worker-src data: blob:; connect-src 'none'; \
-form-action 'none'; base-uri 'none'";
 
 /// An API error: an HTTP status, a stable code, a message for people.
 #[derive(Debug)]
@@ -222,7 +211,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .split_for_parts();
     let doc = Arc::new(doc);
     let authed = api
-        .route("/snapshots/{id}/{version}", get(snapshot))
+        .route("/snapshots/{id}/{version}", get(crate::snapview::snapshot))
         .route("/_cli/v1/run", post(cli::run))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -234,7 +223,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     ));
     let mut app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/s/{secret}", get(shared_snapshot))
+        .route("/s/{secret}", get(crate::snapview::shared_snapshot))
         .route("/metrics", get(crate::netapi::metrics))
         .route(
             "/v/{lib}/{id}/{version}",
@@ -264,16 +253,21 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
                 page_csp,
             ));
     }
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::bodies::limit,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::netapi::client_guard,
-    ))
-    .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
-    .with_state(state)
+    app.layer(axum::middleware::map_response(common_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::bodies::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::names::check_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::netapi::client_guard,
+        ))
+        .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
+        .with_state(state)
 }
 
 /// Imports `body` into the request's library on a thread of its own (the Netscape parser is
@@ -320,6 +314,17 @@ pub(crate) async fn import_body(
             "the import stopped",
         )),
     }
+}
+
+/// Headers every answer carries unless it set its own: opening an original from a page
+/// tells that site nothing of this server (`no-referrer`); no type sniffing.
+async fn common_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    res
 }
 
 /// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
@@ -1011,102 +1016,6 @@ async fn export(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Respons
             "format: `{other}` is not one of json, netscape"
         ))),
     }
-}
-
-/// A snapshot, served as untrusted content: [`SNAPSHOT_CSP`], no sniffing, no referrer,
-/// not framed by other sites.
-async fn snapshot(
-    Scoped(s): Scoped,
-    Path((id, version)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let id = link_id(&id)?;
-    let version =
-        match version.as_str() {
-            "latest" => None,
-            v => Some(v.trim_start_matches('v').parse::<i64>().map_err(|_| {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such version")
-            })?),
-        };
-    if let Some(origin) = &s.snapshot_origin {
-        // Never on the app's origin: off to a signed address on the snapshot origin.
-        let name = crate::snaporigin::library_name(&s);
-        let v = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
-        s.library
-            .versions(id)
-            .await?
-            .first()
-            .ok_or(StoreError::NoVersion {
-                link: id,
-                version: 0,
-            })?;
-        return Ok((
-            StatusCode::SEE_OTHER,
-            [(header::LOCATION, origin.url(&name, id.0, &v))],
-        )
-            .into_response());
-    }
-    let (bytes, media_type) = s.library.render(id, version).await?;
-    Ok(untrusted(bytes, &media_type))
-}
-
-/// A public share link: the snapshot it names, to anyone, as untrusted content; 404 once
-/// revoked.
-async fn shared_snapshot(
-    State(s): State<AppState>,
-    Path(secret): Path<String>,
-) -> ApiResult<Response> {
-    let gone = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such share link (revoked?)",
-        )
-    };
-    // Share links of every user's library: the secret names one of them.
-    let mut found = None;
-    for library in s.libs.all().await {
-        if let Some(share) = library.resolve_share(&secret).await? {
-            found = Some((library, share));
-            break;
-        }
-    }
-    let (library, (link, version)) = found.ok_or_else(gone)?;
-    let (bytes, media_type) = library.render(link, version).await.map_err(|_| gone())?;
-    let mut r = untrusted(bytes, &media_type);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
-}
-
-/// A snapshot's bytes with the headers every untrusted page gets.
-pub(crate) fn untrusted(bytes: bytes::Bytes, media_type: &str) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(SNAPSHOT_CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=3600"),
-    );
-    (headers, bytes).into_response()
 }
 
 /// The running server.

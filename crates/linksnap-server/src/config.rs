@@ -164,8 +164,9 @@ pub struct ServerConfig {
     pub read_cache: u64,
     pub workers: usize,
     pub shutdown_grace: Duration,
-    /// Mark cookies `Secure`: set when served over TLS, directly or behind a proxy.
-    pub secure_cookies: bool,
+    /// Mark cookies `Secure` (served over TLS, directly or behind a proxy). `None`: yes
+    /// when any listener is reachable beyond loopback, no on loopback alone.
+    pub secure_cookies: Option<bool>,
     pub login_attempts_per_minute: u32,
     pub sse_heartbeat: Duration,
     /// 0: no cap.
@@ -181,6 +182,9 @@ pub struct ServerConfig {
     /// Serve snapshots from this origin (`http(s)://host[:port]`, another name for this
     /// server) instead of the app's.
     pub snapshot_origin: Option<String>,
+    /// Names (`host` or `host:port`) this server answers to besides IP addresses and
+    /// `localhost`; requests for any other name are answered 421.
+    pub public_names: Vec<String>,
     /// The `[[mail]]` mailboxes as written.
     pub mail: Vec<linksnap_mail::MailboxFile>,
     /// The mailboxes `serve` polls: [`ServerConfig::resolve_mail`] fills this (it reads
@@ -205,7 +209,7 @@ impl Default for ServerConfig {
             read_cache: DEFAULT_READ_CACHE,
             workers: DEFAULT_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            secure_cookies: false,
+            secure_cookies: None,
             login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
             sse_heartbeat: DEFAULT_SSE_HEARTBEAT,
             max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
@@ -215,6 +219,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             metrics: MetricsAccess::Loopback,
             snapshot_origin: None,
+            public_names: Vec::new(),
             mail: Vec::new(),
             mailboxes: Vec::new(),
             mail_base: std::path::PathBuf::from("."),
@@ -270,6 +275,7 @@ struct File {
     trusted_proxies: Option<Vec<String>>,
     metrics: Option<String>,
     snapshot_origin: Option<String>,
+    public_names: Option<Vec<String>>,
     mail: Option<Vec<linksnap_mail::MailboxFile>>,
 }
 
@@ -294,6 +300,17 @@ fn off_if_zero(d: Duration) -> Option<Duration> {
 }
 
 impl ServerConfig {
+    /// Whether cookies are marked `Secure`: as configured, else when a TCP listener is
+    /// reachable beyond loopback (Unix sockets are local).
+    #[must_use]
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| {
+            self.listen
+                .iter()
+                .any(|l| matches!(l, ListenAddr::Tcp(a) if !a.ip().is_loopback()))
+        })
+    }
+
     /// Applies a TOML file's settings.
     ///
     /// # Errors
@@ -341,7 +358,9 @@ impl ServerConfig {
         if let Some(d) = f.shutdown_grace {
             self.shutdown_grace = duration(&d)?;
         }
-        set(&mut self.secure_cookies, f.secure_cookies);
+        if let Some(b) = f.secure_cookies {
+            self.secure_cookies = Some(b);
+        }
         set(
             &mut self.login_attempts_per_minute,
             f.login_attempts_per_minute,
@@ -368,6 +387,12 @@ impl ServerConfig {
         }
         if let Some(o) = f.snapshot_origin {
             self.snapshot_origin = Some(crate::snaporigin::parse_origin(&o)?);
+        }
+        if let Some(names) = f.public_names {
+            self.public_names = names
+                .iter()
+                .map(|n| crate::names::parse_public_name(n))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(t) = f.tcp {
             set(&mut self.tcp.nodelay, t.nodelay);
@@ -439,9 +464,10 @@ impl ServerConfig {
             "LINKSNAP_SHUTDOWN_GRACE" => self.shutdown_grace = duration(value)?,
             "LINKSNAP_SECURE_COOKIES" => {
                 self.secure_cookies = match value.trim() {
-                    "1" | "true" | "yes" => true,
-                    "0" | "false" | "no" => false,
-                    _ => return Err("expected true or false".into()),
+                    "1" | "true" | "yes" => Some(true),
+                    "0" | "false" | "no" => Some(false),
+                    "auto" => None,
+                    _ => return Err("expected true, false or auto".into()),
                 };
             }
             "LINKSNAP_LOGIN_ATTEMPTS" => {
@@ -467,6 +493,13 @@ impl ServerConfig {
                     "" | "off" => None,
                     o => Some(crate::snaporigin::parse_origin(o)?),
                 };
+            }
+            "LINKSNAP_PUBLIC_NAMES" => {
+                self.public_names = value
+                    .split(',')
+                    .filter(|n| !n.trim().is_empty())
+                    .map(crate::names::parse_public_name)
+                    .collect::<Result<_, _>>()?;
             }
             "LINKSNAP_KEEPALIVE" => {
                 // "off", or IDLE,INTERVAL,COUNT like "60s,5s,3".
@@ -700,8 +733,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("LINKSNAP_KEEPALIVE", "`off` or IDLE,INTERVAL,COUNT"),
     (
+        "LINKSNAP_PUBLIC_NAMES",
+        "names the server answers to, comma-separated (others: 421)",
+    ),
+    (
         "LINKSNAP_SECURE_COOKIES",
-        "mark cookies Secure (served over TLS)",
+        "mark cookies Secure: true, false, auto (beyond loopback)",
     ),
     (
         "LINKSNAP_LOGIN_ATTEMPTS",
@@ -742,6 +779,22 @@ impl FromStr for ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_are_secure_beyond_loopback_unless_told() {
+        let at = |listen: &[&str], setting: Option<bool>| {
+            let mut c = ServerConfig::default();
+            c.listen = listen.iter().map(|l| l.parse().unwrap()).collect();
+            c.secure_cookies = setting;
+            c.cookies_secure()
+        };
+        assert!(!at(&["127.0.0.1:8080"], None));
+        assert!(!at(&["[::1]:8080", "unix:/run/linksnap.sock"], None));
+        assert!(at(&["0.0.0.0:8080"], None));
+        assert!(at(&["127.0.0.1:8080", "192.0.2.1:8080"], None));
+        assert!(!at(&["0.0.0.0:8080"], Some(false)));
+        assert!(at(&["127.0.0.1:8080"], Some(true)));
+    }
 
     #[test]
     fn file_then_environment_each_override_the_defaults() {

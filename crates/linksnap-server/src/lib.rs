@@ -14,10 +14,12 @@ pub mod guard;
 pub mod i18n;
 pub mod json;
 pub mod listen;
+pub mod names;
 pub mod netapi;
 pub mod netstat;
 pub mod session;
 pub mod snaporigin;
+pub mod snapview;
 pub mod web;
 pub mod workers;
 
@@ -71,6 +73,8 @@ pub struct AppState {
     pub listeners: Arc<Vec<ListenAddr>>,
     pub max_connections: usize,
     pub metrics: config::MetricsAccess,
+    /// The names this server answers to (others: 421).
+    pub names: Arc<names::ServerNames>,
     /// Snapshots on an origin of their own, when configured.
     pub snapshot_origin: Option<Arc<snaporigin::SnapshotOrigin>>,
     /// Responses of the busiest read routes, per library generation.
@@ -210,7 +214,7 @@ pub async fn serve(
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),
-        secure_cookies: config.secure_cookies,
+        secure_cookies: config.cookies_secure(),
         body_limit: config.body_limit,
         bodies: Arc::new(bodies::Bodies::new(&config)),
         sse_heartbeat: config.sse_heartbeat,
@@ -223,6 +227,11 @@ pub async fn serve(
         max_connections: config.max_connections,
         metrics: config.metrics,
         read_cache: Arc::new(cache::ReadCache::new(config.read_cache)),
+        names: Arc::new(names::ServerNames::new(
+            &config.public_names,
+            config.snapshot_origin.as_deref(),
+            &bound,
+        )),
         snapshot_origin: match &config.snapshot_origin {
             Some(origin) => Some(Arc::new(snaporigin::SnapshotOrigin::new(
                 origin,

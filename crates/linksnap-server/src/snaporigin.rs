@@ -148,6 +148,8 @@ pub(crate) async fn signed_snapshot(
     State(st): State<AppState>,
     Path((lib, id, version)): Path<(String, i64, String)>,
     Query(q): Query<Signed>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let gone = || {
         ApiError::new(
@@ -174,11 +176,23 @@ pub(crate) async fn signed_snapshot(
         "latest" => None,
         v => Some(v.parse::<i64>().map_err(|_| gone())?),
     };
-    let (bytes, media_type) = library
-        .render(linksnap_store::LinkId(id), v)
-        .await
-        .map_err(|_| gone())?;
-    Ok(crate::api::untrusted(bytes, &media_type))
+    let id = linksnap_store::LinkId(id);
+    let title = library.get(id).await.map_err(|_| gone())?.title;
+    let (bytes, media_type) = library.render(id, v).await.map_err(|_| gone())?;
+    // Framed by its own framing page, and by the app's link pages.
+    let mut ancestors = String::from("'self'");
+    for o in st.names.app_origins() {
+        ancestors.push(' ');
+        ancestors.push_str(o);
+    }
+    let view = crate::snapview::View {
+        title: &title,
+        frame_ancestors: &ancestors,
+        public: true,
+    };
+    Ok(crate::snapview::answer(&headers, &uri, &view, || {
+        (bytes, media_type)
+    }))
 }
 
 #[cfg(test)]

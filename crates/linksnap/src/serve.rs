@@ -60,7 +60,8 @@ pub struct ServeArgs {
     /// TCP keepalive of accepted connections: `off`, or IDLE,INTERVAL,COUNT (default 60s,5s,3).
     #[arg(long, value_name = "SPEC")]
     keepalive: Option<String>,
-    /// Mark cookies Secure (when served over TLS, directly or behind a proxy).
+    /// Mark cookies Secure: true, false, or auto (the default: true when listening beyond
+    /// loopback; plain HTTP on a LAN needs false).
     #[arg(long, value_name = "BOOL")]
     secure_cookies: Option<String>,
     /// Sign-in attempts allowed per client address and minute.
@@ -92,6 +93,10 @@ pub struct ServeArgs {
     /// (http(s)://HOST[:PORT]); the app's origin then never serves one.
     #[arg(long, value_name = "ORIGIN")]
     snapshot_origin: Option<String>,
+    /// A name this server answers to (HOST or HOST:PORT, repeatable) besides its IP
+    /// addresses and localhost: requests for other names get 421 (against DNS rebinding).
+    #[arg(long = "public-name", value_name = "NAME")]
+    public_names: Vec<String>,
     #[command(flatten)]
     fetch: FetchArgs,
 }
@@ -101,6 +106,13 @@ impl ServeArgs {
         let mut v = Vec::new();
         if !self.listen.is_empty() {
             v.push(("--listen", "LINKSNAP_LISTEN", self.listen.join(",")));
+        }
+        if !self.public_names.is_empty() {
+            v.push((
+                "--public-name",
+                "LINKSNAP_PUBLIC_NAMES",
+                self.public_names.join(","),
+            ));
         }
         if !self.trusted_proxies.is_empty() {
             v.push((

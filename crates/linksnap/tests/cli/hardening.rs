@@ -158,3 +158,66 @@ fn request_bodies_are_limited_per_route_and_held_within_one_budget() {
     assert_eq!(status_within(&mut late, Duration::from_secs(6)), Some(503));
     drop(upload);
 }
+
+/// `GET path` with `Host: host`: the status and the headers.
+fn get_as(addr: &str, host: &str, path: &str) -> (u16, String) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    c.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    (head[9..12].parse().unwrap(), head)
+}
+
+#[test]
+fn only_the_servers_own_names_are_answered_and_pages_send_no_referrer() {
+    let dir = artifact_dir("hardening-names");
+    let s = Serve::start(
+        &dir,
+        &["--workers", "0", "--public-name", "links.example.test"],
+    );
+    let port = s.addr.rsplit_once(':').unwrap().1;
+    // A DNS-rebinding page's name: 421 on every route, /metrics and sign-in included.
+    for path in ["/login", "/metrics", "/api/v1/links", "/healthz"] {
+        let (status, head) = get_as(&s.addr, "rebind.attacker.example", path);
+        assert_eq!(status, 421, "{path}: {head}");
+        let (status, _) = get_as(&s.addr, &format!("rebind.attacker.example:{port}"), path);
+        assert_eq!(status, 421, "{path}");
+    }
+    // Its own names: the address, localhost, the configured public name.
+    for host in [
+        s.addr.clone(),
+        format!("localhost:{port}"),
+        "links.example.test".to_owned(),
+        format!("LINKS.example.test:{port}"),
+    ] {
+        let (status, head) = get_as(&s.addr, &host, "/login");
+        assert_eq!(status, 200, "{host}: {head}");
+        // Opening an original from a page tells that site nothing of this server.
+        assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    }
+    let (status, _) = get_as(&s.addr, "links.example.test.attacker.example", "/login");
+    assert_eq!(status, 421);
+    // A public name is checked when configured.
+    let bad = crate::support::linksnap(&[
+        "--data",
+        dir.join("other").to_str().unwrap(),
+        "serve",
+        "--public-name",
+        "https://links.example.test/",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("expected a host name"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -812,7 +812,7 @@ fn serve_polls_its_mailboxes_and_shows_their_status() {
     let all = linksnap(&["--data", data.to_str().unwrap(), "mail", "status", "--json"]).json();
     assert_eq!(all[0]["mailbox"], "inbox", "{all}");
     let mut sock = std::os::unix::net::UnixStream::connect(data.join("linksnap.sock")).unwrap();
-    sock.write_all(b"GET /settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.write_all(b"GET /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut page = String::new();
     sock.read_to_string(&mut page).unwrap();

@@ -14,6 +14,7 @@ mod net;
 mod policy;
 mod readcache;
 mod render;
+mod sandbox;
 mod security;
 mod serve;
 mod snap;

@@ -29,7 +29,7 @@ fn abort(s: TcpStream) {
     let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
 }
 
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 /// Sends a keep-alive request and reads the head of its answer: the status code, or the
 /// error (a reset connection is `ConnectionReset`).
@@ -181,7 +181,7 @@ fn connection_statistics_agree_with_ss() {
         "{text}"
     );
     let mut sock = std::os::unix::net::UnixStream::connect(dir.join("linksnap.sock")).unwrap();
-    sock.write_all(b"GET /admin/net HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    sock.write_all(b"GET /admin/net HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut page = String::new();
     sock.read_to_string(&mut page).unwrap();
@@ -338,7 +338,7 @@ fn the_request_rate_is_limited_per_client_and_proxies_are_believed_only_when_tru
     let get = |from: &str, xff: Option<&str>| -> (u16, String) {
         let mut c = connect_from(ip(from), addr(&s)).unwrap();
         let xff = xff.map_or(String::new(), |x| format!("X-Forwarded-For: {x}\r\n"));
-        c.write_all(format!("GET /api/v1/server HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {tok}\r\n{xff}Connection: close\r\n\r\n").as_bytes()).unwrap();
+        c.write_all(format!("GET /api/v1/server HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {tok}\r\n{xff}Connection: close\r\n\r\n").as_bytes()).unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         (out[9..12].parse().unwrap(), out)
@@ -552,7 +552,8 @@ fn slowloris_from_a_thousand_addresses_does_not_starve_normal_requests() {
     for i in 0..1000u32 {
         let from = IpAddr::from([127, 1, (i / 250) as u8, (i % 250 + 1) as u8]);
         let mut c = connect_from(from, addr(&s)).unwrap();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .unwrap();
         loris.push(c);
     }
     wait_until("1000 slow connections held", || {

@@ -499,7 +499,7 @@ fn the_cli_runs_through_a_running_server() {
     let body = "{\"args\":[\"ls\"],\"cwd\":\"/\"}\n";
     write!(
         sock,
-        "POST /_cli/v1/run HTTP/1.1\r\nhost: x\r\nlinksnap-protocol: 1\r\nlinksnap-version: 0.0.1-old\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /_cli/v1/run HTTP/1.1\r\nhost: 127.0.0.1\r\nlinksnap-protocol: 1\r\nlinksnap-version: 0.0.1-old\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -550,7 +550,7 @@ fn listens_on_ipv4_ipv6_and_unix_sockets_at_once() {
     }
     assert!(s.listening[1].starts_with("[::1]:"), "{:?}", s.listening);
     let mut sock = std::os::unix::net::UnixStream::connect(&unix).unwrap();
-    sock.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
         .unwrap();
     let mut answer = String::new();
     sock.read_to_string(&mut answer).unwrap();
@@ -785,7 +785,7 @@ fn accepted_sockets_carry_the_configured_keepalive() {
     let dir = artifact_dir("serve-keepalive");
     let s = Serve::start(&dir, &["--workers", "0", "--keepalive", "30s,4s,5"]);
     let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
-    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         .unwrap();
     let mut buf = [0u8; 512];
     let n = c.read(&mut buf).unwrap();
@@ -845,7 +845,7 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
     };
     // Slowloris: half a request, then nothing.
     let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
-    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")
         .unwrap();
     let t = closed_within(&mut c);
     assert!(
@@ -855,7 +855,7 @@ fn slow_headers_idle_connections_and_large_bodies_are_cut_at_their_limits() {
     // An idle keep-alive connection after a complete request: the idle timeout (3 s), not
     // the header timeout, decides.
     let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
-    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         .unwrap();
     let t = closed_within(&mut c);
     assert!(
@@ -1152,7 +1152,7 @@ fn an_event_stream_whose_browser_went_away_is_dropped_at_the_next_heartbeat() {
     let mut browser = std::net::TcpStream::connect(&s.addr).unwrap();
     write!(
         browser,
-        "GET /events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {tok}\r\naccept: text/event-stream\r\n\r\n"
+        "GET /events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {tok}\r\naccept: text/event-stream\r\n\r\n"
     )
     .unwrap();
     // Heartbeats arrive while nothing happens.
@@ -1460,6 +1460,24 @@ fn snapshots_can_live_on_an_origin_of_their_own() {
     // The snapshot origin serves nothing else, not even with a token.
     assert_eq!(as_host(&listen, &host, "/api/v1/links", Some(&tok)).0, 404);
     assert_eq!(as_host(&listen, &host, "/", None).0, 404);
+    // There the snapshot may be framed by the app's pages, and by nothing else.
+    assert!(
+        headers["content-security-policy"]
+            .contains(&format!("frame-ancestors 'self' http://{listen}")),
+        "{headers:?}"
+    );
+    // A share link is never served on the app's origin: off to the snapshot origin too.
+    let share = http(
+        "POST",
+        &s.url(&format!("/api/v1/links/{id}/shares")),
+        Some(&tok),
+        None,
+    );
+    let share_path = share.json()["url"].as_str().unwrap().to_owned();
+    let (status, headers, _) = as_host(&listen, &listen, &share_path, None);
+    assert_eq!(status, 303);
+    assert!(headers["location"].starts_with(&format!("{origin}/v/main/{id}/latest?e=")));
+    assert_eq!(headers["x-robots-tag"], "noindex, nofollow, noarchive");
     // The app's pages may frame the snapshot origin.
     let (status, headers, _) = as_host(&listen, &listen, "/login", None);
     assert_eq!(status, 200);
@@ -1525,7 +1543,7 @@ fn http1_and_http2_are_told_apart_even_when_the_first_bytes_come_slowly() {
     let mut c = TcpStream::connect(&s.addr).unwrap();
     c.write_all(b"P").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    c.write_all(b"OST /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+    c.write_all(b"OST /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n")
         .unwrap();
     let answer = read_some(&mut c);
     assert!(

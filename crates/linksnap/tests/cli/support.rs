@@ -244,6 +244,7 @@ fn router(shared: Shared) -> Router {
         .route("/blob/{n}", get(blob))
         .route("/page-with", get(page_with))
         .route("/hostile.html", get(hostile))
+        .route("/escape/{port}", get(escape_page))
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
@@ -327,7 +328,8 @@ async fn corpus(UrlPath(path): UrlPath<String>) -> Response {
 
 /// A page whose script tries what an archived page must never manage once it is served by
 /// linksnap: read the app's cookies and call its API with the viewer's session. It writes
-/// what it managed into `#result`.
+/// what it managed into `#result`, and paints the page green if nothing worked, red if
+/// anything did.
 async fn hostile() -> Response {
     const PAGE: &str = r#"<!doctype html><html><head><meta charset="utf-8"><title>hostile page</title></head>
 <body><h1>Hostile page</h1><pre id="result">pending</pre>
@@ -341,9 +343,45 @@ async fn hostile() -> Response {
     out.push("fetch=" + r.status + " " + (await r.text()).slice(0, 300));
   } catch (e) { out.push("fetch-blocked"); }
   document.getElementById("result").textContent = out.join("\n");
+  // What it managed, in a colour (a sandboxed frame cannot be read from outside):
+  // green when the sandbox held, red when anything got through.
+  var held = out.indexOf("cookie-denied") >= 0 && out.indexOf("fetch-blocked") >= 0;
+  document.body.style.background = held ? "rgb(0, 200, 83)" : "rgb(200, 0, 0)";
 })();
 </script></body></html>"#;
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+/// A page that tries every way out of its snapshot towards `http://127.0.0.1:PORT/…` (a
+/// canary the test listens on): a popup, `<a target=_blank>` and `<a target=_top>`
+/// clicked, top navigation, navigating itself, a meta refresh (made by script), a form. Its
+/// link to click sits in the top-left corner, where a test can click it as a user would.
+async fn escape_page(UrlPath(port): UrlPath<u16>) -> Response {
+    let c = format!("http://127.0.0.1:{port}");
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>escape page</title>
+</head><body style="margin:0">
+<a id="blank" href="{c}/blank-link" target="_blank" style="position:fixed;left:0;top:0;width:300px;height:80px;display:block;background:#ccc">open</a>
+<a id="top" href="{c}/top-link" target="_top">top</a>
+<form id="f" action="{c}/form" method="post"><input name="x" value="1"></form>
+<pre id="result" style="margin-top:100px">escape page</pre>
+<script>
+var C = "{c}";
+var tried = [];
+function attempt(name, f) {{ try {{ f(); tried.push(name); }} catch (e) {{ tried.push(name + "-threw"); }} }}
+// A meta refresh (a capture drops one written in the page; this one is made by script).
+attempt("meta", function () {{ var m = document.createElement("meta"); m.httpEquiv = "refresh"; m.content = "3;url=" + C + "/meta-refresh"; document.head.appendChild(m); }});
+attempt("open", function () {{ window.open(C + "/popup?" + encodeURIComponent(location.href)); }});
+setTimeout(function () {{ attempt("form", function () {{ document.getElementById("f").submit(); }}); }}, 100);
+setTimeout(function () {{ attempt("blank-click", function () {{ document.getElementById("blank").click(); }}); }}, 200);
+setTimeout(function () {{ attempt("top-click", function () {{ document.getElementById("top").click(); }}); }}, 300);
+setTimeout(function () {{ attempt("top", function () {{ top.location.href = C + "/top?" + encodeURIComponent(location.href); }}); }}, 400);
+setTimeout(function () {{ attempt("self", function () {{ location.href = C + "/self?" + encodeURIComponent(location.href); }}); }}, 3000);
+document.getElementById("result").textContent = "ran";
+document.body.style.background = "rgb(0, 200, 83)";
+</script></body></html>"#
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
 async fn font() -> Response {

@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use crate::serve::Serve;
 use crate::support::{FixtureServer, artifact_dir, linksnap_stdin};
 
-async fn browser(profile: &Path) -> Browser {
+pub(crate) async fn browser(profile: &Path) -> Browser {
     let config = BrowserConfig::builder()
         .chrome_executable(crate::support::chromium())
         .no_sandbox()
@@ -36,7 +36,7 @@ async fn browser(profile: &Path) -> Browser {
     browser
 }
 
-async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
+pub(crate) async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
     page.evaluate(js)
         .await
         .unwrap_or_else(|e| panic!("{js}: {e}"))
@@ -45,7 +45,7 @@ async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
 }
 
 /// Polls `js` (an expression) until it is true.
-async fn wait_for(page: &Page, js: &str, what: &str) {
+pub(crate) async fn wait_for(page: &Page, js: &str, what: &str) {
     let start = Instant::now();
     loop {
         if page
@@ -261,16 +261,14 @@ fn the_web_ui_end_to_end_in_chromium() {
             wait_for(&page, "[...document.querySelectorAll('li.link [data-status]')].length === 3 && [...document.querySelectorAll('li.link [data-status]')].every(e => e.dataset.status === 'ok')", "the hostile page's capture").await;
             eval::<String>(&page, "document.querySelector('li.link').dataset.id").await
         };
+        // Opened in a tab, the snapshot is framed by a page of its own; the script's
+        // colour tells what it managed (green: no cookie, no API).
         let tab = browser
             .new_page(format!("{base}/snapshots/{tok}/latest"))
             .await
             .unwrap();
-        wait_for(&tab, "document.getElementById('result').textContent !== 'pending'", "the hostile script").await;
-        let result: String = eval(&tab, "document.getElementById('result').textContent").await;
+        crate::sandbox::wait_script_ran(&tab, "the hostile script").await;
         tab.close().await.ok();
-        assert!(result.contains("fetch-blocked"), "{result}");
-        assert!(result.contains("cookie-denied"), "{result}");
-        assert!(!result.contains("fetch=200"), "{result}");
         // The same script on the app's own origin would have read the links: the sandbox,
         // not a missing session, is what stopped it.
         go(&page, &format!("{base}/settings")).await;
