@@ -783,10 +783,12 @@ mod tests {
     #[test]
     fn cookies_are_secure_beyond_loopback_unless_told() {
         let at = |listen: &[&str], setting: Option<bool>| {
-            let mut c = ServerConfig::default();
-            c.listen = listen.iter().map(|l| l.parse().unwrap()).collect();
-            c.secure_cookies = setting;
-            c.cookies_secure()
+            ServerConfig {
+                listen: listen.iter().map(|l| l.parse().unwrap()).collect(),
+                secure_cookies: setting,
+                ..ServerConfig::default()
+            }
+            .cookies_secure()
         };
         assert!(!at(&["127.0.0.1:8080"], None));
         assert!(!at(&["[::1]:8080", "unix:/run/linksnap.sock"], None));
