@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(300);
 /// The largest message read by default (checked with LIST before RETR, and while reading).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 25 * 1024 * 1024;
+/// Links one message may add; a message with more is kept in the mailbox.
+pub const DEFAULT_MAX_LINKS_PER_MESSAGE: usize = 100;
+/// Links one poll adds; messages beyond wait for the next poll.
+pub const DEFAULT_MAX_LINKS_PER_POLL: usize = 1000;
 /// The default deadline for connecting and for every read and write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The tag every mailed link gets unless the mailbox says otherwise.
@@ -94,8 +98,21 @@ pub struct MailboxFile {
     pub poll_interval: Option<String>,
     /// The linksnap user the links are for (must exist).
     pub owner: Option<String>,
-    /// Only mail from these senders (`a@b.example`, or `@b.example` for a domain).
+    /// Only mail from these senders (`a@b.example`, `@b.example` for a domain, `*` for
+    /// anyone); none: no mail is taken.
     pub allowed_senders: Option<Vec<String>>,
+    /// The receiving server's authserv-id: a message must carry its
+    /// `Authentication-Results` verdict (dmarc pass, or aligned dkim pass) for the sender.
+    pub authserv_id: Option<String>,
+    /// The environment variable that holds the mailbox's secret: a message must carry it
+    /// in a recipient address (`links+SECRET@…`) or its subject.
+    pub secret_env: Option<String>,
+    /// A file whose first line is that secret.
+    pub secret_file: Option<PathBuf>,
+    /// Most links one message may add (default 100); a message with more is kept.
+    pub max_links_per_message: Option<usize>,
+    /// Most links one poll adds (default 1000); later messages wait for the next poll.
+    pub max_links_per_poll: Option<usize>,
     /// Tags every link gets (default `["mail"]`).
     pub tags: Option<Vec<String>>,
     /// `#word` in the subject becomes a tag (default true).
@@ -119,6 +136,10 @@ pub struct Mailbox {
     pub poll_interval: Duration,
     pub owner: Option<String>,
     pub allowed_senders: Vec<String>,
+    pub authserv_id: Option<String>,
+    pub secret: Option<Secret>,
+    pub max_links_per_message: usize,
+    pub max_links_per_poll: usize,
     pub tags: Vec<TagName>,
     pub subject_tags: bool,
     pub delete: bool,
@@ -221,6 +242,40 @@ impl MailboxFile {
         if timeout.is_zero() {
             return Err(bad("timeout must be more than 0".into()));
         }
+        let secret = match (&self.secret_env, &self.secret_file) {
+            (Some(var), None) => Some(
+                env(var)
+                    .ok_or_else(|| bad(format!("the environment variable {var} is not set")))?,
+            ),
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+                Some(text.lines().next().unwrap_or("").trim().to_owned())
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad("give secret_env or secret_file, not both".into()));
+            }
+            (None, None) => None,
+        };
+        if let Some(s) = &secret
+            && (s.len() < 8 || !s.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(bad(
+                "the secret must be at least 8 letters and digits (it goes into an address)".into(),
+            ));
+        }
+        let max_links_per_message = self
+            .max_links_per_message
+            .unwrap_or(DEFAULT_MAX_LINKS_PER_MESSAGE);
+        let max_links_per_poll = self
+            .max_links_per_poll
+            .unwrap_or(DEFAULT_MAX_LINKS_PER_POLL);
+        if max_links_per_message == 0 || max_links_per_poll == 0 {
+            return Err(bad(
+                "max_links_per_message and max_links_per_poll must be more than 0".into(),
+            ));
+        }
         let max_message_bytes = self.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
         if max_message_bytes == 0 {
             return Err(bad("max_message_size must be more than 0".into()));
@@ -241,6 +296,15 @@ impl MailboxFile {
                 .map(|s| s.trim().to_lowercase())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            authserv_id: self
+                .authserv_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            secret: secret.map(|s| Secret(s.to_lowercase())),
+            max_links_per_message,
+            max_links_per_poll,
             tags,
             subject_tags: self.subject_tags.unwrap_or(true),
             delete: self.delete.unwrap_or(true),
@@ -252,21 +316,14 @@ impl MailboxFile {
 }
 
 impl Mailbox {
-    /// Whether mail from `sender` is taken (every sender when no list is set).
+    /// What this mailbox asks of a message before it takes its links.
     #[must_use]
-    pub fn sender_allowed(&self, sender: &str) -> bool {
-        if self.allowed_senders.is_empty() {
-            return true;
+    pub fn rules(&self) -> crate::trust::Rules<'_> {
+        crate::trust::Rules {
+            allowed_senders: &self.allowed_senders,
+            authserv_id: self.authserv_id.as_deref(),
+            secret: self.secret.as_ref().map(Secret::expose),
         }
-        let sender = sender.trim().to_lowercase();
-        let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
-        self.allowed_senders.iter().any(|a| {
-            if let Some(d) = a.strip_prefix('@') {
-                d == domain
-            } else {
-                *a == sender
-            }
-        })
     }
 }
 
@@ -344,9 +401,18 @@ mod tests {
         let mut f = file("h", TlsMode::Implicit);
         f.allowed_senders = Some(vec!["Me@Home.test".into(), "@work.test".into()]);
         let m = f.resolve(Path::new("/"), env).unwrap();
-        assert!(m.sender_allowed("me@home.test"));
-        assert!(m.sender_allowed("anyone@WORK.test"));
-        assert!(!m.sender_allowed("other@home.test"));
-        assert!(!m.sender_allowed("x@sub.work.test"));
+        let allowed = |s: &str| crate::trust::sender_allowed(&m.allowed_senders, s);
+        assert!(allowed("me@home.test"));
+        assert!(allowed("anyone@WORK.test"));
+        assert!(!allowed("other@home.test"));
+        assert!(!allowed("x@sub.work.test"));
+        // Nobody until the list is set.
+        let none = file("h", TlsMode::Implicit)
+            .resolve(Path::new("/"), env)
+            .unwrap();
+        assert!(!crate::trust::sender_allowed(
+            &none.allowed_senders,
+            "me@home.test"
+        ));
     }
 }

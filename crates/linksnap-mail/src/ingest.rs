@@ -25,6 +25,8 @@ pub struct PollReport {
     pub links_existing: usize,
     /// Messages deleted at QUIT.
     pub deleted: usize,
+    /// Messages left for the next poll: this one reached `max_links_per_poll`.
+    pub deferred: usize,
 }
 
 /// Why a poll failed. Nothing is deleted then, and nothing is saved twice by the next.
@@ -156,10 +158,18 @@ async fn poll(library: &Library, mailbox: &Mailbox) -> Result<PollReport, PollEr
             }
             Err(e) => return Err(net(e)),
         };
-        match ingest_message(library, mailbox, uid, &raw)
+        let room = mailbox
+            .max_links_per_poll
+            .saturating_sub(report.links_added + report.links_existing);
+        match ingest_message(library, mailbox, uid, &raw, room)
             .await
             .map_err(store)?
         {
+            Ingested::Later => {
+                // The poll's budget (max_links_per_poll) is spent: the rest waits.
+                report.deferred += 1;
+                break;
+            }
             Ingested::Saved { added, existing } => {
                 report.ingested += 1;
                 report.links_added += added;
@@ -181,8 +191,13 @@ async fn finish(session: Pop3<Box<dyn Io>>, report: &mut PollReport) -> Result<(
 }
 
 enum Ingested {
-    Saved { added: usize, existing: usize },
+    Saved {
+        added: usize,
+        existing: usize,
+    },
     Kept,
+    /// The poll's link budget is spent: left untouched for the next poll.
+    Later,
 }
 
 /// Saves one message's links (with its UIDL, in one transaction), or records why it is
@@ -192,6 +207,7 @@ async fn ingest_message(
     mailbox: &Mailbox,
     uid: String,
     raw: &[u8],
+    room: usize,
 ) -> Result<Ingested, StoreError> {
     let Some(mail) = message::parse(raw) else {
         let record = MailRecord {
@@ -208,16 +224,10 @@ async fn ingest_message(
         subject: mail.subject.clone(),
         sender: mail.sender.clone(),
     };
-    if !mailbox.sender_allowed(&mail.sender) {
-        let reason = format!(
-            "sender {} is not allowed",
-            if mail.sender.is_empty() {
-                "(none)"
-            } else {
-                &mail.sender
-            }
-        );
-        library.keep_mail(&mailbox.name, &record, &reason).await?;
+    if let Err(refusal) = crate::trust::check(&mailbox.rules(), &mail) {
+        library
+            .keep_mail(&mailbox.name, &record, &refusal.to_string())
+            .await?;
         return Ok(Ingested::Kept);
     }
     if mail.links.is_empty() {
@@ -225,6 +235,18 @@ async fn ingest_message(
             .keep_mail(&mailbox.name, &record, "no http or https link")
             .await?;
         return Ok(Ingested::Kept);
+    }
+    if mail.links.len() > mailbox.max_links_per_message {
+        let reason = format!(
+            "{} links, more than the limit of {} (max_links_per_message)",
+            mail.links.len(),
+            mailbox.max_links_per_message
+        );
+        library.keep_mail(&mailbox.name, &record, &reason).await?;
+        return Ok(Ingested::Kept);
+    }
+    if mail.links.len() > room {
+        return Ok(Ingested::Later);
     }
     let mut tags: Vec<String> = mailbox.tags.iter().map(|t| t.as_str().to_owned()).collect();
     if mailbox.subject_tags {

@@ -16,6 +16,10 @@ pub struct Mail {
     pub sender: String,
     /// http and https links, first appearance first, each once.
     pub links: Vec<String>,
+    /// The `Authentication-Results` values, topmost first (unfolded).
+    pub auth_results: Vec<String>,
+    /// Recipient addresses, lower-cased: `To`, `Cc`, `Delivered-To`, `X-Original-To`.
+    pub recipients: Vec<String>,
 }
 
 /// Parses a message as RETR gave it. `None` when it is not a message at all.
@@ -41,7 +45,43 @@ pub fn parse(raw: &[u8]) -> Option<Mail> {
             .unwrap_or("")
             .to_lowercase(),
         links: links.list,
+        auth_results: raw_values(&message, "authentication-results"),
+        recipients: recipients(&message),
     })
+}
+
+/// A header's values as written (unfolded), topmost first.
+fn raw_values(message: &Message<'_>, name: &str) -> Vec<String> {
+    let raw = message.raw_message();
+    message
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .filter_map(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn recipients(message: &Message<'_>) -> Vec<String> {
+    let mut out: Vec<String> = message
+        .to()
+        .into_iter()
+        .chain(message.cc())
+        .flat_map(|a| a.iter())
+        .filter_map(|a| a.address())
+        .map(str::to_lowercase)
+        .collect();
+    for name in ["delivered-to", "x-original-to"] {
+        for v in raw_values(message, name) {
+            out.push(v.trim().trim_matches(['<', '>']).to_lowercase());
+        }
+    }
+    out
 }
 
 #[derive(Default)]

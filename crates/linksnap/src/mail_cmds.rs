@@ -79,9 +79,32 @@ struct PollArgs {
     /// Keep messages in the mailbox after their links are saved (UIDLs prevent repeats).
     #[arg(long, requires = "host")]
     keep: bool,
-    /// Only take mail from this sender (`a@b.example` or `@b.example`; repeatable).
+    /// Take mail from this sender (`a@b.example`, `@b.example`, or `*` for anyone;
+    /// repeatable). Without it no mail is taken.
     #[arg(long = "allow-sender", value_name = "ADDR", requires = "host")]
     allowed_senders: Vec<String>,
+    /// Take only mail that the receiving server with this authserv-id authenticated
+    /// (its Authentication-Results: dmarc pass, or dkim pass aligned with the sender).
+    #[arg(long, value_name = "ID", requires = "host")]
+    authserv_id: Option<String>,
+    /// Take only mail that carries the secret in this file (first line) in a recipient
+    /// address (`links+SECRET@…`) or its subject.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    secret_file: Option<PathBuf>,
+    /// The same, from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "host",
+        conflicts_with = "secret_file"
+    )]
+    secret_env: Option<String>,
+    /// Most links one message may add (default 100); a message with more is kept.
+    #[arg(long, value_name = "N", requires = "host")]
+    max_links_per_message: Option<usize>,
+    /// Most links one poll adds (default 1000); later messages wait for the next poll.
+    #[arg(long, value_name = "N", requires = "host")]
+    max_links_per_poll: Option<usize>,
     /// Largest message read (e.g. 10M; default 25M); larger ones are kept and recorded.
     #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size, requires = "host")]
     max_message_size: Option<u64>,
@@ -116,6 +139,11 @@ impl PollArgs {
                 poll_interval: self.interval.clone(),
                 owner: None,
                 allowed_senders: Some(self.allowed_senders.clone()),
+                authserv_id: self.authserv_id.clone(),
+                secret_env: self.secret_env.clone(),
+                secret_file: self.secret_file.clone(),
+                max_links_per_message: self.max_links_per_message,
+                max_links_per_poll: self.max_links_per_poll,
                 tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
                 subject_tags: Some(!self.no_subject_tags),
                 delete: Some(!self.keep),
@@ -229,13 +257,13 @@ fn print_report(t: &mut Term, m: &Mailbox, r: &PollReport, json: bool) -> anyhow
         let v = serde_json::json!({
             "mailbox": m.name, "messages": r.messages, "ingested": r.ingested, "kept": r.kept,
             "known": r.known, "links_added": r.links_added, "links_existing": r.links_existing,
-            "deleted": r.deleted,
+            "deleted": r.deleted, "deferred": r.deferred,
         });
         writeln!(t.out, "{v}")?;
     } else {
         writeln!(
             t.out,
-            "{}: {} message(s): {} ingested ({} new link(s), {} already saved), {} kept, {} seen before, {} deleted",
+            "{}: {} message(s): {} ingested ({} new link(s), {} already saved), {} kept, {} seen before, {} deleted{}",
             m.name,
             r.messages,
             r.ingested,
@@ -243,7 +271,12 @@ fn print_report(t: &mut Term, m: &Mailbox, r: &PollReport, json: bool) -> anyhow
             r.links_existing,
             r.kept,
             r.known,
-            r.deleted
+            r.deleted,
+            if r.deferred > 0 {
+                " (the poll's link limit was reached: the rest waits for the next poll)"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())

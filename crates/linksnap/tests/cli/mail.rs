@@ -27,16 +27,16 @@ fn free_port() -> u16 {
 }
 
 /// A Dovecot serving POP3 (plain with STLS) and POP3S on loopback.
-struct Dovecot {
+pub(crate) struct Dovecot {
     dir: PathBuf,
     child: Option<Child>,
-    pop3: u16,
+    pub(crate) pop3: u16,
     pop3s: u16,
     delivered: usize,
 }
 
 impl Dovecot {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         assert_eq!(
             unsafe { libc::geteuid() },
             0,
@@ -142,7 +142,7 @@ impl Dovecot {
     }
 
     /// Delivers a message (LF line ends become CRLF, as POP3 will count them).
-    fn deliver(&mut self, message: &[u8]) {
+    pub(crate) fn deliver(&mut self, message: &[u8]) {
         self.delivered += 1;
         let mut crlf = Vec::with_capacity(message.len() + 64);
         for &b in message {
@@ -164,7 +164,7 @@ impl Dovecot {
     }
 
     /// Messages still in the mailbox.
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         ["new", "cur"]
             .iter()
             .map(|d| std::fs::read_dir(self.maildir().join(d)).unwrap().count())
@@ -198,7 +198,7 @@ fn chown_all(path: &Path) {
     }
 }
 
-fn fresh(name: &str) -> PathBuf {
+pub(crate) fn fresh(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("linksnap-mail-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -206,7 +206,7 @@ fn fresh(name: &str) -> PathBuf {
 }
 
 /// `mail poll --once --json` against Dovecot's plain port (loopback: no TLS allowed).
-fn poll_plain(
+pub(crate) fn poll_plain(
     data: &Path,
     dovecot: &Dovecot,
     port: u16,
@@ -243,12 +243,16 @@ fn poll_once(data: &Path, port: u16, password_file: &Path, extra: &[&str]) -> cr
         "--password-file",
         password_file.to_str().unwrap(),
     ];
+    // Anyone's mail, unless the test says whose.
+    if !extra.contains(&"--allow-sender") {
+        args.extend_from_slice(&["--allow-sender", "*"]);
+    }
     args.extend_from_slice(extra);
     linksnap(&args)
 }
 
 /// Every link in the library: (url, tags).
-fn links(data: &Path) -> Vec<(String, Vec<String>)> {
+pub(crate) fn links(data: &Path) -> Vec<(String, Vec<String>)> {
     let run = linksnap(&["--data", data.to_str().unwrap(), "ls", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut v: Vec<(String, Vec<String>)> = run
@@ -515,8 +519,8 @@ fn stls_and_implicit_tls_with_a_self_signed_certificate_trusted_through_the_conf
     let config = |ca: bool| {
         let ca = if ca { "ca_file = \"server.pem\"\n" } else { "" };
         format!(
-            "[[mail]]\nname = \"stls\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\ndelete = false\n{ca}\
-             [[mail]]\nname = \"pop3s\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\ntags = [\"inbox\"]\n{ca}",
+            "[[mail]]\nname = \"stls\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\ndelete = false\nallowed_senders = [\"*\"]\n{ca}\
+             [[mail]]\nname = \"pop3s\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"implicit\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\ntags = [\"inbox\"]\nallowed_senders = [\"*\"]\n{ca}",
             dovecot.pop3, dovecot.pop3s
         )
     };
@@ -734,7 +738,7 @@ fn serve_polls_its_mailboxes_and_shows_their_status() {
     std::fs::write(
         data.join("config.toml"),
         format!(
-            "[[mail]]\nname = \"inbox\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\npoll_interval = \"300ms\"\nowner = \"bob\"\n",
+            "[[mail]]\nname = \"inbox\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\npassword_env = \"MAIL_PW\"\npoll_interval = \"300ms\"\nowner = \"bob\"\nallowed_senders = [\"*\"]\n",
             dovecot.pop3
         ),
     )

@@ -10,6 +10,7 @@ mod hardening;
 mod library;
 mod limits;
 mod mail;
+mod mail_trust;
 mod net;
 mod policy;
 mod readcache;
