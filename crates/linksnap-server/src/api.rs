@@ -172,6 +172,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             StoreError::TagExists(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            StoreError::OverLimit { .. } => Self::new(StatusCode::BAD_REQUEST, "too_large", e.to_string()),
             _ => {
                 tracing::error!(error = %e, "request failed");
                 Self::new(

@@ -93,13 +93,14 @@ struct Credentials {
     session: Option<String>,
 }
 
-/// The token of `Authorization: Bearer TOKEN`.
+/// The token of `Authorization: Bearer TOKEN` (the scheme in any case, RFC 9110 §11.1).
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 fn credentials(req: &Request) -> Credentials {

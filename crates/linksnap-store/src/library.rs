@@ -292,6 +292,43 @@ pub enum StoreError {
     /// library, not in a user's.
     #[error("accounts and bans are kept in the data directory's own library, not a user's")]
     NotAccounts,
+    /// A note, title or tag list over its cap.
+    #[error("{what} is over its limit of {limit}")]
+    OverLimit { what: &'static str, limit: usize },
+}
+
+/// Largest note, in bytes.
+pub const MAX_NOTE_BYTES: usize = 64 << 10;
+/// Largest title, in bytes.
+pub const MAX_TITLE_BYTES: usize = 4 << 10;
+/// Most tags one link carries.
+pub const MAX_TAGS_PER_LINK: usize = 100;
+
+/// Refuses a note or title over its cap.
+fn check_text(what: &'static str, text: Option<&str>, limit: usize) -> Result<(), StoreError> {
+    if text.is_some_and(|t| t.len() > limit) {
+        return Err(StoreError::OverLimit {
+            what,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a link that would carry more than [`MAX_TAGS_PER_LINK`] tags (checked inside
+/// the transaction that adds them, which is then dropped: nothing is kept).
+async fn check_tag_count(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<(), StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM link_tags WHERE link_id = ?")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if usize::try_from(n).unwrap_or(usize::MAX) > MAX_TAGS_PER_LINK {
+        return Err(StoreError::OverLimit {
+            what: "a link's number of tags",
+            limit: MAX_TAGS_PER_LINK,
+        });
+    }
+    Ok(())
 }
 
 impl StoreError {
@@ -600,6 +637,13 @@ impl Library {
         note: Option<&str>,
         queue: bool,
     ) -> Result<(LinkId, bool, Option<i64>), StoreError> {
+        check_text("the note (bytes)", note, MAX_NOTE_BYTES)?;
+        if tags.len() > MAX_TAGS_PER_LINK {
+            return Err(StoreError::OverLimit {
+                what: "a link's number of tags",
+                limit: MAX_TAGS_PER_LINK,
+            });
+        }
         let _pending = self.pending_change();
         let mut tx = self.write_tx().await?;
         let now = now_ms();
@@ -640,6 +684,9 @@ impl Library {
                 .bind(tag_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if !tags.is_empty() {
+            check_tag_count(&mut tx, id).await?;
         }
         let job = if created && queue {
             Some(
@@ -697,6 +744,8 @@ impl Library {
     /// # Errors
     /// [`StoreError::NoLink`].
     pub async fn edit(&self, id: LinkId, edit: &EditLink) -> Result<(), StoreError> {
+        check_text("the note (bytes)", edit.note.as_deref(), MAX_NOTE_BYTES)?;
+        check_text("the title (bytes)", edit.title.as_deref(), MAX_TITLE_BYTES)?;
         let _pending = self.pending_change();
         let n = sqlx::query(
             "UPDATE links SET title = coalesce(?, title), title_edited = CASE WHEN ? IS NULL THEN title_edited ELSE 1 END, \
@@ -856,6 +905,9 @@ impl Library {
                     .bind(tag.key())
                     .execute(&mut *tx)
                     .await?;
+            }
+            if !add.is_empty() {
+                check_tag_count(&mut tx, id.0).await?;
             }
         }
         prune_orphan_tags(&mut tx).await?;

@@ -221,3 +221,54 @@ fn only_the_servers_own_names_are_answered_and_pages_send_no_referrer() {
         bad.stderr
     );
 }
+
+#[test]
+fn notes_titles_and_tags_per_link_are_capped_at_their_limits() {
+    use serde_json::json;
+    let dir = artifact_dir("hardening-caps");
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    let tok = token(&dir, "t");
+    let post = |body: serde_json::Value| http("POST", &s.url("/api/v1/links"), Some(&tok), Some(body));
+    // A note of 64 KiB is kept; one byte more is 400, naming the limit, and saves nothing.
+    let ok = post(json!({"url": "https://example.com/a", "note": "n".repeat(64 << 10)}));
+    assert_eq!(ok.status, 202, "{}", String::from_utf8_lossy(&ok.body));
+    let over = post(json!({"url": "https://example.com/b", "note": "n".repeat((64 << 10) + 1)}));
+    assert_eq!(over.status, 400);
+    assert!(over.json()["message"].as_str().unwrap().contains("limit of 65536"), "{}", over.json());
+    // 100 tags on a link; the 101st is refused, whether at once or added later.
+    let tags = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    let hundred = post(json!({"url": "https://example.com/c", "tags": tags(100, "t")}));
+    assert_eq!(hundred.status, 202);
+    let id = hundred.json()["id"].as_i64().unwrap();
+    let over = post(json!({"url": "https://example.com/d", "tags": tags(101, "t")}));
+    assert_eq!(over.status, 400);
+    assert!(over.json()["message"].as_str().unwrap().contains("limit of 100"));
+    let more = http(
+        "PATCH",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(&tok),
+        Some(json!({"add_tags": ["one-more"]})),
+    );
+    assert_eq!(more.status, 400);
+    let link = http("GET", &s.url(&format!("/api/v1/links/{id}")), Some(&tok), None).json();
+    assert_eq!(link["tags"].as_array().unwrap().len(), 100, "nothing of the refused change kept");
+    let listed = http("GET", &s.url("/api/v1/links"), Some(&tok), None).json();
+    assert_eq!(listed["total"], 2, "{listed}");
+    // A title over 4 KiB.
+    let title = http(
+        "PATCH",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(&tok),
+        Some(json!({"title": "x".repeat((4 << 10) + 1)})),
+    );
+    assert_eq!(title.status, 400);
+    // The scheme of a bearer token in any case (RFC 9110).
+    let lower = crate::serve::send(
+        "GET",
+        &s.url("/api/v1/links"),
+        &[("authorization", &format!("bearer {tok}"))],
+        None,
+        true,
+    );
+    assert_eq!(lower.status, 200);
+}
