@@ -172,7 +172,9 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
             StoreError::TagExists(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            StoreError::OverLimit { .. } => Self::new(StatusCode::BAD_REQUEST, "too_large", e.to_string()),
+            StoreError::OverLimit { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "too_large", e.to_string())
+            }
             _ => {
                 tracing::error!(error = %e, "request failed");
                 Self::new(
@@ -283,17 +285,22 @@ pub(crate) async fn import_body(
     mut progress: Box<dyn FnMut(u64) + Send>,
 ) -> ApiResult<linksnap_store::import::ImportReport> {
     use linksnap_store::import::ImportError;
+    let permit = s.transfers.permit(&s.library)?;
     let library = s.library.clone();
+    let max_entries = s.import_limit;
     let result = crate::on_own_thread("import", move || async move {
-        library
+        let r = library
             .import_from(
                 &mut std::io::Cursor::new(body),
                 format,
                 capture,
                 folders,
+                max_entries,
                 &mut *progress,
             )
-            .await
+            .await;
+        drop(permit);
+        r
     })
     .await;
     match result {
@@ -986,37 +993,19 @@ async fn import(
 /// Every link, as `?format=json` (the default; the objects of `GET /api/v1/links`) or
 /// `?format=netscape` (bookmark HTML).
 async fn export(Scoped(s): Scoped, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    use crate::transfer::ExportFormat;
     let q = parse_query(raw.as_deref())?;
-    let links = s.library.list(&Filter::default()).await?;
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(
-            links
-                .iter()
-                .map(LinkJson::with_snapshot_url)
-                .collect::<Vec<_>>(),
-        )
-        .into_response()),
-        "netscape" => {
-            let mut out = Vec::new();
-            linksnap_store::import::write_netscape(&links, &mut out).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })?;
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        "attachment; filename=\"linksnap-bookmarks.html\"",
-                    ),
-                ],
-                out,
-            )
-                .into_response())
+    let format = match q.format.as_deref().unwrap_or("json") {
+        "json" => ExportFormat::Json,
+        "netscape" => ExportFormat::Netscape,
+        other => {
+            return Err(ApiError::bad(format!(
+                "format: `{other}` is not one of json, netscape"
+            )));
         }
-        other => Err(ApiError::bad(format!(
-            "format: `{other}` is not one of json, netscape"
-        ))),
-    }
+    };
+    let permit = s.transfers.permit(&s.library)?;
+    crate::transfer::export(s.library.clone(), Filter::default(), format, permit).await
 }
 
 /// The running server.

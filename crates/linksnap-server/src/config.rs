@@ -35,6 +35,8 @@ pub const DEFAULT_FORM_LIMIT: usize = 256 << 10;
 /// Request-body bytes held at once across all connections: bodies beyond it wait for
 /// earlier ones to finish instead of stacking up in memory.
 pub const DEFAULT_BODY_BUDGET: usize = 256 << 20;
+/// Exports and imports one library runs at once; more get 429.
+pub const DEFAULT_TRANSFERS_PER_USER: usize = 2;
 /// How long a request waits for room in the body budget before 503.
 pub const DEFAULT_BODY_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// Bytes the read caches keep: a page of 50 links is about 15 KB as JSON, so this holds
@@ -160,6 +162,10 @@ pub struct ServerConfig {
     pub body_budget: usize,
     /// How long a body waits for room in the budget.
     pub body_budget_wait: Duration,
+    /// Exports and imports one library runs at once.
+    pub transfers_per_user: usize,
+    /// Entries one import may hold.
+    pub import_limit: usize,
     /// Bytes of responses kept by the read caches (0: none).
     pub read_cache: u64,
     pub workers: usize,
@@ -206,6 +212,8 @@ impl Default for ServerConfig {
             form_limit: DEFAULT_FORM_LIMIT,
             body_budget: DEFAULT_BODY_BUDGET,
             body_budget_wait: DEFAULT_BODY_BUDGET_WAIT,
+            transfers_per_user: DEFAULT_TRANSFERS_PER_USER,
+            import_limit: linksnap_store::import::DEFAULT_MAX_IMPORT_ENTRIES,
             read_cache: DEFAULT_READ_CACHE,
             workers: DEFAULT_WORKERS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -259,6 +267,8 @@ struct File {
     form_limit: Option<usize>,
     body_budget: Option<usize>,
     body_budget_wait: Option<String>,
+    transfers_per_user: Option<usize>,
+    import_limit: Option<usize>,
     read_cache: Option<u64>,
     workers: Option<usize>,
     shutdown_grace: Option<String>,
@@ -344,6 +354,8 @@ impl ServerConfig {
         set(&mut self.body_limit, f.body_limit);
         set(&mut self.form_limit, f.form_limit);
         set(&mut self.body_budget, f.body_budget);
+        set(&mut self.transfers_per_user, f.transfers_per_user);
+        set(&mut self.import_limit, f.import_limit);
         if let Some(d) = f.body_budget_wait {
             self.body_budget_wait = duration(&d)?;
         }
@@ -458,6 +470,8 @@ impl ServerConfig {
             "LINKSNAP_FORM_LIMIT" => self.form_limit = num(value)? as usize,
             "LINKSNAP_BODY_BUDGET" => self.body_budget = num(value)? as usize,
             "LINKSNAP_BODY_BUDGET_WAIT" => self.body_budget_wait = duration(value)?,
+            "LINKSNAP_TRANSFERS_PER_USER" => self.transfers_per_user = num(value)? as usize,
+            "LINKSNAP_IMPORT_LIMIT" => self.import_limit = num(value)? as usize,
             "LINKSNAP_READ_CACHE" => self.read_cache = num(value)?,
             "LINKSNAP_HEADER_READ_TIMEOUT" => self.header_read_timeout = duration(value)?,
             "LINKSNAP_IDLE_TIMEOUT" => self.idle_timeout = duration(value)?,
@@ -574,6 +588,9 @@ impl ServerConfig {
                 self.body_budget,
                 self.form_limit.max(self.body_limit)
             ));
+        }
+        if self.transfers_per_user == 0 || self.import_limit == 0 {
+            return Err("transfers_per_user and import_limit must be above zero".into());
         }
         if self.workers > 64 {
             return Err("workers must be at most 64".into());
@@ -711,6 +728,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "LINKSNAP_BODY_BUDGET",
         "request-body bytes held at once, all connections",
     ),
+    (
+        "LINKSNAP_TRANSFERS_PER_USER",
+        "exports and imports one library runs at once",
+    ),
+    ("LINKSNAP_IMPORT_LIMIT", "entries one import may hold"),
     (
         "LINKSNAP_BODY_BUDGET_WAIT",
         "how long a body waits for the budget before 503",

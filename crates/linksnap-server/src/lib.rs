@@ -20,6 +20,7 @@ pub mod netstat;
 pub mod session;
 pub mod snaporigin;
 pub mod snapview;
+pub mod transfer;
 pub mod web;
 pub mod workers;
 
@@ -73,6 +74,10 @@ pub struct AppState {
     pub listeners: Arc<Vec<ListenAddr>>,
     pub max_connections: usize,
     pub metrics: config::MetricsAccess,
+    /// Exports and imports running per library.
+    pub transfers: Arc<transfer::Transfers>,
+    /// Entries one import may hold.
+    pub import_limit: usize,
     /// The names this server answers to (others: 421).
     pub names: Arc<names::ServerNames>,
     /// Snapshots on an origin of their own, when configured.
@@ -227,6 +232,8 @@ pub async fn serve(
         max_connections: config.max_connections,
         metrics: config.metrics,
         read_cache: Arc::new(cache::ReadCache::new(config.read_cache)),
+        transfers: Arc::new(transfer::Transfers::new(config.transfers_per_user)),
+        import_limit: config.import_limit,
         names: Arc::new(names::ServerNames::new(
             &config.public_names,
             config.snapshot_origin.as_deref(),

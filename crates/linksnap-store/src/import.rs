@@ -765,9 +765,20 @@ impl Library {
         format: Option<Format>,
         queue_captures: bool,
         folders_as_tags: bool,
+        max_entries: usize,
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<ImportReport, ImportError> {
         let io = |e: std::io::Error| ImportError::Format(format!("cannot read the file: {e}"));
+        let mut entries = 0usize;
+        let mut count = |n: usize| {
+            entries += n;
+            if entries > max_entries {
+                return Err(ImportError::Format(format!(
+                    "more than {max_entries} entries (the import limit)"
+                )));
+            }
+            Ok(())
+        };
         let mut first = vec![0u8; CHUNK];
         let n = read_full(input, &mut first).map_err(io)?;
         first.truncate(n);
@@ -782,6 +793,7 @@ impl Library {
                     progress(chunk.len() as u64);
                     batch.extend(parser.feed(&chunk)?);
                     if batch.len() >= BATCH {
+                        count(batch.len())?;
                         session.add(std::mem::take(&mut batch)).await?;
                     }
                     chunk = vec![0u8; CHUNK];
@@ -792,6 +804,7 @@ impl Library {
                     chunk.truncate(n);
                 }
                 batch.extend(parser.finish()?);
+                count(batch.len())?;
                 session.add(batch).await?;
             }
             Format::Json | Format::Urls => {
@@ -806,6 +819,7 @@ impl Library {
                     })?;
                     parse_url_list(text)
                 };
+                count(items.len())?;
                 for batch in items.chunks(BATCH) {
                     session.add(batch.to_vec()).await?;
                 }
@@ -815,24 +829,56 @@ impl Library {
     }
 }
 
+/// Entries one import may hold, by default (a browser's bookmarks are thousands).
+pub const DEFAULT_MAX_IMPORT_ENTRIES: usize = 1_000_000;
+
 /// Writes links as a Netscape bookmark file (what browsers and other archivers import):
 /// tags, dates, the unread flag and notes.
 ///
 /// # Errors
 /// The writer's.
 pub fn write_netscape(links: &[crate::Link], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write_netscape_head(out)?;
+    write_netscape_entries(links, out)?;
+    write_netscape_tail(out)
+}
+
+/// The head of a Netscape bookmark file (streamed exports write it, then entries in
+/// pieces, then the tail).
+///
+/// # Errors
+/// The writer's.
+pub fn write_netscape_head(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
+    writeln!(
+        out,
+        "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=UTF-8\">"
+    )?;
+    writeln!(out, "<TITLE>Bookmarks</TITLE>\n<H1>Bookmarks</H1>\n<DL><p>")
+}
+
+/// The tail of a Netscape bookmark file.
+///
+/// # Errors
+/// The writer's.
+pub fn write_netscape_tail(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "</DL><p>")
+}
+
+/// Entries of a Netscape bookmark file.
+///
+/// # Errors
+/// The writer's.
+pub fn write_netscape_entries(
+    links: &[crate::Link],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
-    writeln!(out, "<!DOCTYPE NETSCAPE-Bookmark-file-1>")?;
-    writeln!(
-        out,
-        "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=UTF-8\">"
-    )?;
-    writeln!(out, "<TITLE>Bookmarks</TITLE>\n<H1>Bookmarks</H1>\n<DL><p>")?;
     for l in links {
         let tags: Vec<String> = l
             .tags
@@ -858,5 +904,5 @@ pub fn write_netscape(links: &[crate::Link], out: &mut dyn std::io::Write) -> st
             writeln!(out, "    <DD>{}", esc(&l.note))?;
         }
     }
-    writeln!(out, "</DL><p>")
+    Ok(())
 }

@@ -307,10 +307,7 @@ pub const MAX_TAGS_PER_LINK: usize = 100;
 /// Refuses a note or title over its cap.
 fn check_text(what: &'static str, text: Option<&str>, limit: usize) -> Result<(), StoreError> {
     if text.is_some_and(|t| t.len() > limit) {
-        return Err(StoreError::OverLimit {
-            what,
-            limit,
-        });
+        return Err(StoreError::OverLimit { what, limit });
     }
     Ok(())
 }
@@ -774,6 +771,20 @@ impl Library {
     /// [`StoreError::Db`].
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Link>, StoreError> {
         self.list_range(filter, None).await
+    }
+
+    /// The ids of the links `filter` selects, newest first (an export reads the links in
+    /// pieces by them).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub async fn list_ids(&self, filter: &Filter) -> Result<Vec<LinkId>, StoreError> {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT l.id FROM links l WHERE 1 = 1");
+        filter.push_sql(&mut qb);
+        qb.push(" ORDER BY l.created_at DESC, l.id DESC");
+        let ids: Vec<i64> = qb.build_query_scalar().fetch_all(self.db()).await?;
+        Ok(ids.into_iter().map(LinkId).collect())
     }
 
     /// One page of [`Library::list`]: at most `limit` links after skipping `offset`, and how

@@ -634,6 +634,7 @@ pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow
             args.format.as_deref().and_then(Format::parse),
             !args.no_capture,
             args.folders_as_tags,
+            linksnap_store::import::DEFAULT_MAX_IMPORT_ENTRIES,
             &mut move |n| bar.inc(n),
         )
         .await

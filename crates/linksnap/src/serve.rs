@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Request-body bytes held at once across all connections; more wait.
     #[arg(long, value_name = "BYTES")]
     body_budget: Option<String>,
+    /// Exports and imports one library runs at once (more get 429).
+    #[arg(long, value_name = "N")]
+    transfers_per_user: Option<String>,
+    /// Entries one import may hold.
+    #[arg(long, value_name = "N")]
+    import_limit: Option<String>,
     /// How long a body waits for room in the budget before 503 (e.g. 30s).
     #[arg(long, value_name = "DURATION")]
     body_budget_wait: Option<String>,
@@ -147,6 +153,16 @@ impl ServeArgs {
             ("--body-limit", "LINKSNAP_BODY_LIMIT", &self.body_limit),
             ("--form-limit", "LINKSNAP_FORM_LIMIT", &self.form_limit),
             ("--body-budget", "LINKSNAP_BODY_BUDGET", &self.body_budget),
+            (
+                "--transfers-per-user",
+                "LINKSNAP_TRANSFERS_PER_USER",
+                &self.transfers_per_user,
+            ),
+            (
+                "--import-limit",
+                "LINKSNAP_IMPORT_LIMIT",
+                &self.import_limit,
+            ),
             (
                 "--body-budget-wait",
                 "LINKSNAP_BODY_BUDGET_WAIT",

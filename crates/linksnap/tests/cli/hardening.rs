@@ -228,13 +228,21 @@ fn notes_titles_and_tags_per_link_are_capped_at_their_limits() {
     let dir = artifact_dir("hardening-caps");
     let s = Serve::start(&dir, &["--workers", "0"]);
     let tok = token(&dir, "t");
-    let post = |body: serde_json::Value| http("POST", &s.url("/api/v1/links"), Some(&tok), Some(body));
+    let post =
+        |body: serde_json::Value| http("POST", &s.url("/api/v1/links"), Some(&tok), Some(body));
     // A note of 64 KiB is kept; one byte more is 400, naming the limit, and saves nothing.
     let ok = post(json!({"url": "https://example.com/a", "note": "n".repeat(64 << 10)}));
     assert_eq!(ok.status, 202, "{}", String::from_utf8_lossy(&ok.body));
     let over = post(json!({"url": "https://example.com/b", "note": "n".repeat((64 << 10) + 1)}));
     assert_eq!(over.status, 400);
-    assert!(over.json()["message"].as_str().unwrap().contains("limit of 65536"), "{}", over.json());
+    assert!(
+        over.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 65536"),
+        "{}",
+        over.json()
+    );
     // 100 tags on a link; the 101st is refused, whether at once or added later.
     let tags = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
     let hundred = post(json!({"url": "https://example.com/c", "tags": tags(100, "t")}));
@@ -242,7 +250,12 @@ fn notes_titles_and_tags_per_link_are_capped_at_their_limits() {
     let id = hundred.json()["id"].as_i64().unwrap();
     let over = post(json!({"url": "https://example.com/d", "tags": tags(101, "t")}));
     assert_eq!(over.status, 400);
-    assert!(over.json()["message"].as_str().unwrap().contains("limit of 100"));
+    assert!(
+        over.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 100")
+    );
     let more = http(
         "PATCH",
         &s.url(&format!("/api/v1/links/{id}")),
@@ -250,8 +263,18 @@ fn notes_titles_and_tags_per_link_are_capped_at_their_limits() {
         Some(json!({"add_tags": ["one-more"]})),
     );
     assert_eq!(more.status, 400);
-    let link = http("GET", &s.url(&format!("/api/v1/links/{id}")), Some(&tok), None).json();
-    assert_eq!(link["tags"].as_array().unwrap().len(), 100, "nothing of the refused change kept");
+    let link = http(
+        "GET",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(&tok),
+        None,
+    )
+    .json();
+    assert_eq!(
+        link["tags"].as_array().unwrap().len(),
+        100,
+        "nothing of the refused change kept"
+    );
     let listed = http("GET", &s.url("/api/v1/links"), Some(&tok), None).json();
     assert_eq!(listed["total"], 2, "{listed}");
     // A title over 4 KiB.
@@ -271,4 +294,52 @@ fn notes_titles_and_tags_per_link_are_capped_at_their_limits() {
         true,
     );
     assert_eq!(lower.status, 200);
+}
+
+#[test]
+fn an_import_holds_at_most_its_limit_of_entries_and_exports_stream_every_link() {
+    let dir = artifact_dir("hardening-import-limit");
+    let s = Serve::start(&dir, &["--workers", "0", "--import-limit", "1200"]);
+    let tok = token(&dir, "t");
+    let auth = format!("Bearer {tok}");
+    let import = |n: usize, tag: &str| {
+        let urls: String = (0..n)
+            .map(|i| format!("https://{tag}.example/{i}\n"))
+            .collect();
+        crate::serve::send(
+            "POST",
+            &s.url("/api/v1/import?format=urls&capture=false"),
+            &[("authorization", &auth)],
+            Some(urls.into_bytes()),
+            true,
+        )
+    };
+    let over = import(1201, "over");
+    assert_eq!(over.status, 400);
+    assert!(String::from_utf8_lossy(&over.body).contains("more than 1200 entries"));
+    let at = import(1200, "at");
+    assert_eq!(at.status, 200, "{}", String::from_utf8_lossy(&at.body));
+    assert_eq!(at.json()["added"], 1200);
+    // Nothing of the refused import was kept.
+    let links = http("GET", &s.url("/api/v1/links?limit=1"), Some(&tok), None).json();
+    assert_eq!(links["total"], 1200);
+    // The export (streamed in pieces of 500) gives every link once, newest first, in
+    // both formats.
+    let json = http("GET", &s.url("/api/v1/export"), Some(&tok), None);
+    assert_eq!(json.status, 200);
+    let all = json.json();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 1200);
+    let ids: std::collections::HashSet<i64> =
+        all.iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 1200);
+    let html = http(
+        "GET",
+        &s.url("/api/v1/export?format=netscape"),
+        Some(&tok),
+        None,
+    );
+    let text = String::from_utf8_lossy(&html.body);
+    assert_eq!(text.matches("<DT><A HREF=").count(), 1200);
+    assert!(text.trim_end().ends_with("</DL><p>"));
 }
