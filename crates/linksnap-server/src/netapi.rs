@@ -220,6 +220,13 @@ pub(crate) async fn delete_ban(
 }
 
 /// `/metrics` in Prometheus' text format; who may read it is `metrics` in the config.
+/// Whether a request says it was forwarded for another client.
+fn forwarded(headers: &axum::http::HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
 pub(crate) async fn metrics(
     State(s): State<AppState>,
     conn: Option<Extension<ConnInfo>>,
@@ -232,7 +239,12 @@ pub(crate) async fn metrics(
         }
         MetricsAccess::Loopback => match conn.as_ref().map(|c| &c.0.0.peer) {
             Some(Peer::Unix { .. }) => true,
-            Some(Peer::Tcp(a)) => crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers)),
+            // A loopback peer that forwards for someone (a same-host proxy not named with
+            // --trusted-proxy) is not a loopback reader: its client could be anyone.
+            Some(Peer::Tcp(a)) => {
+                crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers))
+                    && !(forwarded(&headers) && !s.guard.is_trusted(a.ip()))
+            }
             None => false,
         },
         MetricsAccess::Token => {

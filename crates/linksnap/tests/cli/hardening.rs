@@ -206,6 +206,17 @@ fn only_the_servers_own_names_are_answered_and_pages_send_no_referrer() {
     }
     let (status, _) = get_as(&s.addr, "links.example.test.attacker.example", "/login");
     assert_eq!(status, 421);
+    // /metrics is open to loopback readers, but not to a same-host proxy's clients (a
+    // loopback peer that forwards for someone, not named with --trusted-proxy).
+    assert_eq!(get_as(&s.addr, &s.addr, "/metrics").0, 200);
+    let forwarded = crate::serve::send(
+        "GET",
+        &s.url("/metrics"),
+        &[("x-forwarded-for", "203.0.113.9")],
+        None,
+        true,
+    );
+    assert_eq!(forwarded.status, 403);
     // A public name is checked when configured.
     let bad = crate::support::linksnap(&[
         "--data",
