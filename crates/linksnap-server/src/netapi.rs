@@ -73,6 +73,7 @@ pub(crate) async fn client_guard(
 /// made on the command line for no user, or a token of an administrator.
 pub(crate) async fn is_operator(s: &AppState, who: &Principal) -> bool {
     match who {
+        Principal::Token(t) if !t.scopes.allows(linksnap_store::Scope::Admin) => false,
         Principal::Local | Principal::Token(linksnap_store::Token { user_id: None, .. }) => true,
         Principal::Token(linksnap_store::Token {
             user_id: Some(id), ..
@@ -243,7 +244,7 @@ pub(crate) async fn metrics(
             // --trusted-proxy) is not a loopback reader: its client could be anyone.
             Some(Peer::Tcp(a)) => {
                 crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers))
-                    && !(forwarded(&headers) && !s.guard.is_trusted(a.ip()))
+                    && (!forwarded(&headers) || s.guard.is_trusted(a.ip()))
             }
             None => false,
         },

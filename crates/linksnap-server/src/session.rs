@@ -247,6 +247,46 @@ impl axum::extract::FromRequestParts<AppState> for Scoped {
     }
 }
 
+/// The scope a token needs for a request: reading for safe methods, `share` for share
+/// links, `admin` for network operations, `write` for every other change.
+fn needed_scope(method: &Method, path: &str) -> linksnap_store::Scope {
+    use linksnap_store::Scope;
+    if path.starts_with("/api/v1/net/") || path == "/api/v1/net" {
+        return Scope::Admin;
+    }
+    if !changes_something(method) {
+        return Scope::Read;
+    }
+    if path.starts_with("/api/v1/shares/")
+        || (path.starts_with("/api/v1/links/") && path.ends_with("/shares"))
+        || path.contains("/shares/")
+        || path.ends_with("/share")
+    {
+        return Scope::Share;
+    }
+    Scope::Write
+}
+
+/// 403 `insufficient_scope` (RFC 6750 §3.1) when a token lacks what the request needs.
+fn check_scope(req: &Request, who: &Principal) -> Result<(), ApiError> {
+    let Principal::Token(token) = who else {
+        return Ok(());
+    };
+    let needed = needed_scope(req.method(), req.uri().path());
+    if token.scopes.allows(needed) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!(
+            "this token may {}; this request needs the `{}` scope",
+            token.scopes.names().join(", "),
+            needed.name()
+        ),
+    ))
+}
+
 /// For the API and snapshots: a principal, or 401.
 pub(crate) async fn api_auth(
     State(state): State<AppState>,
@@ -260,6 +300,7 @@ pub(crate) async fn api_auth(
             "sign in, or send Authorization: Bearer TOKEN (linksnap token create NAME)",
         ));
     };
+    check_scope(&req, &who)?;
     if let Principal::Session { csrf, .. } = &who {
         let csrf = csrf.clone();
         req = check_csrf(req, &csrf, state.body_limit).await?;
@@ -296,6 +337,9 @@ pub(crate) async fn web_auth(
         }
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = check_scope(&req, &who) {
+        return e.into_response();
+    }
     if let Principal::Session { csrf, .. } = &who {
         let csrf = csrf.clone();
         req = match check_csrf(req, &csrf, state.body_limit).await {

@@ -158,6 +158,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings", get(settings))
         .route("/settings/tokens", post(create_token))
         .route("/settings/tokens/revoke", post(revoke_token))
+        .route("/settings/password", post(change_password))
         .route("/settings/users", post(add_user))
         .route("/settings/users/remove", post(remove_user))
         .route("/io", get(io_page))
@@ -244,12 +245,24 @@ struct LoginPage {
     page: PageCtx,
     next: String,
     error: Option<&'static str>,
+    /// What just happened (a password change), as a catalogue key.
+    notice: Option<&'static str>,
 }
 
 fn login_form(
     headers: &HeaderMap,
     next: &str,
     error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    login_form_with(headers, next, error, None, status)
+}
+
+fn login_form_with(
+    headers: &HeaderMap,
+    next: &str,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
     status: StatusCode,
 ) -> Response {
     let token = cookie(headers, PRELOGIN_COOKIE)
@@ -272,6 +285,7 @@ fn login_form(
         page,
         next: next.to_owned(),
         error,
+        notice,
     });
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(&set_cookie(PRELOGIN_COOKIE, &token, 3600, true, false)) {
@@ -282,10 +296,16 @@ fn login_form(
 
 async fn login_page(headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let q = query(raw.as_deref());
-    login_form(
+    let notice = match field(&q, "done") {
+        "password-kept" => Some("login.password_kept"),
+        "password-revoked" => Some("login.password_revoked"),
+        _ => None,
+    };
+    login_form_with(
         &headers,
         &safe_next(field(&q, "next")),
         None,
+        notice,
         StatusCode::OK,
     )
 }
@@ -1274,6 +1294,7 @@ struct TokenRow {
     prefix: String,
     created: String,
     last_used: String,
+    scopes: String,
 }
 
 #[derive(Template)]
@@ -1394,6 +1415,7 @@ async fn settings_page(
                 prefix: k.prefix,
                 created: rfc3339(k.created_at),
                 last_used: k.last_used_at.map_or_else(|| never.to_owned(), rfc3339),
+                scopes: k.scopes.names().join(", "),
             })
             .collect(),
         page,
@@ -1420,9 +1442,26 @@ async fn create_token(
 ) -> Response {
     let f = form(&raw);
     let page = ctx(&headers, &who, "/settings");
+    // The boxes ticked on the form; only an administrator's token may be an operator's.
+    let ticked: Vec<&str> = f
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| *v != "admin" || is_admin(&who))
+        .collect();
+    let scopes = match linksnap_store::Scopes::parse(&ticked.join(",")) {
+        Ok(sc) => sc,
+        Err(_) => {
+            return error_page(
+                page,
+                StatusCode::BAD_REQUEST,
+                "choose at least one scope (read, write, share)",
+            );
+        }
+    };
     match s
         .accounts
-        .create_token(field(&f, "name"), who.acting_user())
+        .create_token(field(&f, "name"), who.acting_user(), scopes)
         .await
     {
         Ok((_, secret)) => settings_page(&s, page, &who, Some(secret)).await,
@@ -1438,28 +1477,60 @@ async fn revoke_token(
 ) -> Response {
     let f = form(&raw);
     let page = ctx(&headers, &who, "/settings");
-    // A user revokes only their own tokens.
+    // A user revokes only their own tokens (names are unique per user).
     let name = field(&f, "name");
-    if let Some(me) = who.acting_user() {
-        let theirs = s
-            .accounts
-            .tokens()
-            .await
-            .unwrap_or_default()
-            .iter()
-            .any(|t| t.name == name.trim() && t.user_id == Some(me));
-        if !theirs {
-            return error_page(
-                page,
-                StatusCode::NOT_FOUND,
-                format!("no token named `{name}`"),
-            );
-        }
-    }
-    match s.accounts.revoke_token(name).await {
+    match s.accounts.revoke_token(name, who.acting_user()).await {
         Ok(()) => Redirect::to("/settings").into_response(),
         Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
+}
+
+/// A signed-in user's new password: the current one proves it is them. Every session
+/// ends (this one too: off to sign in again); API tokens are revoked only when asked, and
+/// the sign-in page says which happened.
+async fn change_password(
+    Scoped(s): Scoped,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawForm(raw): RawForm,
+) -> Response {
+    let f = form(&raw);
+    let page = ctx(&headers, &who, "/settings");
+    let Some(user) = who.user().cloned() else {
+        return error_page(
+            page,
+            StatusCode::BAD_REQUEST,
+            "only a signed-in user changes their password here; use `linksnap user passwd`",
+        );
+    };
+    match s
+        .accounts
+        .check_password(&user.name, field(&f, "current"))
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let t = page.t("settings.password_wrong").to_owned();
+            return error_page(page, StatusCode::FORBIDDEN, t);
+        }
+        Err(e) => return failed_page(page, StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+    if let Err(e) = s
+        .accounts
+        .set_password(&user.name, field(&f, "password"))
+        .await
+    {
+        return failed_page(page, StatusCode::BAD_REQUEST, &e);
+    }
+    let done = if field(&f, "revoke_tokens") == "on" {
+        if let Err(e) = s.accounts.revoke_tokens_of(user.id).await {
+            return failed_page(page, StatusCode::INTERNAL_SERVER_ERROR, &e);
+        }
+        "password-revoked"
+    } else {
+        "password-kept"
+    };
+    Redirect::to(&format!("/login?done={done}")).into_response()
 }
 
 async fn add_user(

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "never reused ids",
         include_str!("../migrations/0008_never_reused_ids.sql"),
     ),
+    (
+        9,
+        "token scopes",
+        include_str!("../migrations/0009_token_scopes.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -14,8 +14,9 @@ pub mod library;
 pub mod mail;
 pub mod queue;
 pub mod search;
+pub mod tokens;
 
-pub use auth::{NewSession, Share, Token, TokenError, User, UserError};
+pub use auth::{NewSession, Share, User, UserError};
 pub use bans::{Ban, LiveBans};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, UrlRules};
@@ -27,3 +28,4 @@ pub use library::{
 };
 pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
 pub use queue::{Job, JobInfo, Outcome};
+pub use tokens::{Scope, Scopes, Token, TokenError};

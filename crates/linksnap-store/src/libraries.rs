@@ -163,7 +163,11 @@ mod tests {
         assert_eq!(main.list(&crate::Filter::default()).await.unwrap().len(), 1);
         // Accounts are not kept in a user's library.
         assert!(matches!(bobs.users().await, Err(StoreError::NotAccounts)));
-        assert!(bobs.create_token("t", None).await.is_err());
+        assert!(
+            bobs.create_token("t", None, crate::Scopes::ALL)
+                .await
+                .is_err()
+        );
         assert_eq!(libs.all().await.len(), 2);
         assert!(
             Arc::ptr_eq(&libs.of_user(&bob).await.unwrap(), &bobs),

@@ -320,8 +320,13 @@ pub struct TokenArgs {
 enum TokenAction {
     /// Create a token and print it (once: only a hash of it is kept).
     Create {
-        /// A name to tell it apart (e.g. the client that uses it).
+        /// A name to tell it apart (e.g. the client that uses it); unique per user.
         name: String,
+        /// What it may do: read, write, share, admin (repeatable or comma-separated;
+        /// default all four). `admin` matters for an administrator's or the operator's
+        /// token: network operations and /metrics.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
     },
     /// List tokens (names, first characters, use).
     List {
@@ -329,7 +334,8 @@ enum TokenAction {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a token: requests that carry it fail from now on.
+    /// Revoke a token (the operator's, or with --as, that user's): requests that carry it
+    /// fail from now on.
     Revoke { name: String },
 }
 
@@ -348,13 +354,22 @@ pub async fn token(
         }
     };
     match args.action {
-        TokenAction::Create { name } => {
-            let (token, secret) = library.create_token(&name, user).await.map_err(usage)?;
+        TokenAction::Create { name, scopes } => {
+            let scopes = if scopes.is_empty() {
+                linksnap_store::Scopes::ALL
+            } else {
+                linksnap_store::Scopes::parse(&scopes.join(",")).map_err(usage)?
+            };
+            let (token, secret) = library
+                .create_token(&name, user, scopes)
+                .await
+                .map_err(usage)?;
             writeln!(t.out, "{secret}")?;
             writeln!(
                 t.err,
-                "linksnap: created token `{}`; copy it now, it is not shown again",
-                token.name
+                "linksnap: created token `{}` ({}); copy it now, it is not shown again",
+                token.name,
+                token.scopes.names().join(", ")
             )?;
         }
         TokenAction::List { json } => {
@@ -379,6 +394,7 @@ pub async fn token(
                     .map(|k| {
                         serde_json::json!({
                             "name": k.name, "prefix": k.prefix, "user": owner(k),
+                            "scopes": k.scopes.names(),
                             "created_at": rfc3339(k.created_at),
                             "last_used_at": k.last_used_at.map(rfc3339),
                         })
@@ -390,9 +406,10 @@ pub async fn token(
                 for k in &tokens {
                     writeln!(
                         t.out,
-                        "{:<24} {}…  for {}  created {}  last used {}",
+                        "{:<24} {}…  {}  for {}  created {}  last used {}",
                         k.name,
                         k.prefix,
+                        k.scopes.names().join(","),
                         owner(k).unwrap_or_else(|| "the data directory's library".to_owned()),
                         rfc3339(k.created_at),
                         k.last_used_at.map_or_else(|| "never".to_owned(), rfc3339)
@@ -401,7 +418,7 @@ pub async fn token(
             }
         }
         TokenAction::Revoke { name } => {
-            library.revoke_token(&name).await.map_err(usage)?;
+            library.revoke_token(&name, user).await.map_err(usage)?;
             writeln!(t.err, "linksnap: revoked token `{}`", name.trim())?;
         }
     }
@@ -432,6 +449,9 @@ enum UserAction {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Also revoke the user's API tokens (their sessions end in any case).
+        #[arg(long)]
+        revoke_tokens: bool,
     },
     /// List users.
     List {
@@ -513,15 +533,34 @@ pub async fn user(library: &Library, t: &mut Term, args: UserArgs) -> anyhow::Re
                 user.name
             )?;
         }
-        UserAction::Passwd { name, .. } => {
+        UserAction::Passwd {
+            name,
+            revoke_tokens,
+            ..
+        } => {
             let password = read_password(t)?;
             library
                 .set_password(&name, &password)
                 .await
                 .map_err(usage)?;
+            let tokens = if revoke_tokens {
+                let id = library
+                    .users()
+                    .await?
+                    .into_iter()
+                    .find(|u| u.name == name.trim())
+                    .map(|u| u.id);
+                let n = match id {
+                    Some(id) => library.revoke_tokens_of(id).await?,
+                    None => 0,
+                };
+                format!("{n} API token(s) revoked")
+            } else {
+                "their API tokens still work (--revoke-tokens ends them too)".to_owned()
+            };
             writeln!(
                 t.err,
-                "linksnap: changed the password of `{}`; their sessions ended",
+                "linksnap: changed the password of `{}`; their sessions ended; {tokens}",
                 name.trim()
             )?;
         }

@@ -354,3 +354,179 @@ fn an_import_holds_at_most_its_limit_of_entries_and_exports_stream_every_link() 
     assert_eq!(text.matches("<DT><A HREF=").count(), 1200);
     assert!(text.trim_end().ends_with("</DL><p>"));
 }
+
+/// `linksnap --data DIR [--as WHO] token create NAME [--scope S]…`: the run.
+fn create_token(
+    dir: &std::path::Path,
+    who: Option<&str>,
+    name: &str,
+    scopes: &[&str],
+) -> crate::support::Run {
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["--data", d];
+    if let Some(w) = who {
+        args.extend(["--as", w]);
+    }
+    args.extend(["token", "create", name]);
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    crate::support::linksnap(&args)
+}
+
+#[test]
+fn tokens_carry_scopes_names_are_per_user_and_a_new_password_can_end_them() {
+    use crate::readcache::{csrf_field, request, sign_in};
+    use serde_json::json;
+    let dir = artifact_dir("hardening-tokens");
+    let d = dir.to_str().unwrap();
+    for (who, admin) in [("ann", true), ("bob", false)] {
+        let mut args = vec!["--data", d, "user", "add", who, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        let run = crate::support::linksnap_stdin(&args, b"correct horse battery\n");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let secret = |run: crate::support::Run| {
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout_str().trim().to_owned()
+    };
+    let bob_read = secret(create_token(&dir, Some("bob"), "ci", &["read"]));
+    // Names are unique per user: bob cannot take "ci" twice; ann's "ci" is her own.
+    let again = create_token(&dir, Some("bob"), "ci", &[]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    let ann_all = secret(create_token(&dir, Some("ann"), "ci", &[]));
+    let ann_no_admin = secret(create_token(
+        &dir,
+        Some("ann"),
+        "app",
+        &["read,write,share"],
+    ));
+    let bob_write = secret(create_token(
+        &dir,
+        Some("bob"),
+        "writer",
+        &["read", "write"],
+    ));
+    let bob_share = secret(create_token(
+        &dir,
+        Some("bob"),
+        "sharer",
+        &["read", "share"],
+    ));
+    let bad = create_token(&dir, Some("bob"), "x", &["root"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`root` is not a scope"),
+        "{}",
+        bad.stderr
+    );
+
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    let links = s.url("/api/v1/links");
+    let add = |tok: &str, url: &str| http("POST", &links, Some(tok), Some(json!({"url": url})));
+    // read: lists, but adds nothing (403 insufficient_scope, RFC 6750).
+    assert_eq!(http("GET", &links, Some(&bob_read), None).status, 200);
+    let refused = add(&bob_read, "https://example.com/a");
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["code"], "insufficient_scope");
+    assert!(
+        refused.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    // write adds; share links need `share` (past the scope check, this link has no
+    // snapshot to share yet: 404, not 403).
+    let added = add(&bob_write, "https://example.com/a");
+    assert_eq!(added.status, 202);
+    let id = added.json()["id"].as_i64().unwrap();
+    let shares = s.url(&format!("/api/v1/links/{id}/shares"));
+    assert_eq!(http("POST", &shares, Some(&bob_write), None).status, 403);
+    let shared = http("POST", &shares, Some(&bob_share), None);
+    assert_eq!(
+        shared.status,
+        404,
+        "{}",
+        String::from_utf8_lossy(&shared.body)
+    );
+    assert_eq!(shared.json()["code"], "not_found");
+    // Network operations need `admin`, on an administrator's token.
+    let net = s.url("/api/v1/net/stats");
+    assert_eq!(http("GET", &net, Some(&ann_all), None).status, 200);
+    assert_eq!(http("GET", &net, Some(&ann_no_admin), None).status, 403);
+    assert_eq!(http("GET", &net, Some(&bob_write), None).status, 403);
+    // The operator revokes by owner: bob's "ci" goes, ann's stays.
+    let run = crate::support::linksnap(&["--data", d, "--as", "bob", "token", "revoke", "ci"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(http("GET", &links, Some(&bob_read), None).status, 401);
+    assert_eq!(http("GET", &links, Some(&ann_all), None).status, 200);
+
+    // `user passwd`: tokens survive unless asked, and it says which happened.
+    let run = crate::support::linksnap_stdin(
+        &["--data", d, "user", "passwd", "bob", "--password-stdin"],
+        b"another long password\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("API tokens still work"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(http("GET", &links, Some(&bob_write), None).status, 200);
+    let run = crate::support::linksnap_stdin(
+        &[
+            "--data",
+            d,
+            "user",
+            "passwd",
+            "bob",
+            "--password-stdin",
+            "--revoke-tokens",
+        ],
+        b"a third long password\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 API token(s) revoked"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(http("GET", &links, Some(&bob_write), None).status, 401);
+
+    // On the settings page: the current password is required; "also revoke" ends tokens.
+    let session = sign_in(&s, "ann", "correct+horse+battery");
+    let cookie = format!("linksnap_session={session}");
+    let page = request("GET", &s.url("/settings"), &[("cookie", &cookie)], None);
+    let csrf = csrf_field(&String::from_utf8_lossy(&page.body));
+    let wrong = request(
+        "POST",
+        &s.url("/settings/password"),
+        &[("cookie", &cookie)],
+        Some(&format!(
+            "csrf={csrf}&current=wrong+one&password=brand+new+password&revoke_tokens=on"
+        )),
+    );
+    assert_eq!(wrong.status, 403);
+    assert_eq!(http("GET", &links, Some(&ann_all), None).status, 200);
+    let changed = request(
+        "POST",
+        &s.url("/settings/password"),
+        &[("cookie", &cookie)],
+        Some(&format!(
+            "csrf={csrf}&current=correct+horse+battery&password=brand+new+password&revoke_tokens=on"
+        )),
+    );
+    assert_eq!(changed.status, 303);
+    let to = changed.headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/login?done=password-revoked");
+    assert_eq!(http("GET", &links, Some(&ann_all), None).status, 401);
+    assert_eq!(http("GET", &links, Some(&ann_no_admin), None).status, 401);
+    let after = request("GET", &s.url("/settings"), &[("cookie", &cookie)], None);
+    assert_eq!(after.status, 303, "the session ended");
+    let login = request("GET", &s.url(&to), &[], None);
+    assert!(String::from_utf8_lossy(&login.body).contains("your API tokens were revoked"));
+    sign_in(&s, "ann", "brand+new+password");
+}
