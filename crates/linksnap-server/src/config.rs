@@ -48,6 +48,8 @@ pub const DEFAULT_WORKERS: usize = 2;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Sign-in attempts allowed per client address and minute.
 pub const DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// The longest an account waits between sign-in attempts after repeated failures.
+pub const DEFAULT_LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// A comment on every event stream this often: finds browsers that vanished.
 pub const DEFAULT_SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -174,6 +176,8 @@ pub struct ServerConfig {
     /// when any listener is reachable beyond loopback, no on loopback alone.
     pub secure_cookies: Option<bool>,
     pub login_attempts_per_minute: u32,
+    /// The longest per-account sign-in back-off (zero: none).
+    pub login_backoff_max: Duration,
     pub sse_heartbeat: Duration,
     /// 0: no cap.
     pub max_conns_per_ip: u32,
@@ -219,6 +223,7 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             secure_cookies: None,
             login_attempts_per_minute: DEFAULT_LOGIN_ATTEMPTS_PER_MINUTE,
+            login_backoff_max: DEFAULT_LOGIN_BACKOFF_MAX,
             sse_heartbeat: DEFAULT_SSE_HEARTBEAT,
             max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
@@ -274,6 +279,7 @@ struct File {
     shutdown_grace: Option<String>,
     secure_cookies: Option<bool>,
     login_attempts_per_minute: Option<u32>,
+    login_backoff_max: Option<String>,
     sse_heartbeat: Option<String>,
     tcp: Option<TcpFile>,
     max_conns_per_ip: Option<u32>,
@@ -377,6 +383,9 @@ impl ServerConfig {
             &mut self.login_attempts_per_minute,
             f.login_attempts_per_minute,
         );
+        if let Some(d) = f.login_backoff_max {
+            self.login_backoff_max = duration(&d)?;
+        }
         if let Some(d) = f.sse_heartbeat {
             self.sse_heartbeat = duration(&d)?;
         }
@@ -489,6 +498,7 @@ impl ServerConfig {
                     u32::try_from(num(value)?).map_err(|e| e.to_string())?;
             }
             "LINKSNAP_SSE_HEARTBEAT" => self.sse_heartbeat = duration(value)?,
+            "LINKSNAP_LOGIN_BACKOFF_MAX" => self.login_backoff_max = duration(value)?,
             "LINKSNAP_MAX_CONNS_PER_IP" => {
                 self.max_conns_per_ip = u32::try_from(num(value)?).map_err(|e| e.to_string())?;
             }
@@ -767,6 +777,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sign-in attempts per address and minute",
     ),
     ("LINKSNAP_SSE_HEARTBEAT", "heartbeat of event streams"),
+    (
+        "LINKSNAP_LOGIN_BACKOFF_MAX",
+        "longest per-account sign-in back-off (0s: none)",
+    ),
     (
         "LINKSNAP_MAX_CONNS_PER_IP",
         "connections per client address (0: no cap)",

@@ -18,6 +18,7 @@ pub mod names;
 pub mod netapi;
 pub mod netstat;
 pub mod session;
+pub mod signin;
 pub mod snaporigin;
 pub mod snapview;
 pub mod transfer;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub cli: Option<Arc<dyn cli::CliRunner>>,
     /// Capture progress, for the event streams.
     pub events: broadcast::Sender<web::LinkEvent>,
+    /// Sign-in back-off per account.
+    pub login_backoff: Arc<signin::Backoff>,
     /// Sign-in attempts per client address.
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     pub secure_cookies: bool,
@@ -216,6 +219,7 @@ pub async fn serve(
         wake: wake.clone(),
         cli,
         events: events.clone(),
+        login_backoff: Arc::new(signin::Backoff::new(config.login_backoff_max)),
         login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
             per_minute,
         ))),

@@ -37,6 +37,9 @@ pub(crate) async fn client_guard(
         Some(Peer::Tcp(a)) => a.ip(),
         _ => return next.run(req).await,
     };
+    if peer.is_loopback() && forwarded(req.headers()) && !s.guard.is_trusted(peer) {
+        warn_untrusted_proxy(peer);
+    }
     let client = s.guard.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(client));
     if let Some(ban) = s.guard.banned(client) {
@@ -221,6 +224,19 @@ pub(crate) async fn delete_ban(
 }
 
 /// `/metrics` in Prometheus' text format; who may read it is `metrics` in the config.
+/// Once per process: a same-host proxy forwards for its clients, but is not trusted, so
+/// they all count as that one loopback address (one client's failed sign-ins limit
+/// everyone's).
+fn warn_untrusted_proxy(peer: std::net::IpAddr) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "requests from {peer} carry forwarded-for headers, but {peer} is not a trusted proxy:              every client behind it counts as {peer} (rate limits, sign-in limits, bans);              start with --trusted-proxy {peer} if a proxy on this host serves linksnap"
+        );
+    }
+}
+
 /// Whether a request says it was forwarded for another client.
 fn forwarded(headers: &axum::http::HeaderMap) -> bool {
     ["forwarded", "x-forwarded-for", "x-real-ip"]

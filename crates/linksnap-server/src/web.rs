@@ -332,13 +332,34 @@ async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
+    // An account that failed too often waits, whichever address asks (its password is
+    // not even checked meanwhile).
+    let name = field(&f, "name");
+    if let Err(wait) = s.login_backoff.check(name, std::time::Instant::now()) {
+        tracing::info!(%ip, wait_secs = wait.as_secs_f64(), "sign-in held back for the account");
+        let mut r = login_form(
+            &headers,
+            &next,
+            Some("login.limited"),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+        );
+        return r;
+    }
     let user = match s
         .library
-        .check_password(field(&f, "name"), field(&f, "password"))
+        .check_password(name, field(&f, "password"))
         .await
     {
-        Ok(Some(u)) => u,
+        Ok(Some(u)) => {
+            s.login_backoff.succeeded(name);
+            u
+        }
         Ok(None) => {
+            s.login_backoff.failed(name, std::time::Instant::now());
             tracing::info!(%ip, "failed sign-in");
             return login_form(
                 &headers,

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Sign-in attempts allowed per client address and minute.
     #[arg(long, value_name = "N")]
     login_attempts: Option<String>,
+    /// The longest an account waits between sign-in attempts after 5 failures in a row
+    /// (doubling from 1s; 0s: no per-account back-off).
+    #[arg(long, value_name = "DURATION")]
+    login_backoff_max: Option<String>,
     /// How often event streams send a heartbeat (e.g. 15s).
     #[arg(long, value_name = "DURATION")]
     sse_heartbeat: Option<String>,
@@ -179,6 +183,11 @@ impl ServeArgs {
                 "--login-attempts",
                 "LINKSNAP_LOGIN_ATTEMPTS",
                 &self.login_attempts,
+            ),
+            (
+                "--login-backoff-max",
+                "LINKSNAP_LOGIN_BACKOFF_MAX",
+                &self.login_backoff_max,
             ),
             (
                 "--sse-heartbeat",

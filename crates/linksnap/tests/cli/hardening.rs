@@ -530,3 +530,67 @@ fn tokens_carry_scopes_names_are_per_user_and_a_new_password_can_end_them() {
     assert!(String::from_utf8_lossy(&login.body).contains("your API tokens were revoked"));
     sign_in(&s, "ann", "brand+new+password");
 }
+
+/// One attempt through the sign-in form: the status.
+fn try_sign_in(s: &Serve, name: &str, password: &str) -> u16 {
+    use crate::readcache::{csrf_field, request};
+    let form = request("GET", &s.url("/login"), &[], None);
+    let pre = form
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("linksnap_prelogin="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_field(&String::from_utf8_lossy(&form.body));
+    request(
+        "POST",
+        &s.url("/login"),
+        &[("cookie", &format!("linksnap_prelogin={pre}"))],
+        Some(&format!("csrf={csrf}&name={name}&password={password}&next=/")),
+    )
+    .status
+}
+
+#[test]
+fn an_account_that_keeps_failing_to_sign_in_is_held_back_whoever_asks() {
+    let dir = artifact_dir("hardening-backoff");
+    let d = dir.to_str().unwrap();
+    for who in ["ann", "bob"] {
+        let run = crate::support::linksnap_stdin(
+            &["--data", d, "user", "add", who, "--password-stdin"],
+            b"correct horse battery\n",
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let s = Serve::start(&dir, &["--workers", "0", "--login-attempts", "100"]);
+    let right = "correct+horse+battery";
+    for _ in 0..5 {
+        assert_eq!(try_sign_in(&s, "ann", "wrong"), 401);
+    }
+    // The sixth attempt, even with the right password, waits (its password unchecked).
+    assert_eq!(try_sign_in(&s, "ann", right), 429);
+    assert_eq!(try_sign_in(&s, "ANN", right), 429, "names in any case");
+    // Another account is not held back.
+    assert_eq!(try_sign_in(&s, "bob", right), 303);
+    // After the wait (1 s for the first), the right password gets in and resets it.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(try_sign_in(&s, "ann", right), 303);
+    assert_eq!(try_sign_in(&s, "ann", "wrong"), 401);
+    assert_eq!(try_sign_in(&s, "ann", right), 303);
+
+    // A same-host proxy that is not trusted is told about, once.
+    let a = crate::serve::send(
+        "GET",
+        &s.url("/healthz"),
+        &[("x-forwarded-for", "203.0.113.7")],
+        None,
+        true,
+    );
+    assert_eq!(a.status, 200);
+    crate::serve::wait_until("the proxy warning", || {
+        s.log().contains("is not a trusted proxy")
+    });
+}
