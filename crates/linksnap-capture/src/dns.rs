@@ -170,15 +170,30 @@ impl GuardedResolver {
     /// [`HostError::Refused`] when no address passes the policy, [`HostError::Dns`] when
     /// the name does not resolve.
     pub async fn check_url(&self, url: &Url) -> Result<Vec<IpAddr>, HostError> {
-        match url.host() {
-            Some(Host::Ipv4(v4)) => self.check_literal(IpAddr::V4(v4), url),
-            Some(Host::Ipv6(v6)) => self.check_literal(IpAddr::V6(v6), url),
-            Some(Host::Domain(name)) => self.check_name(name).await,
-            None => Err(HostError::Dns {
-                host: String::new(),
-                reason: "the URL has no host".to_owned(),
-            }),
+        let addrs = match url.host() {
+            Some(Host::Ipv4(v4)) => self.check_literal(IpAddr::V4(v4), url)?,
+            Some(Host::Ipv6(v6)) => self.check_literal(IpAddr::V6(v6), url)?,
+            Some(Host::Domain(name)) => self.check_name(name).await?,
+            None => {
+                return Err(HostError::Dns {
+                    host: String::new(),
+                    reason: "the URL has no host".to_owned(),
+                });
+            }
+        };
+        // The port matters for one rule: the server's own listeners are never reached. The
+        // HTTP client connects by name to any checked address of the host, so one address
+        // of the host that is this server's socket refuses the URL.
+        let port = url.port_or_known_default().unwrap_or(0);
+        for a in &addrs {
+            if let Err(refusal) = self.policy.check_socket(*a, port) {
+                return Err(HostError::Refused {
+                    host: url.host_str().unwrap_or_default().to_owned(),
+                    refusal,
+                });
+            }
         }
+        Ok(addrs)
     }
 
     fn check_literal(&self, addr: IpAddr, url: &Url) -> Result<Vec<IpAddr>, HostError> {
@@ -291,6 +306,35 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, HostError::Refused { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_servers_own_sockets_are_refused_whatever_the_allow_rules() {
+        let mut policy = AddressPolicy::new();
+        policy.allow("127.0.0.0/8".parse().unwrap());
+        policy.never_connect("127.0.0.1:8080".parse().unwrap());
+        let r = resolver(policy);
+        for own in [
+            "http://127.0.0.1:8080/metrics",
+            "http://[::ffff:127.0.0.1]:8080/",
+            "http://mixed.test:8080/",
+        ] {
+            let err = r.check_url(&Url::parse(own).unwrap()).await.unwrap_err();
+            assert!(
+                err.to_string().contains("this server's own listener"),
+                "{own}: {err}"
+            );
+        }
+        for other in [
+            "http://127.0.0.1:8081/",
+            "http://127.0.0.2:8080/",
+            "http://mixed.test/",
+        ] {
+            assert!(
+                r.check_url(&Url::parse(other).unwrap()).await.is_ok(),
+                "{other}"
+            );
+        }
     }
 
     #[tokio::test]

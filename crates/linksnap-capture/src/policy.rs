@@ -96,7 +96,16 @@ const V6_RULES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressPolicy {
     allow: Vec<IpNet>,
+    /// Sockets never connected to, whatever the allow rules: the server's own listeners
+    /// (a capture must not read the server's own routes, e.g. `/metrics`).
+    never: Vec<std::net::SocketAddr>,
 }
+
+/// The rule that refuses the server's own sockets.
+pub const OWN_SOCKET: DenyRule = DenyRule {
+    name: "this server's own listener",
+    range: "its listen address",
+};
 
 /// An allow rule that did not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,6 +153,31 @@ impl AddressPolicy {
             .filter(|s| !s.trim().is_empty())
             .map(Self::parse_net)
             .collect()
+    }
+
+    /// Never connects to `addr` (IP and port), whatever the allow rules.
+    pub fn never_connect(&mut self, addr: std::net::SocketAddr) {
+        let addr = std::net::SocketAddr::new(canonical(addr.ip()), addr.port());
+        if !self.never.contains(&addr) {
+            self.never.push(addr);
+        }
+    }
+
+    /// Checks one address for a connection to `port`: refused when it is one of the
+    /// sockets named with [`AddressPolicy::never_connect`], else as [`AddressPolicy::check`].
+    ///
+    /// # Errors
+    /// [`Refusal`] naming the rule.
+    pub fn check_socket(&self, addr: IpAddr, port: u16) -> Result<(), Refusal> {
+        let own = std::net::SocketAddr::new(canonical(addr), port);
+        if self.never.contains(&own) {
+            return Err(Refusal {
+                addr,
+                rule: OWN_SOCKET,
+                via: None,
+            });
+        }
+        self.check(addr)
     }
 
     /// The allow rules in force.

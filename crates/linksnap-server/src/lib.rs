@@ -287,6 +287,7 @@ pub async fn serve(
     let mut workers = workers::Workers::start(
         libs.clone(),
         capturer,
+        listen::own_sockets(&bound),
         worker_count,
         wake.clone(),
         events,

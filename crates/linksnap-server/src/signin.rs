@@ -59,9 +59,7 @@ impl Backoff {
         if map.len() >= MAX_ACCOUNTS {
             map.retain(|_, (_, until)| *until > now);
         }
-        let entry = map
-            .entry(name.trim().to_lowercase())
-            .or_insert((0, now));
+        let entry = map.entry(name.trim().to_lowercase()).or_insert((0, now));
         entry.0 += 1;
         if entry.0 > FREE_ATTEMPTS - 1 {
             let doublings = (entry.0 - FREE_ATTEMPTS).min(30);
@@ -91,7 +89,10 @@ mod tests {
         b.failed("ann", t);
         assert_eq!(b.check("ANN", t), Err(Duration::from_secs(1)));
         assert!(b.check("ann", t + Duration::from_secs(1)).is_ok());
-        assert!(b.check("bob", t).is_ok(), "other accounts are not held back");
+        assert!(
+            b.check("bob", t).is_ok(),
+            "other accounts are not held back"
+        );
         let later = t + Duration::from_secs(1);
         b.failed("ann", later);
         assert_eq!(b.check("ann", later), Err(Duration::from_secs(2)));

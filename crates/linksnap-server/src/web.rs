@@ -349,11 +349,7 @@ async fn login(
         );
         return r;
     }
-    let user = match s
-        .library
-        .check_password(name, field(&f, "password"))
-        .await
-    {
+    let user = match s.library.check_password(name, field(&f, "password")).await {
         Ok(Some(u)) => {
             s.login_backoff.succeeded(name);
             u

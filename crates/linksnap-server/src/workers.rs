@@ -10,7 +10,11 @@ use linksnap_store::{Libraries, Outcome};
 use tokio::sync::{Notify, watch};
 
 /// Builds the capturer on the workers' runtime (its HTTP client and resolver belong there).
-pub type CapturerFactory = Box<dyn FnOnce() -> Result<Capturer, String> + Send>;
+///
+/// It is given the server's own sockets, which captures must never connect to (see
+/// `AddressPolicy::never_connect`).
+pub type CapturerFactory =
+    Box<dyn FnOnce(&[std::net::SocketAddr]) -> Result<Capturer, String> + Send>;
 
 /// How often idle workers look for jobs that became due (retries wait for a time).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,6 +33,7 @@ impl Workers {
     pub(crate) fn start(
         libs: Arc<Libraries>,
         make: CapturerFactory,
+        own_sockets: Vec<std::net::SocketAddr>,
         count: usize,
         wake: Arc<Notify>,
         events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
@@ -56,7 +61,7 @@ impl Workers {
                     }
                 };
                 rt.block_on(async move {
-                    let capturer = match make() {
+                    let capturer = match make(&own_sockets) {
                         Ok(c) => std::rc::Rc::new(c),
                         Err(e) => {
                             tracing::error!(error = %e, "capture workers cannot start");

@@ -265,8 +265,12 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
         // The fetch flags are checked now, so that a bad one stops `serve` at once.
         args.fetch.build(true)?;
         let fetch = args.fetch;
-        let make: linksnap_server::workers::CapturerFactory = Box::new(move || {
-            let (options, names) = fetch.build(true).map_err(|e| e.to_string())?;
+        let make: linksnap_server::workers::CapturerFactory = Box::new(move |own| {
+            let (mut options, names) = fetch.build(true).map_err(|e| e.to_string())?;
+            // Whatever --allow-net opens, never the server's own listeners.
+            for addr in own {
+                options.policy.never_connect(*addr);
+            }
             linksnap_capture::Capturer::with_resolver(options, names).map_err(|e| e.to_string())
         });
         let dir = library.data_dir().path.clone();

@@ -549,7 +549,9 @@ fn try_sign_in(s: &Serve, name: &str, password: &str) -> u16 {
         "POST",
         &s.url("/login"),
         &[("cookie", &format!("linksnap_prelogin={pre}"))],
-        Some(&format!("csrf={csrf}&name={name}&password={password}&next=/")),
+        Some(&format!(
+            "csrf={csrf}&name={name}&password={password}&next=/"
+        )),
     )
     .status
 }
@@ -593,4 +595,48 @@ fn an_account_that_keeps_failing_to_sign_in_is_held_back_whoever_asks() {
     crate::serve::wait_until("the proxy warning", || {
         s.log().contains("is not a trusted proxy")
     });
+}
+
+#[test]
+fn captures_never_reach_the_servers_own_listeners_whatever_the_allow_rules() {
+    use crate::faults::{link_json, post_link};
+    let site = crate::support::FixtureServer::start();
+    let dir = artifact_dir("hardening-own-sockets");
+    // Loopback is open to captures (Serve::start passes --allow-net 127.0.0.0/8).
+    let s = Serve::start(&dir, &["--workers", "1"]);
+    let tok = token(&dir, "t");
+    let port = s.addr.rsplit_once(':').unwrap().1.to_owned();
+    let mut ids = Vec::new();
+    for url in [
+        s.url("/metrics"),
+        format!("http://localhost:{port}/healthz"),
+        format!("http://[::ffff:127.0.0.1]:{port}/api/v1/links"),
+        site.url("/plain"),
+    ] {
+        let a = post_link(&s, &tok, serde_json::json!({"url": url}));
+        assert_eq!(a.status, 202, "{url}");
+        ids.push(a.json()["id"].as_i64().unwrap());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        crate::serve::wait_until("the capture finished", || {
+            let st = link_json(&s, &tok, *id)["status"].clone();
+            st == "ok" || st == "failed"
+        });
+        let link = link_json(&s, &tok, *id);
+        if i < 3 {
+            assert_eq!(link["status"], "failed", "{link}");
+            assert!(
+                link["failure"]
+                    .as_str()
+                    .unwrap()
+                    .contains("this server's own listener"),
+                "{link}"
+            );
+        } else {
+            assert_eq!(
+                link["status"], "ok",
+                "another loopback server is allowed: {link}"
+            );
+        }
+    }
 }
