@@ -251,6 +251,62 @@ pub fn defer_accept_secs(fd: std::os::fd::RawFd) -> std::io::Result<u32> {
     }
 }
 
+/// The sockets this server can be reached at over TCP: each listener's address; for a
+/// wildcard listener, every address of this host's interfaces and loopback, on its port.
+/// Captures are refused all of them.
+#[must_use]
+pub fn own_sockets(bound: &[ListenAddr]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for l in bound {
+        let ListenAddr::Tcp(a) = l else { continue };
+        if a.ip().is_unspecified() {
+            let mut ips = interface_addresses();
+            ips.push(std::net::Ipv4Addr::LOCALHOST.into());
+            ips.push(std::net::Ipv6Addr::LOCALHOST.into());
+            ips.push(a.ip());
+            out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, a.port())));
+        } else {
+            out.push(*a);
+        }
+    }
+    out
+}
+
+/// Every address of this host's network interfaces (getifaddrs).
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that we only read and then free
+    // with freeifaddrs; every pointer is checked for null before it is read.
+    unsafe {
+        if libc::getifaddrs(&raw mut list) != 0 {
+            return out;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*addr.cast::<libc::sockaddr_in>();
+                        out.push(
+                            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
+                        );
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*addr.cast::<libc::sockaddr_in6>();
+                        out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,60 +407,4 @@ mod tests {
                 .contains("IP:PORT")
         );
     }
-}
-
-/// The sockets this server can be reached at over TCP: each listener's address; for a
-/// wildcard listener, every address of this host's interfaces and loopback, on its port.
-/// Captures are refused all of them.
-#[must_use]
-pub fn own_sockets(bound: &[ListenAddr]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for l in bound {
-        let ListenAddr::Tcp(a) = l else { continue };
-        if a.ip().is_unspecified() {
-            let mut ips = interface_addresses();
-            ips.push(std::net::Ipv4Addr::LOCALHOST.into());
-            ips.push(std::net::Ipv6Addr::LOCALHOST.into());
-            ips.push(a.ip());
-            out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, a.port())));
-        } else {
-            out.push(*a);
-        }
-    }
-    out
-}
-
-/// Every address of this host's network interfaces (getifaddrs).
-fn interface_addresses() -> Vec<std::net::IpAddr> {
-    let mut out = Vec::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `list` with a linked list that we only read and then free
-    // with freeifaddrs; every pointer is checked for null before it is read.
-    unsafe {
-        if libc::getifaddrs(&raw mut list) != 0 {
-            return out;
-        }
-        let mut cur = list;
-        while !cur.is_null() {
-            let addr = (*cur).ifa_addr;
-            if !addr.is_null() {
-                match i32::from((*addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*addr.cast::<libc::sockaddr_in>();
-                        out.push(
-                            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into(),
-                        );
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*addr.cast::<libc::sockaddr_in6>();
-                        out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(list);
-    }
-    out
 }
