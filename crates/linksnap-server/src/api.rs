@@ -279,63 +279,14 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .with_state(state)
 }
 
-/// Imports `body` into the request's library on a thread of its own (the Netscape parser is
-/// not `Send`), reporting bytes read to `progress`; wakes the workers for new captures.
-/// A file that does not parse is `bad_import` (400) and imports nothing.
-pub(crate) async fn import_body(
-    s: &AppState,
-    body: bytes::Bytes,
-    format: Option<linksnap_store::import::Format>,
-    capture: bool,
-    folders: bool,
-    mut progress: Box<dyn FnMut(u64) + Send>,
-) -> ApiResult<linksnap_store::import::ImportReport> {
-    use linksnap_store::import::ImportError;
-    let permit = s.transfers.permit(&s.library)?;
-    let library = s.library.clone();
-    let max_entries = s.import_limit;
-    let result = crate::on_own_thread("import", move || async move {
-        let r = library
-            .import_from(
-                &mut std::io::Cursor::new(body),
-                format,
-                capture,
-                folders,
-                max_entries,
-                &mut *progress,
-            )
-            .await;
-        drop(permit);
-        r
-    })
-    .await;
-    match result {
-        Some(Ok(report)) => {
-            if report.added > 0 && capture {
-                s.wake.notify_waiters();
-            }
-            Ok(report)
-        }
-        Some(Err(ImportError::Format(m))) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_import",
-            format!("{m}; nothing was imported"),
-        )),
-        Some(Err(ImportError::Store(e))) => Err(e.into()),
-        None => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the import stopped",
-        )),
-    }
-}
-
 /// Headers every answer carries unless it set its own: opening an original from a page
-/// tells that site nothing of this server (`no-referrer`); no type sniffing.
+/// tells that site nothing of this server (`same-origin`: no referrer leaves this origin;
+/// `no-referrer` would also make browsers send `Origin: null` on this origin's own forms,
+/// which the CSRF check rightly refuses); no type sniffing.
 async fn common_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("no-referrer"));
+        .or_insert(HeaderValue::from_static("same-origin"));
     h.entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
     res
@@ -964,7 +915,7 @@ async fn jobs(Scoped(s): Scoped) -> ApiResult<Response> {
 async fn import(
     Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Response> {
     use linksnap_store::import::Format;
     let q = parse_query(raw.as_deref())?;
@@ -976,7 +927,8 @@ async fn import(
     };
     let capture = q.capture.unwrap_or(true);
     let folders = q.folders_as_tags;
-    let report = import_body(&s, body, format, capture, folders, Box::new(|_| {})).await?;
+    let report =
+        crate::transfer::import_body(&s, body, format, capture, folders, Box::new(|_| {})).await?;
     Ok(Json(ImportReportJson {
         added: report.added,
         existing: report.existing,

@@ -1,7 +1,7 @@
 //! Exports and imports, bounded: an export is streamed from the database in pieces of
-//! [`EXPORT_PIECE`] links (memory does not grow with the library), and each library runs
-//! at most `transfers_per_user` exports and imports at once (more: 429 with
-//! `Retry-After`), so one user cannot exhaust the server's memory with them.
+//! [`EXPORT_PIECE`] links, an import is parsed as its body arrives (never held whole), and
+//! each library runs at most `transfers_per_user` exports and imports at once (more: 429
+//! with `Retry-After`), so one user cannot exhaust the server's memory with them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,8 +13,134 @@ use bytes::Bytes;
 use linksnap_store::{Filter, Library, LinkId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::AppState;
 use crate::api::ApiError;
 use crate::json::LinkJson;
+
+/// Pieces of an import's body buffered between the connection and the parser.
+const IMPORT_PIECES_IN_FLIGHT: usize = 8;
+
+/// A request body read as a blocking `Read` (the import parser runs on a thread of its
+/// own): pieces arrive through a bounded channel, so the body is never held whole.
+struct BodyReader {
+    rx: std::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(Ok(piece)) => self.current = piece,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Starts reading `body` into a [`BodyReader`]; the task ends with whether the body was
+/// cut at its size limit.
+fn read_body(body: Body) -> (BodyReader, tokio::task::JoinHandle<bool>) {
+    use futures_util::StreamExt as _;
+    let (tx, rx) = std::sync::mpsc::sync_channel(IMPORT_PIECES_IN_FLIGHT);
+    let pump = tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        while let Some(piece) = stream.next().await {
+            let (piece, too_large) = match piece {
+                Ok(b) => (Ok(b), false),
+                Err(e) => {
+                    let too_large = std::error::Error::source(&e)
+                        .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                        || e.to_string().contains("length limit");
+                    (Err(std::io::Error::other(e.to_string())), too_large)
+                }
+            };
+            let failed = piece.is_err();
+            let tx = tx.clone();
+            // The channel is bounded: wait for the parser off the runtime's threads.
+            let sent = tokio::task::spawn_blocking(move || tx.send(piece).is_ok())
+                .await
+                .unwrap_or(false);
+            if failed || !sent {
+                return too_large;
+            }
+        }
+        false
+    });
+    (
+        BodyReader {
+            rx,
+            current: Bytes::new(),
+        },
+        pump,
+    )
+}
+
+/// Imports `body` into the request's library on a thread of its own (the Netscape parser
+/// is not `Send`), parsing it as it arrives, reporting bytes read to `progress`; wakes the
+/// workers for new captures. A file that does not parse is `bad_import` (400) and imports
+/// nothing; a body over the upload limit is 413 and imports nothing.
+///
+/// # Errors
+/// 429 when the library runs its share of transfers; 400, 413; the store's.
+pub(crate) async fn import_body(
+    s: &AppState,
+    body: Body,
+    format: Option<linksnap_store::import::Format>,
+    capture: bool,
+    folders: bool,
+    mut progress: Box<dyn FnMut(u64) + Send>,
+) -> Result<linksnap_store::import::ImportReport, ApiError> {
+    use linksnap_store::import::ImportError;
+    let permit = s.transfers.permit(&s.library)?;
+    let library = s.library.clone();
+    let max_entries = s.import_limit;
+    let (mut reader, pump) = read_body(body);
+    let result = crate::on_own_thread("import", move || async move {
+        let r = library
+            .import_from(
+                &mut reader,
+                format,
+                capture,
+                folders,
+                max_entries,
+                &mut *progress,
+            )
+            .await;
+        drop(permit);
+        r
+    })
+    .await;
+    let too_large = pump.await.unwrap_or(false);
+    match result {
+        _ if too_large => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the file is larger than the server takes (body_limit); nothing was imported",
+        )),
+        Some(Ok(report)) => {
+            if report.added > 0 && capture {
+                s.wake.notify_waiters();
+            }
+            Ok(report)
+        }
+        Some(Err(ImportError::Format(m))) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_import",
+            format!("{m}; nothing was imported"),
+        )),
+        Some(Err(ImportError::Store(e))) => Err(e.into()),
+        None => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the import stopped",
+        )),
+    }
+}
 
 /// Links read from the database per piece of an export.
 pub const EXPORT_PIECE: usize = 500;

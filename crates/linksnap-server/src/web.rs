@@ -1650,7 +1650,8 @@ const IMPORT_PROGRESS_STEP: u64 = 256 * 1024;
 async fn io_import(
     Scoped(s): Scoped,
     RawQuery(raw): RawQuery,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: axum::body::Body,
 ) -> Response {
     use linksnap_store::import::Format;
     let q = query(raw.as_deref());
@@ -1665,20 +1666,28 @@ async fn io_import(
     };
     let capture = field(&q, "capture") != "0";
     let folders = field(&q, "folders") == "1";
-    let total = body.len() as u64;
+    // The body is read as the import goes (never held whole); its declared length is the
+    // progress bar's total.
+    let total = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         let progress = tx.clone();
         let (mut read, mut shown) = (0u64, 0u64);
         let report = Box::new(move |n: u64| {
             read += n;
-            if read - shown >= IMPORT_PROGRESS_STEP || read >= total {
+            if read - shown >= IMPORT_PROGRESS_STEP || (total > 0 && read >= total) {
                 shown = read;
                 let _ =
                     progress.send(serde_json::json!({"read": read, "total": total}).to_string());
             }
         });
-        let last = match crate::api::import_body(&s, body, format, capture, folders, report).await {
+        let last = match crate::transfer::import_body(&s, body, format, capture, folders, report)
+            .await
+        {
             Ok(r) => serde_json::json!({
                 "done": true, "added": r.added, "existing": r.existing,
                 "skipped_count": r.skipped_count,

@@ -807,18 +807,48 @@ impl Library {
                 count(batch.len())?;
                 session.add(batch).await?;
             }
-            Format::Json | Format::Urls => {
+            Format::Urls => {
+                // Line by line as it arrives: a piece ends at its last newline, the rest
+                // waits for the next piece.
+                let mut pending = first;
+                progress(pending.len() as u64);
+                loop {
+                    let mut chunk = vec![0u8; CHUNK];
+                    let n = read_full(input, &mut chunk).map_err(io)?;
+                    chunk.truncate(n);
+                    progress(n as u64);
+                    let end = n == 0;
+                    pending.extend_from_slice(&chunk);
+                    // A newline never sits inside a UTF-8 sequence: cutting there is safe.
+                    let cut = if end {
+                        pending.len()
+                    } else {
+                        pending
+                            .iter()
+                            .rposition(|b| *b == b'\n')
+                            .map_or(0, |i| i + 1)
+                    };
+                    let text = std::str::from_utf8(&pending[..cut]).map_err(|e| {
+                        ImportError::Format(format!("not UTF-8 at byte {}", e.valid_up_to()))
+                    })?;
+                    let items = parse_url_list(text);
+                    count(items.len())?;
+                    for batch in items.chunks(BATCH) {
+                        session.add(batch.to_vec()).await?;
+                    }
+                    pending.drain(..cut);
+                    if end {
+                        break;
+                    }
+                }
+            }
+            Format::Json => {
+                // A JSON array is parsed whole (bounded by the upload limit, `max_entries`
+                // and the server's body budget).
                 let mut all = first;
                 input.read_to_end(&mut all).map_err(io)?;
                 progress(all.len() as u64);
-                let items = if format == Format::Json {
-                    parse_json(&all)?
-                } else {
-                    let text = std::str::from_utf8(&all).map_err(|e| {
-                        ImportError::Format(format!("not UTF-8 at byte {}", e.valid_up_to()))
-                    })?;
-                    parse_url_list(text)
-                };
+                let items = parse_json(&all)?;
                 count(items.len())?;
                 for batch in items.chunks(BATCH) {
                     session.add(batch.to_vec()).await?;

@@ -109,6 +109,20 @@ fn request_bodies_are_limited_per_route_and_held_within_one_budget() {
     );
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.json()["added"], 100);
+    // An import sent without a length is read as it arrives and cut at the limit: 413,
+    // and nothing of it imported.
+    let over: String = (0..200)
+        .map(|i| format!("https://example.com/chunked/{i:04}\n"))
+        .collect();
+    assert!(over.len() > 4096);
+    let chunked = format!("{:x}\r\n{over}\r\n0\r\n\r\n", over.len());
+    let head = format!(
+        "POST /api/v1/import?format=urls&capture=false HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {tok}\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    let mut c = open_request(&s.addr, &head, chunked.as_bytes());
+    assert_eq!(status_within(&mut c, Duration::from_secs(5)), Some(413));
+    let listed = http("GET", &s.url("/api/v1/links?limit=1"), Some(&tok), None).json();
+    assert_eq!(listed["total"], 100, "{listed}");
     // …and a link's JSON of the same size is not.
     let big = serde_json::json!({"url": "https://example.com/", "note": urls});
     assert_eq!(
@@ -201,8 +215,9 @@ fn only_the_servers_own_names_are_answered_and_pages_send_no_referrer() {
     ] {
         let (status, head) = get_as(&s.addr, &host, "/login");
         assert_eq!(status, 200, "{host}: {head}");
-        // Opening an original from a page tells that site nothing of this server.
-        assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+        // Opening an original from a page tells that site nothing of this server (no
+        // referrer leaves this origin).
+        assert!(head.contains("referrer-policy: same-origin"), "{head}");
     }
     let (status, _) = get_as(&s.addr, "links.example.test.attacker.example", "/login");
     assert_eq!(status, 421);

@@ -186,7 +186,11 @@ fn the_web_ui_end_to_end_in_chromium() {
         fill(&page, "#add-urls", &urls).await;
         fill(&page, "#add-tags", "lang/rust, 中文").await;
         click_and_load(&page, "#add-submit").await;
-        assert!(eval::<bool>(&page, "!!document.getElementById('notice')").await);
+        let body_text: String = eval(&page, "document.body.innerText.slice(0, 500)").await;
+        assert!(
+            eval::<bool>(&page, "!!document.getElementById('notice')").await,
+            "{body_text}"
+        );
         // Live progress: the badges turn to "saved" through the event stream, no reload.
         let origin: String = eval(&page, "String(performance.timeOrigin)").await;
         wait_for(
