@@ -1498,6 +1498,9 @@ async fn revoke_token(
     let name = field(&f, "name");
     match s.accounts.revoke_token(name, who.acting_user()).await {
         Ok(()) => Redirect::to("/settings").into_response(),
+        Err(linksnap_store::TokenError::NoToken(n)) => {
+            error_page(page, StatusCode::NOT_FOUND, format!("no token named `{n}`"))
+        }
         Err(e) => failed_page(page, StatusCode::BAD_REQUEST, &e),
     }
 }

@@ -38,6 +38,10 @@ pub(crate) struct IndexState {
     behind: AtomicBool,
     /// One repair at a time.
     repair: tokio::sync::Mutex<()>,
+    /// One [`Library::index_docs`] at a time: each reads its links and writes their
+    /// documents as one step, so a change that read a link before another change removed
+    /// it cannot write the link's document back after the removal took it out.
+    docs: tokio::sync::Mutex<()>,
 }
 
 /// A change between the start of its database transaction and the moment its links were
@@ -68,6 +72,7 @@ impl IndexState {
             next_ticket: AtomicU64::new(0),
             behind: AtomicBool::new(false),
             repair: tokio::sync::Mutex::new(()),
+            docs: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -342,6 +347,7 @@ impl Library {
         if ids.is_empty() {
             return Ok(());
         }
+        let _one_at_a_time = self.search.docs.lock().await;
         let filter = Filter {
             ids: Some(ids.iter().map(|i| LinkId(*i)).collect()),
             ..Filter::default()
