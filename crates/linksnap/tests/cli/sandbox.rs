@@ -289,3 +289,54 @@ fn snapshots_are_framed_never_top_level_and_never_scripts() {
         }
     }
 }
+
+#[test]
+fn captured_originals_that_are_not_documents_are_downloads() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("sandbox-originals");
+    for page in ["/cookie/style.css", "/doc.pdf"] {
+        let run = linksnap(&[
+            "--data",
+            dir.to_str().unwrap(),
+            "add",
+            &site.url(page),
+            "--wait",
+            "--allow-net",
+            "127.0.0.0/8",
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let s = Serve::start(&dir, &["--workers", "0"]);
+    let tok = token(&dir, "t");
+    let auth = format!("Bearer {tok}");
+    let listed = http("GET", &s.url("/api/v1/links"), Some(&tok), None).json();
+    for l in listed["links"].as_array().unwrap() {
+        let id = l["id"].as_i64().unwrap();
+        let a = send(
+            "GET",
+            &s.url(&format!("/snapshots/{id}/latest")),
+            &[("authorization", &auth), ("sec-fetch-dest", "iframe")],
+            None,
+            true,
+        );
+        assert_eq!(a.status, 200);
+        let kind = a.headers["content-type"].to_str().unwrap().to_owned();
+        let disposition = a
+            .headers
+            .get("content-disposition")
+            .map(|v| v.to_str().unwrap().to_owned());
+        if kind.starts_with("text/css") {
+            // A style sheet served inline from this origin could be loaded by an injected
+            // page as this origin's own: it is a download.
+            assert_eq!(
+                disposition.as_deref(),
+                Some("attachment; filename=\"original\""),
+                "{kind}"
+            );
+        } else {
+            assert!(kind.starts_with("application/pdf"), "{kind}");
+            assert_eq!(disposition, None, "a PDF is shown in place");
+        }
+    }
+    assert_eq!(listed["links"].as_array().unwrap().len(), 2);
+}
