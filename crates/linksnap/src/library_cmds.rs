@@ -14,7 +14,7 @@ use linksnap_store::{
 };
 use serde::Serialize;
 
-use crate::cli::FetchArgs;
+use crate::args::FetchArgs;
 use crate::exit::{Code, UsageError};
 
 #[derive(Debug, Args)]
@@ -303,7 +303,7 @@ pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store
     };
     // The longest URL any way in accepts.
     if let Ok(raw) = std::env::var("LINKSNAP_MAX_URL_BYTES") {
-        rules.max_url_bytes = crate::cli::parse_size(&raw)
+        rules.max_url_bytes = crate::args::parse_size(&raw)
             .ok()
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n >= 16)

@@ -106,7 +106,7 @@ struct PollArgs {
     #[arg(long, value_name = "N", requires = "host")]
     max_links_per_poll: Option<usize>,
     /// Largest message read (e.g. 10M; default 25M); larger ones are kept and recorded.
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_size, requires = "host")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size, requires = "host")]
     max_message_size: Option<u64>,
     /// Deadline for connecting and for every read and write (default 30s).
     #[arg(long, value_name = "DURATION", requires = "host")]
@@ -181,7 +181,7 @@ impl PollArgs {
 }
 
 pub(crate) async fn mail(
-    scope: &crate::cli::Scope<'_>,
+    scope: &crate::scope::Scope<'_>,
     t: &mut Term,
     args: MailArgs,
 ) -> anyhow::Result<Code> {
@@ -191,7 +191,11 @@ pub(crate) async fn mail(
     }
 }
 
-async fn poll(scope: &crate::cli::Scope<'_>, t: &mut Term, args: PollArgs) -> anyhow::Result<Code> {
+async fn poll(
+    scope: &crate::scope::Scope<'_>,
+    t: &mut Term,
+    args: PollArgs,
+) -> anyhow::Result<Code> {
     let library = scope.accounts();
     if t.remote && !args.once {
         anyhow::bail!(
@@ -284,7 +288,7 @@ fn print_report(t: &mut Term, m: &Mailbox, r: &PollReport, json: bool) -> anyhow
 
 /// With `--as`, that user's mailboxes; else every library's (the operator configured them
 /// all, whoever receives the links).
-async fn status(scope: &crate::cli::Scope<'_>, t: &mut Term, json: bool) -> anyhow::Result<Code> {
+async fn status(scope: &crate::scope::Scope<'_>, t: &mut Term, json: bool) -> anyhow::Result<Code> {
     let libraries = if scope.user.is_some() {
         vec![scope.library.clone()]
     } else {

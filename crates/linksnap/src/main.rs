@@ -1,13 +1,18 @@
 //! The `linksnap` command. `main` only sets up logging, runs [`cli::run`] and turns its
 //! outcome into an exit code; see `cli.rs` for the commands and `exit.rs` for the codes.
 
+mod accounts_cmds;
+mod args;
 mod cli;
+mod commands;
 mod exit;
 mod library_cmds;
 mod mail_cmds;
 mod net_cmds;
 mod remote;
+mod scope;
 mod serve;
+mod serve_args;
 mod snap;
 mod wire;
 

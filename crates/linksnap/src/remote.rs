@@ -13,9 +13,10 @@ use http_body_util::BodyExt as _;
 use linksnap_server::cli::{self as proto, CliCall, CliRunner};
 use linksnap_store::{Libraries, OpenError};
 
-use crate::cli::{Command, Scope, parse_forwarded, reads_stdin, run_library};
+use crate::commands::{Command, parse_forwarded, reads_stdin, run_library};
 use crate::exit::{self, Code};
 use crate::library_cmds::{Term, open_library};
+use crate::scope::Scope;
 
 /// Runs `command` on the library, here or through the server running on it.
 /// `password`, when given, was asked for on the terminal: the command reads it as its

@@ -7,9 +7,31 @@ use anyhow::Context as _;
 use linksnap_capture::capture::outcome_counts;
 use linksnap_capture::{Capture, Capturer};
 
-use crate::cli::{Format, SnapArgs};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::args::{FetchArgs, Format};
 use crate::exit::Code;
 use crate::wire::SnapReport;
+
+/// Arguments of `linksnap snap`.
+#[derive(Debug, Args)]
+pub struct SnapArgs {
+    /// The page to capture (http or https; a bare host/path is taken as https).
+    pub url: String,
+    /// Write to FILE instead of standard output (written atomically: all or nothing).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = Format::Html)]
+    pub format: Format,
+    /// Print no summary line on standard error.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
 
 /// Runs the command.
 ///
