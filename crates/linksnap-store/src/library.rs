@@ -1,18 +1,18 @@
 //! The library's operations: links, tags, snapshot versions, integrity.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use linksnap_capture::{Capture, Snapshot, SnapshotParts};
+use linksnap_capture::{Capture, Snapshot};
 use sqlx::{Row as _, SqlitePool};
 
 use crate::blob::{BlobError, BlobHash, BlobStore};
 use crate::datadir::{DataDir, OpenError};
-use crate::domain::{NormalizedUrl, TagExpr, TagName, UrlRules};
+use crate::domain::{NormalizedUrl, TagName, UrlRules};
+use crate::filter::Filter;
 use crate::indexing::INDEX_CHUNK;
-use crate::search::IndexFilter;
+use crate::tagsql::{prune_orphan_tags, upsert_tag};
 
 /// A link's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,128 +80,6 @@ pub struct Link {
     pub snapshots: i64,
 }
 
-/// Which links to list. Every set field must hold.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Tag expressions, all of which must hold.
-    pub tags: Vec<TagExpr>,
-    /// Host equal to this, or a subdomain of it.
-    pub domain: Option<String>,
-    /// Added at or after (Unix ms).
-    pub since: Option<i64>,
-    /// Added before (Unix ms).
-    pub until: Option<i64>,
-    pub favourite: Option<bool>,
-    pub unread: Option<bool>,
-    pub status: Option<LinkStatus>,
-    /// Only these links (a search's hits, or one link).
-    pub ids: Option<Vec<LinkId>>,
-}
-
-impl Filter {
-    fn push_sql(&self, qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>) {
-        // With an id list (a page of search hits) a correlated lookup per link is cheapest;
-        // over the whole library, the set of matching links is built once.
-        let per_link = self.ids.is_some();
-        for expr in &self.tags {
-            qb.push(" AND ");
-            push_tag_expr(qb, expr, per_link);
-        }
-        if let Some(d) = &self.domain {
-            let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
-            qb.push(" AND (l.host = ")
-                .push_bind(d.clone())
-                .push(" OR l.host LIKE ")
-                .push_bind(format!("%.{d}"))
-                .push(")");
-        }
-        if let Some(t) = self.since {
-            qb.push(" AND l.created_at >= ").push_bind(t);
-        }
-        if let Some(t) = self.until {
-            qb.push(" AND l.created_at < ").push_bind(t);
-        }
-        if let Some(f) = self.favourite {
-            qb.push(" AND l.favourite = ").push_bind(i64::from(f));
-        }
-        if let Some(u) = self.unread {
-            qb.push(" AND l.unread = ").push_bind(i64::from(u));
-        }
-        if let Some(s) = self.status {
-            qb.push(" AND l.status = ").push_bind(s.as_str());
-        }
-        if let Some(ids) = &self.ids {
-            if ids.is_empty() {
-                qb.push(" AND 0");
-            } else {
-                qb.push(" AND l.id IN (");
-                let mut sep = qb.separated(", ");
-                for id in ids {
-                    sep.push_bind(id.0);
-                }
-                qb.push(")");
-            }
-        }
-    }
-}
-
-/// The binds of "this tag or one nested under it": `key = ?1 OR substr(key, 1, ?2) = ?3`,
-/// with ?2 in characters, as SQLite's `substr` counts them.
-fn subtree(tag: &TagName) -> (String, i64, String) {
-    let prefix = format!("{}/", tag.key());
-    let len = prefix.chars().count() as i64;
-    (tag.key().to_owned(), len, prefix)
-}
-
-fn push_tag_expr(qb: &mut sqlx::QueryBuilder<sqlx::Sqlite>, expr: &TagExpr, per_link: bool) {
-    match expr {
-        TagExpr::Tag(tag) => {
-            let (key, len, prefix) = subtree(tag);
-            if per_link {
-                qb.push("EXISTS (SELECT 1 FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE lt.link_id = l.id AND (t.key = ");
-            } else {
-                qb.push("l.id IN (SELECT lt.link_id FROM link_tags lt WHERE lt.tag_id IN (SELECT t.id FROM tags t WHERE (t.key = ");
-            }
-            qb.push_bind(key)
-                .push(" OR substr(t.key, 1, ")
-                .push_bind(len)
-                .push(") = ")
-                .push_bind(prefix)
-                .push("))");
-            if !per_link {
-                qb.push(")");
-            }
-        }
-        TagExpr::Untagged => {
-            qb.push(if per_link {
-                "NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.link_id = l.id)"
-            } else {
-                "l.id NOT IN (SELECT lt.link_id FROM link_tags lt)"
-            });
-        }
-        TagExpr::Not(inner) => {
-            qb.push("NOT (");
-            push_tag_expr(qb, inner, per_link);
-            qb.push(")");
-        }
-        TagExpr::And(terms) | TagExpr::Or(terms) => {
-            let op = if matches!(expr, TagExpr::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            qb.push("(");
-            for (i, t) in terms.iter().enumerate() {
-                if i > 0 {
-                    qb.push(op);
-                }
-                push_tag_expr(qb, t, per_link);
-            }
-            qb.push(")");
-        }
-    }
-}
-
 /// What [`Library::edit`] changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct EditLink {
@@ -209,54 +87,6 @@ pub struct EditLink {
     pub note: Option<String>,
     pub favourite: Option<bool>,
     pub unread: Option<bool>,
-}
-
-/// One snapshot version of a link.
-#[derive(Debug, Clone)]
-pub struct Version {
-    pub version: i64,
-    /// Unix milliseconds.
-    pub captured_at: i64,
-    pub final_url: String,
-    pub http_status: u16,
-    pub media_type: String,
-    /// `html` or `original`.
-    pub kind: String,
-    /// Size of the file a user downloads.
-    pub bytes: i64,
-    pub title: String,
-    /// Resources inlined / left out.
-    pub inlined: i64,
-    pub failed: i64,
-}
-
-/// A node of the tag tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagNode {
-    /// Full name as written, e.g. `Lang/Rust`.
-    pub name: String,
-    /// Case-folded key.
-    pub key: String,
-    /// 0 for a top-level tag.
-    pub depth: usize,
-    /// Links carrying exactly this tag.
-    pub own: i64,
-    /// Distinct links carrying it or a tag under it.
-    pub total: i64,
-}
-
-/// One resource of a snapshot version: what was referenced and what became of it.
-#[derive(Debug, Clone)]
-pub struct ResourceRow {
-    pub url: String,
-    /// stylesheet, image, font, script, frame…
-    pub kind: String,
-    /// `inlined`, or why not (`refused`, `too-large`, `connect`…).
-    pub outcome: String,
-    pub http_status: Option<u16>,
-    pub media_type: Option<String>,
-    pub bytes: Option<i64>,
-    pub error: Option<String>,
 }
 
 /// Why a library operation failed.
@@ -314,7 +144,10 @@ fn check_text(what: &'static str, text: Option<&str>, limit: usize) -> Result<()
 
 /// Refuses a link that would carry more than [`MAX_TAGS_PER_LINK`] tags (checked inside
 /// the transaction that adds them, which is then dropped: nothing is kept).
-async fn check_tag_count(tx: &mut sqlx::SqliteConnection, id: i64) -> Result<(), StoreError> {
+pub(crate) async fn check_tag_count(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+) -> Result<(), StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM link_tags WHERE link_id = ?")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -360,15 +193,6 @@ pub struct Library {
     pub(crate) credentials: crate::auth::CredentialCache,
 }
 
-/// One search result.
-#[derive(Debug, Clone)]
-pub struct SearchResult {
-    pub link: Link,
-    pub score: f32,
-    /// HTML: matched terms in `<b>`.
-    pub snippet: String,
-}
-
 /// Unix milliseconds now: the clock of every time the library records.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -376,51 +200,8 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// What [`Library::fsck`] found.
-#[derive(Debug, Default)]
-pub struct FsckReport {
-    /// Blobs read and re-hashed.
-    pub blobs_checked: usize,
-    /// Rows referencing a blob that is missing or damaged: (what, blob, problem).
-    pub damaged: Vec<(String, String, String)>,
-    /// Blobs no row references (collected by `gc`).
-    pub unreferenced: usize,
-    /// Links the search index lacks, and documents of links the database no longer has
-    /// (repaired automatically on open and while running).
-    pub index_missing: usize,
-    pub index_extra: usize,
-    /// Links shown as queued or capturing with no job that will capture them (a link
-    /// imported without a capture, and never queued, is not counted).
-    pub stranded: Vec<LinkId>,
-}
-
-impl FsckReport {
-    /// Whether everything checked is as it should be (unreferenced blobs are normal).
-    #[must_use]
-    pub fn is_clean(&self) -> bool {
-        self.damaged.is_empty()
-            && self.index_missing == 0
-            && self.index_extra == 0
-            && self.stranded.is_empty()
-    }
-}
-
-/// What [`Library::gc`] removed.
-#[derive(Debug, Default)]
-pub struct GcReport {
-    pub removed: usize,
-    pub freed_bytes: u64,
-    /// Unreferenced but younger than the grace period: a capture may be about to use them.
-    pub kept_young: usize,
-}
-
 /// Source of [`Library::id`].
 static NEXT_LIBRARY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// A filter selecting at most this many links is applied inside the search index.
-pub const MAX_SELECTIVE: usize = 1000;
-/// Most search hits ranked before a filter is applied.
-pub const MAX_FILTERED_CANDIDATES: usize = 30_000;
 
 /// Unreferenced blobs younger than this are kept by `gc`: a capture writes its blobs
 /// before the row that references them commits.
@@ -555,7 +336,7 @@ impl Library {
         &self.rules
     }
 
-    fn db(&self) -> &SqlitePool {
+    pub(crate) fn db(&self) -> &SqlitePool {
         &self.dir.db
     }
 
@@ -589,7 +370,7 @@ impl Library {
         }
     }
 
-    fn blobs(&self) -> &BlobStore {
+    pub(crate) fn blobs(&self) -> &BlobStore {
         &self.dir.blobs
     }
 
@@ -806,7 +587,7 @@ impl Library {
         Ok((links, total))
     }
 
-    async fn list_range(
+    pub(crate) async fn list_range(
         &self,
         filter: &Filter,
         range: Option<(usize, usize)>,
@@ -879,315 +660,6 @@ impl Library {
         Ok(links)
     }
 
-    /// Adds and removes tags on links.
-    ///
-    /// # Errors
-    /// [`StoreError::NoLink`] (nothing is changed then).
-    pub async fn retag(
-        &self,
-        ids: &[LinkId],
-        add: &[TagName],
-        remove: &[TagName],
-    ) -> Result<(), StoreError> {
-        let _pending = self.pending_change();
-        let mut tx = self.write_tx().await?;
-        let now = now_ms();
-        for id in ids {
-            let n = sqlx::query("UPDATE links SET updated_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NoLink(*id));
-            }
-            for tag in add {
-                let tag_id = upsert_tag(&mut tx, tag).await?;
-                sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) VALUES (?, ?)")
-                    .bind(id.0)
-                    .bind(tag_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for tag in remove {
-                sqlx::query("DELETE FROM link_tags WHERE link_id = ? AND tag_id = (SELECT id FROM tags WHERE key = ?)")
-                    .bind(id.0)
-                    .bind(tag.key())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if !add.is_empty() {
-                check_tag_count(&mut tx, id.0).await?;
-            }
-        }
-        prune_orphan_tags(&mut tx).await?;
-        tx.commit().await?;
-        self.reindex_links(&ids.iter().map(|i| i.0).collect::<Vec<_>>())
-            .await?;
-        Ok(())
-    }
-
-    /// Every tag with the number of links carrying it, sorted by name.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn tags(&self) -> Result<Vec<(TagName, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.name, t.key, count(lt.link_id) AS n FROM tags t LEFT JOIN link_tags lt ON lt.tag_id = t.id \
-             GROUP BY t.id ORDER BY t.key",
-        )
-        .fetch_all(self.db())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    TagName::from_stored(r.get("name"), r.get("key")),
-                    r.get("n"),
-                )
-            })
-            .collect())
-    }
-
-    /// The tag tree: every tag and every ancestor implied by a nested name (`lang` for
-    /// `lang/rust`), in key order, with the links carrying the tag itself (`own`) and the
-    /// distinct links in its whole subtree (`total`).
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn tag_tree(&self) -> Result<Vec<TagNode>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.name, t.key, lt.link_id FROM tags t LEFT JOIN link_tags lt ON lt.tag_id = t.id",
-        )
-        .fetch_all(self.db())
-        .await?;
-        let mut nodes: BTreeMap<String, (String, i64, HashSet<i64>)> = BTreeMap::new();
-        for r in rows {
-            let (name, key): (String, String) = (r.get("name"), r.get("key"));
-            let link: Option<i64> = r.get("link_id");
-            let name_parts: Vec<&str> = name.split('/').collect();
-            let key_parts: Vec<&str> = key.split('/').collect();
-            for depth in 1..=key_parts.len() {
-                let k = key_parts[..depth].join("/");
-                let node = nodes.entry(k).or_insert_with(|| {
-                    (
-                        name_parts[..depth.min(name_parts.len())].join("/"),
-                        0,
-                        HashSet::new(),
-                    )
-                });
-                if let Some(l) = link {
-                    node.2.insert(l);
-                    if depth == key_parts.len() {
-                        node.1 += 1;
-                    }
-                }
-            }
-        }
-        Ok(nodes
-            .into_iter()
-            .map(|(key, (name, own, links))| TagNode {
-                depth: key.matches('/').count(),
-                name,
-                key,
-                own,
-                total: links.len() as i64,
-            })
-            .collect())
-    }
-
-    /// The tags right under `parent` (the top-level ones for `None`), each with the
-    /// distinct links in its subtree; for the chips of a list. The names come from the
-    /// database, the counts from the search index, where every link carries its tags'
-    /// keys with their ancestors: counting one term is counting a subtree's distinct links
-    /// (SQLite's `count(DISTINCT)` over every tagging took 12 to 40 ms with 10,000 links).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn tag_children(&self, parent: Option<&TagName>) -> Result<Vec<TagNode>, StoreError> {
-        let prefix = parent.map_or_else(String::new, |p| format!("{}/", p.key()));
-        let depth = prefix.matches('/').count() + 1;
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, key FROM tags")
-            .fetch_all(self.db())
-            .await?;
-        // Each child's key, and the least of its spellings (like `min(name)`).
-        let mut children: BTreeMap<String, String> = BTreeMap::new();
-        for (name, key) in rows {
-            if !key.starts_with(&prefix) {
-                continue;
-            }
-            let child_key = key.split('/').take(depth).collect::<Vec<_>>().join("/");
-            let child_name = name.split('/').take(depth).collect::<Vec<_>>().join("/");
-            children
-                .entry(child_key)
-                .and_modify(|n| {
-                    if child_name < *n {
-                        n.clone_from(&child_name);
-                    }
-                })
-                .or_insert(child_name);
-        }
-        let keys: Vec<&str> = children.keys().map(String::as_str).collect();
-        let counts = self.index().count_tag_keys(&keys)?;
-        Ok(children
-            .iter()
-            .zip(counts)
-            .filter(|(_, n)| *n > 0)
-            .map(|((key, name), total)| TagNode {
-                depth: depth - 1,
-                name: name.clone(),
-                key: key.clone(),
-                own: 0,
-                total,
-            })
-            .collect())
-    }
-
-    /// [`Library::tag_children`] counted by SQLite: what the index's counts are checked
-    /// against in tests.
-    #[cfg(test)]
-    async fn tag_children_sql(&self, parent: Option<&TagName>) -> Result<Vec<TagNode>, StoreError> {
-        let prefix = parent.map_or_else(String::new, |p| format!("{}/", p.key()));
-        // Lengths in characters: SQLite's substr and instr count characters.
-        let plen = prefix.chars().count() as i64;
-        let rows = sqlx::query(
-            "SELECT x.child AS key, min(x.display) AS name, count(DISTINCT lt.link_id) AS n FROM ( \
-               SELECT t.id, \
-                 CASE WHEN instr(substr(t.key, ?1 + 1), '/') = 0 THEN t.key \
-                      ELSE substr(t.key, 1, ?1 + instr(substr(t.key, ?1 + 1), '/') - 1) END AS child, \
-                 CASE WHEN instr(substr(t.name, ?1 + 1), '/') = 0 THEN t.name \
-                      ELSE substr(t.name, 1, ?1 + instr(substr(t.name, ?1 + 1), '/') - 1) END AS display \
-               FROM tags t WHERE ?1 = 0 OR substr(t.key, 1, ?1) = ?2 \
-             ) x JOIN link_tags lt ON lt.tag_id = x.id GROUP BY x.child ORDER BY x.child",
-        )
-        .bind(plen)
-        .bind(&prefix)
-        .fetch_all(self.db())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let key: String = r.get("key");
-                TagNode {
-                    depth: key.matches('/').count(),
-                    name: r.get("name"),
-                    key,
-                    own: 0,
-                    total: r.get("n"),
-                }
-            })
-            .collect())
-    }
-
-    /// Renames `old` to `new`; tags nested under `old` move with it (`lang/rust` becomes
-    /// `code/rust` when `lang` becomes `code`). Changing only the case is a rename too.
-    ///
-    /// # Errors
-    /// [`StoreError::NoTag`] when nothing is named `old`; [`StoreError::TagExists`] when a
-    /// tag would collide with an existing one.
-    pub async fn rename_tag(&self, old: &TagName, new: &TagName) -> Result<usize, StoreError> {
-        let _pending = self.pending_change();
-        let touched = self.links_tagged(old).await?;
-        let mut tx = self.write_tx().await?;
-        let affected = tags_under(&mut tx, old).await?;
-        if affected.is_empty() {
-            return Err(StoreError::NoTag(old.to_string()));
-        }
-        for (id, name, _key) in &affected {
-            let depth = old.as_str().split('/').count();
-            let suffix: Vec<&str> = name.split('/').skip(depth).collect();
-            let full = std::iter::once(new.as_str())
-                .chain(suffix)
-                .collect::<Vec<_>>()
-                .join("/");
-            let renamed = TagName::parse(&full).map_err(|_| StoreError::NoTag(name.clone()))?;
-            let clash: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM tags WHERE key = ? AND id != ?")
-                    .bind(renamed.key())
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if clash.is_some() && !affected.iter().any(|(a, _, _)| Some(*a) == clash) {
-                return Err(StoreError::TagExists(renamed.to_string()));
-            }
-            sqlx::query("UPDATE tags SET name = ?, key = ? WHERE id = ?")
-                .bind(renamed.as_str())
-                .bind(format!("\u{1}{}", renamed.key()))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Keys were given a temporary prefix (U+0001, which no tag name may contain) so that
-        // renames within the subtree cannot clash with each other.
-        sqlx::query("UPDATE tags SET key = substr(key, 2) WHERE substr(key, 1, 1) = char(1)")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.reindex_links(&touched).await?;
-        Ok(affected.len())
-    }
-
-    /// Moves every link of each tag in `from` (and the tags nested under them) to `into`,
-    /// then deletes the `from` tags.
-    ///
-    /// # Errors
-    /// [`StoreError::NoTag`] when a `from` tag does not exist.
-    pub async fn merge_tags(&self, from: &[TagName], into: &TagName) -> Result<usize, StoreError> {
-        let _pending = self.pending_change();
-        let mut touched = Vec::new();
-        for tag in from {
-            touched.extend(self.links_tagged(tag).await?);
-        }
-        let mut tx = self.write_tx().await?;
-        let target = upsert_tag(&mut tx, into).await?;
-        let mut moved = 0;
-        for tag in from {
-            let under = tags_under(&mut tx, tag).await?;
-            if under.is_empty() {
-                return Err(StoreError::NoTag(tag.to_string()));
-            }
-            for (id, _, _) in under.into_iter().filter(|(id, _, _)| *id != target) {
-                moved += sqlx::query("INSERT OR IGNORE INTO link_tags (link_id, tag_id) SELECT link_id, ? FROM link_tags WHERE tag_id = ?")
-                    .bind(target)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected() as usize;
-                sqlx::query("DELETE FROM tags WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        self.reindex_links(&touched).await?;
-        Ok(moved)
-    }
-
-    /// Deletes a tag and the tags nested under it from every link.
-    ///
-    /// # Errors
-    /// [`StoreError::NoTag`].
-    pub async fn delete_tag(&self, tag: &TagName) -> Result<usize, StoreError> {
-        let _pending = self.pending_change();
-        let touched = self.links_tagged(tag).await?;
-        let mut tx = self.write_tx().await?;
-        let under = tags_under(&mut tx, tag).await?;
-        if under.is_empty() {
-            return Err(StoreError::NoTag(tag.to_string()));
-        }
-        for (id, _, _) in &under {
-            sqlx::query("DELETE FROM tags WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.reindex_links(&touched).await?;
-        Ok(under.len())
-    }
-
     /// Removes a link, its tags' associations and its snapshot rows. Blobs no longer
     /// referenced go at the next `gc`.
     ///
@@ -1233,18 +705,6 @@ impl Library {
             return Err(StoreError::NoLink(id));
         }
         Ok(())
-    }
-
-    /// Stores a capture as the link's next snapshot version: every part, the page and every
-    /// fetched resource as blobs (each once, however many pages share it), then the rows,
-    /// in one transaction. The link becomes `ok` and takes the page title unless the user
-    /// edited it.
-    ///
-    /// # Errors
-    /// [`StoreError::Blob`] when a blob cannot be written (disk full): no row is written
-    /// then, and the blobs already written are collected by `gc`.
-    pub async fn save_capture(&self, id: LinkId, capture: &Capture) -> Result<i64, StoreError> {
-        self.save_capture_of_job(id, capture, None).await
     }
 
     /// [`Library::save_capture`], and the queue's `job` marked done in the same
@@ -1392,383 +852,6 @@ impl Library {
         self.reindex_links(&[id.0]).await?;
         Ok(version)
     }
-
-    /// A link's versions, oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError::NoLink`].
-    pub async fn versions(&self, id: LinkId) -> Result<Vec<Version>, StoreError> {
-        self.get(id).await?;
-        let rows = sqlx::query(
-            "SELECT s.*, \
-             (SELECT count(*) FROM snapshot_resources r WHERE r.snapshot_id = s.id AND r.outcome = 'inlined') AS inlined, \
-             (SELECT count(*) FROM snapshot_resources r WHERE r.snapshot_id = s.id AND r.outcome != 'inlined') AS failed \
-             FROM snapshots s WHERE s.link_id = ? ORDER BY s.version",
-        )
-        .bind(id.0)
-        .fetch_all(self.db())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Version {
-                version: r.get("version"),
-                captured_at: r.get("captured_at"),
-                final_url: r.get("final_url"),
-                http_status: r.get::<i64, _>("http_status") as u16,
-                media_type: r.get("media_type"),
-                kind: r.get("kind"),
-                bytes: r.get("bytes"),
-                title: r.get("title"),
-                inlined: r.get("inlined"),
-                failed: r.get("failed"),
-            })
-            .collect())
-    }
-
-    /// What happened to every resource of a version, in document order.
-    ///
-    /// # Errors
-    /// [`StoreError::NoLink`], [`StoreError::NoVersion`].
-    pub async fn resources(
-        &self,
-        id: LinkId,
-        version: i64,
-    ) -> Result<Vec<ResourceRow>, StoreError> {
-        let snapshot: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM snapshots WHERE link_id = ? AND version = ?")
-                .bind(id.0)
-                .bind(version)
-                .fetch_optional(self.db())
-                .await?;
-        let Some(snapshot) = snapshot else {
-            self.get(id).await?;
-            return Err(StoreError::NoVersion { link: id, version });
-        };
-        let rows = sqlx::query(
-            "SELECT url, kind, outcome, http_status, media_type, bytes, error FROM snapshot_resources \
-             WHERE snapshot_id = ? ORDER BY seq",
-        )
-        .bind(snapshot)
-        .fetch_all(self.db())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ResourceRow {
-                url: r.get("url"),
-                kind: r.get("kind"),
-                outcome: r.get("outcome"),
-                http_status: r.get::<Option<i64>, _>("http_status").map(|s| s as u16),
-                media_type: r.get("media_type"),
-                bytes: r.get("bytes"),
-                error: r.get("error"),
-            })
-            .collect())
-    }
-
-    /// The file of a version (the latest when `version` is `None`), rebuilt from its
-    /// parts: byte for byte what the capture produced. Returns the bytes and media type.
-    ///
-    /// # Errors
-    /// [`StoreError::NoVersion`]; [`StoreError::Blob`] when a part is missing or damaged.
-    pub async fn render(
-        &self,
-        id: LinkId,
-        version: Option<i64>,
-    ) -> Result<(Bytes, String), StoreError> {
-        self.get(id).await?;
-        let row = sqlx::query(
-            "SELECT id, kind, root_blob, media_type FROM snapshots WHERE link_id = ? AND (? IS NULL OR version = ?) \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(id.0)
-        .bind(version)
-        .bind(version)
-        .fetch_optional(self.db())
-        .await?
-        .ok_or(StoreError::NoVersion {
-            link: id,
-            version: version.unwrap_or(0),
-        })?;
-        let root = stored_hash(row.get("root_blob"));
-        let root_bytes = self.blobs().get(&root).await?;
-        if row.get::<&str, _>("kind") != "html" {
-            return Ok((root_bytes, row.get("media_type")));
-        }
-        let mut parts = SnapshotParts {
-            root: String::from_utf8_lossy(&root_bytes).into_owned(),
-            ..SnapshotParts::default()
-        };
-        let part_rows = sqlx::query("SELECT blob, kind FROM snapshot_parts WHERE snapshot_id = ?")
-            .bind(row.get::<i64, _>("id"))
-            .fetch_all(self.db())
-            .await?;
-        for p in part_rows {
-            let hash = stored_hash(p.get("blob"));
-            let bytes = self.blobs().get(&hash).await?;
-            if p.get::<&str, _>("kind") == "text" {
-                parts
-                    .texts
-                    .insert(hash, String::from_utf8_lossy(&bytes).into_owned());
-            } else {
-                parts.binaries.insert(hash, bytes);
-            }
-        }
-        Ok((
-            Bytes::from(parts.expand()),
-            "text/html; charset=utf-8".to_owned(),
-        ))
-    }
-
-    /// Links matching `query` (full text over title, URL, note, tags and readable text;
-    /// `"phrases"` in quotes) and `filter`, best first, at most `limit`.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn search(
-        &self,
-        query: &str,
-        filter: &Filter,
-        limit: usize,
-    ) -> Result<Vec<SearchResult>, StoreError> {
-        // Every filter but the capture status (which changes without re-indexing) and an id
-        // list is part of the index query: only links that pass are ranked.
-        let in_index = filter.status.is_none() && filter.ids.is_none();
-        // Otherwise a filter that selects few links (MAX_SELECTIVE) is applied first, inside
-        // the index; one that selects many is applied to ranked candidates, eight times more
-        // each round until enough survive (MAX_FILTERED_CANDIDATES at most).
-        let selected = if in_index {
-            None
-        } else {
-            self.filter_ids(filter, MAX_SELECTIVE + 1).await?
-        };
-        let selective = selected
-            .as_ref()
-            .is_some_and(|ids| ids.len() <= MAX_SELECTIVE);
-        let mut candidates = if in_index || selective {
-            limit
-        } else {
-            (limit * 20).max(200)
-        };
-        let (kept, mut links) = loop {
-            let hits = match &selected {
-                _ if in_index => self.index().search_filtered(
-                    query,
-                    &IndexFilter {
-                        tags: filter.tags.clone(),
-                        domain: filter.domain.clone(),
-                        since: filter.since,
-                        until: filter.until,
-                        favourite: filter.favourite,
-                        unread: filter.unread,
-                    },
-                    limit,
-                )?,
-                Some(ids) if selective => self.index().search_within(query, ids, limit)?,
-                _ => self
-                    .index()
-                    .search(query, candidates.min(MAX_FILTERED_CANDIDATES))?,
-            };
-            let mut kept: Vec<(i64, f32)> = Vec::with_capacity(limit);
-            let mut links: std::collections::HashMap<i64, Link> = std::collections::HashMap::new();
-            for chunk in hits.chunks(INDEX_CHUNK) {
-                let restricted = Filter {
-                    ids: Some(chunk.iter().map(|(id, _)| LinkId(*id)).collect()),
-                    ..filter.clone()
-                };
-                links.extend(
-                    self.list(&restricted)
-                        .await?
-                        .into_iter()
-                        .map(|l| (l.id.0, l)),
-                );
-                let room = limit - kept.len();
-                kept.extend(
-                    chunk
-                        .iter()
-                        .filter(|(id, _)| links.contains_key(id))
-                        .take(room),
-                );
-                if kept.len() >= limit {
-                    break;
-                }
-            }
-            let exhausted = hits.len() < candidates.min(MAX_FILTERED_CANDIDATES);
-            if in_index
-                || selective
-                || kept.len() >= limit
-                || exhausted
-                || candidates >= MAX_FILTERED_CANDIDATES
-            {
-                break (kept, links);
-            }
-            candidates *= 8;
-        };
-        let ids: Vec<i64> = kept.iter().map(|(id, _)| *id).collect();
-        let mut snippets = self.index().snippets(query, &ids)?;
-        Ok(kept
-            .into_iter()
-            .filter_map(|(id, score)| {
-                links.remove(&id).map(|link| SearchResult {
-                    link,
-                    score,
-                    snippet: snippets.remove(&id).unwrap_or_default(),
-                })
-            })
-            .collect())
-    }
-
-    /// Ids of the links `filter` selects, at most `max`; `None` when the filter is empty.
-    async fn filter_ids(
-        &self,
-        filter: &Filter,
-        max: usize,
-    ) -> Result<Option<Vec<i64>>, StoreError> {
-        let mut qb =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT l.id FROM links l WHERE 1 = 1");
-        filter.push_sql(&mut qb);
-        qb.push(" LIMIT ").push_bind(max as i64);
-        let ids: Vec<i64> = qb.build_query_scalar().fetch_all(self.db()).await?;
-        Ok(Some(ids))
-    }
-
-    /// Ids of the links carrying `tag` or a tag under it.
-    async fn links_tagged(&self, tag: &TagName) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT lt.link_id FROM link_tags lt JOIN tags t ON t.id = lt.tag_id WHERE t.key = ? OR substr(t.key, 1, ?) = ?",
-        )
-        .bind(subtree(tag).0)
-        .bind(subtree(tag).1)
-        .bind(subtree(tag).2)
-        .fetch_all(self.db())
-        .await?)
-    }
-
-    /// The readable text of a version.
-    ///
-    /// # Errors
-    /// [`StoreError::NoVersion`]; [`StoreError::Blob`] when the text blob is damaged.
-    pub async fn version_text(&self, id: LinkId, version: i64) -> Result<String, StoreError> {
-        self.get(id).await?;
-        let row: Option<Option<String>> =
-            sqlx::query_scalar("SELECT text_blob FROM snapshots WHERE link_id = ? AND version = ?")
-                .bind(id.0)
-                .bind(version)
-                .fetch_optional(self.db())
-                .await?;
-        match row {
-            None => Err(StoreError::NoVersion { link: id, version }),
-            Some(None) => Ok(String::new()),
-            Some(Some(h)) => Ok(String::from_utf8_lossy(
-                &self.blobs().get(&stored_hash(&h)).await?,
-            )
-            .into_owned()),
-        }
-    }
-
-    /// Every blob name the database references, with what references it.
-    async fn referenced_blobs(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT root_blob AS blob, 'snapshot ' || id || ' root' AS what FROM snapshots \
-             UNION ALL SELECT page_blob, 'snapshot ' || id || ' page' FROM snapshots \
-             UNION ALL SELECT text_blob, 'snapshot ' || id || ' text' FROM snapshots WHERE text_blob IS NOT NULL \
-             UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' part' FROM snapshot_parts \
-             UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' resource ' || seq FROM snapshot_resources WHERE blob IS NOT NULL",
-        )
-        .fetch_all(self.db())
-        .await?;
-        let mut out = BTreeMap::new();
-        for r in rows {
-            out.entry(r.get::<String, _>("blob"))
-                .or_insert_with(|| r.get::<String, _>("what"));
-        }
-        Ok(out)
-    }
-
-    /// Re-hashes every blob and checks references both ways.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`] or a store that cannot be listed.
-    pub async fn fsck(&self) -> Result<FsckReport, StoreError> {
-        let referenced = self.referenced_blobs().await?;
-        let stored = self.blobs().list().await?;
-        let mut report = FsckReport::default();
-        let present: HashSet<String> = stored.iter().map(|b| b.hash.to_string()).collect();
-        for entry in &stored {
-            report.blobs_checked += 1;
-            match self.blobs().get(&entry.hash).await {
-                Ok(_) => {}
-                Err(e) => {
-                    let what = referenced
-                        .get(entry.hash.as_str())
-                        .cloned()
-                        .unwrap_or_else(|| "unreferenced blob".to_owned());
-                    report
-                        .damaged
-                        .push((what, entry.hash.to_string(), e.to_string()));
-                }
-            }
-            if !referenced.contains_key(entry.hash.as_str()) {
-                report.unreferenced += 1;
-            }
-        }
-        for (blob, what) in &referenced {
-            if !present.contains(blob) {
-                report
-                    .damaged
-                    .push((what.clone(), blob.clone(), "missing".to_owned()));
-            }
-        }
-        let (missing, extra) = self.index_disagreement().await?;
-        report.index_missing = missing.len();
-        report.index_extra = extra.len();
-        // A link shown as capturing must have a running job; one shown as queued that was
-        // ever given a job must still have one that will get to it. (A link imported
-        // without a capture is queued with no job at all: waiting for `recapture`.)
-        report.stranded = sqlx::query_scalar(
-            "SELECT l.id FROM links l WHERE \
-             (l.status = 'capturing' AND NOT EXISTS \
-               (SELECT 1 FROM jobs j WHERE j.link_id = l.id AND j.state = 'running')) \
-             OR (l.status = 'queued' AND EXISTS (SELECT 1 FROM jobs j WHERE j.link_id = l.id) \
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.link_id = l.id AND j.state IN ('queued', 'running')))",
-        )
-        .fetch_all(self.db())
-        .await?
-        .into_iter()
-        .map(LinkId)
-        .collect();
-        Ok(report)
-    }
-
-    /// Removes blobs no row references, except those younger than [`GC_GRACE`].
-    ///
-    /// # Errors
-    /// [`StoreError::Db`] or [`StoreError::Blob`].
-    pub async fn gc(&self) -> Result<GcReport, StoreError> {
-        self.gc_older_than(GC_GRACE).await
-    }
-
-    /// [`Library::gc`] with another grace period.
-    ///
-    /// # Errors
-    /// As [`Library::gc`].
-    pub async fn gc_older_than(&self, grace: Duration) -> Result<GcReport, StoreError> {
-        let referenced: BTreeSet<String> = self.referenced_blobs().await?.into_keys().collect();
-        let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(UNIX_EPOCH);
-        let mut report = GcReport::default();
-        for entry in self.blobs().list().await? {
-            if referenced.contains(entry.hash.as_str()) {
-                continue;
-            }
-            if entry.modified > cutoff {
-                report.kept_young += 1;
-                continue;
-            }
-            self.blobs().delete(&entry.hash).await?;
-            report.removed += 1;
-            report.freed_bytes += entry.stored_bytes;
-        }
-        Ok(report)
-    }
 }
 
 /// The id the next row of `table` (`links` or `users`) gets: above every id it has now and
@@ -1795,48 +878,6 @@ pub(crate) fn stored_hash(s: &str) -> BlobHash {
     // Written by this code from a BlobHash; a hand-edited row that is not a hash names a
     // blob that cannot exist, which the blob store then reports as missing.
     BlobHash::parse(s).unwrap_or_else(|| BlobHash::of(s.as_bytes()))
-}
-
-async fn upsert_tag(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    tag: &TagName,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO tags (name, key) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id")
-        .bind(tag.as_str())
-        .bind(tag.key())
-        .fetch_one(&mut **tx)
-        .await
-}
-
-/// A tag lives through its links: one that no link carries any more goes.
-async fn prune_orphan_tags(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM link_tags lt WHERE lt.tag_id = tags.id)",
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The tag and every tag nested under it: (id, name, key).
-async fn tags_under(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    tag: &TagName,
-) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, name, key FROM tags WHERE key = ? OR substr(key, 1, ?) = ? ORDER BY key",
-    )
-    .bind(subtree(tag).0)
-    .bind(subtree(tag).1)
-    .bind(subtree(tag).2)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.get("id"), r.get("name"), r.get("key")))
-        .collect())
 }
 
 #[cfg(test)]
@@ -2005,6 +1046,9 @@ mod tests {
 #[cfg(test)]
 mod search_filter_tests {
     use super::*;
+    use crate::domain::TagExpr;
+    use crate::search::IndexFilter;
+    use crate::tags::TagNode;
 
     /// Every filter a search applies inside the index selects exactly the links the
     /// database's filter does, after adds, edits, retags, renames and removals.

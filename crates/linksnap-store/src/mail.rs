@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(s.kept.len(), 1);
         assert_eq!(s.kept[0].reason, "no links");
         // The links are queued for capture and tagged.
-        let links = lib.list(&crate::library::Filter::default()).await.unwrap();
+        let links = lib.list(&crate::filter::Filter::default()).await.unwrap();
         assert_eq!(links.len(), 2);
         assert!(
             links
