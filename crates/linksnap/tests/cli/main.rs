@@ -19,6 +19,7 @@ mod sandbox;
 mod security;
 mod serve;
 mod snap;
+mod tidy;
 mod ui;
 
 use scraper::{Html, Selector};
