@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::AppState;
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// Routes whose bodies are files: imports, and the CLI's standard input.
 pub const UPLOAD_ROUTES: &[&str] = &["/api/v1/import", "/io/import", "/_cli/v1/run"];

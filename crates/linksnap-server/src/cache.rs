@@ -34,13 +34,23 @@ impl Outcome {
 }
 
 /// What the caches hold.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Cached {
     /// A JSON body (`GET /api/v1/links`, `GET /api/v1/search`).
     Json(bytes::Bytes),
-    /// What the list page shows of the library (rendered per request: the page also
-    /// carries the viewer's name, language and CSRF token).
-    ListPage(Arc<crate::web::ListData>),
+    /// Data a page shows of the library (the list page's: rendered per request, since the
+    /// page also carries the viewer's name, language and CSRF token). Its type is the
+    /// page's own (see the page's `Cacheable` impl); the cache only keeps it.
+    Page(Arc<dyn std::any::Any + Send + Sync>),
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Json(b) => f.debug_tuple("Json").field(&b.len()).finish(),
+            Self::Page(_) => f.write_str("Page"),
+        }
+    }
 }
 
 /// A kind of value the cache holds.
@@ -58,26 +68,11 @@ impl Cacheable for bytes::Bytes {
     fn unwrap(c: Cached) -> Option<Self> {
         match c {
             Cached::Json(b) => Some(b),
-            Cached::ListPage(_) => None,
+            Cached::Page(_) => None,
         }
     }
     fn weight(&self) -> usize {
         self.len()
-    }
-}
-
-impl Cacheable for Arc<crate::web::ListData> {
-    fn wrap(self) -> Cached {
-        Cached::ListPage(self)
-    }
-    fn unwrap(c: Cached) -> Option<Self> {
-        match c {
-            Cached::ListPage(d) => Some(d),
-            Cached::Json(_) => None,
-        }
-    }
-    fn weight(&self) -> usize {
-        crate::web::ListData::weight(self)
     }
 }
 

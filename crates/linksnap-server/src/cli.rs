@@ -21,8 +21,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::api::ApiError;
 use crate::conn::ConnInfo;
+use crate::error::ApiError;
 
 /// The CLI protocol's version; bumped on any incompatible change.
 pub const PROTOCOL: u32 = 1;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::listen::ListenAddr;
+use crate::addr::ListenAddr;
 
 /// The default listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -407,12 +407,12 @@ impl ServerConfig {
             self.metrics = m.parse()?;
         }
         if let Some(o) = f.snapshot_origin {
-            self.snapshot_origin = Some(crate::snaporigin::parse_origin(&o)?);
+            self.snapshot_origin = Some(crate::addr::parse_origin(&o)?);
         }
         if let Some(names) = f.public_names {
             self.public_names = names
                 .iter()
-                .map(|n| crate::names::parse_public_name(n))
+                .map(|n| crate::addr::parse_public_name(n))
                 .collect::<Result<_, _>>()?;
         }
         if let Some(t) = f.tcp {
@@ -515,14 +515,14 @@ impl ServerConfig {
             "LINKSNAP_SNAPSHOT_ORIGIN" => {
                 self.snapshot_origin = match value.trim() {
                     "" | "off" => None,
-                    o => Some(crate::snaporigin::parse_origin(o)?),
+                    o => Some(crate::addr::parse_origin(o)?),
                 };
             }
             "LINKSNAP_PUBLIC_NAMES" => {
                 self.public_names = value
                     .split(',')
                     .filter(|n| !n.trim().is_empty())
-                    .map(crate::names::parse_public_name)
+                    .map(crate::addr::parse_public_name)
                     .collect::<Result<_, _>>()?;
             }
             "LINKSNAP_KEEPALIVE" => {

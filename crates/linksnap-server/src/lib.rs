@@ -4,12 +4,14 @@
 //! connection table, [`api`] is the routes, [`cli`] the local CLI's way in, [`workers`] the
 //! capture workers. [`serve`] puts them together and shuts them down gracefully.
 
+pub mod addr;
 pub mod api;
 pub mod bodies;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod guard;
 pub mod i18n;
 pub mod json;
@@ -33,8 +35,8 @@ use std::time::{Duration, Instant};
 use linksnap_store::Library;
 use tokio::sync::{Notify, broadcast, watch};
 
+pub use addr::ListenAddr;
 pub use config::ServerConfig;
-pub use listen::ListenAddr;
 
 /// The data directory's private socket, for the CLI.
 pub const SOCKET_NAME: &str = "linksnap.sock";

@@ -2,51 +2,16 @@
 //! SO_REUSEADDR, an explicit backlog, TCP_DEFER_ACCEPT; and the options every accepted
 //! socket gets (TCP_NODELAY, SO_KEEPALIVE with idle/interval/count).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
+use crate::addr::ListenAddr;
 use crate::config::TcpOptions;
-
-/// Where to listen: `127.0.0.1:8080`, `[::]:8080`, or `unix:/path/to.sock`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl FromStr for ListenAddr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("`unix:` needs a path, e.g. unix:/run/linksnap.sock".into());
-            }
-            return Ok(Self::Unix(PathBuf::from(path)));
-        }
-        s.parse::<SocketAddr>().map(Self::Tcp).map_err(|_| {
-            format!(
-                "`{s}` is not a listen address: use IP:PORT (127.0.0.1:8080, [::]:8080) or unix:/path"
-            )
-        })
-    }
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(a) => write!(f, "{a}"),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
 
 /// A bound, listening socket.
 #[derive(Debug)]

@@ -11,9 +11,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::api::ApiError;
+use crate::addr::ListenAddr;
 use crate::conn::{ConnInfo, Peer};
-use crate::listen::ListenAddr;
+use crate::error::ApiError;
 
 /// The server's names, lower-case, each `host` or `host:port`.
 #[derive(Debug, Clone, Default)]
@@ -21,23 +21,6 @@ pub struct ServerNames {
     names: Vec<String>,
     /// The app's origins, for the snapshot origin's `frame-ancestors`.
     app_origins: Vec<String>,
-}
-
-/// Checks a configured public name: `host` or `host:port`, no scheme or path.
-///
-/// # Errors
-/// What is wrong with it.
-pub fn parse_public_name(s: &str) -> Result<String, String> {
-    let s = s.trim().to_ascii_lowercase();
-    let bad = || format!("`{s}`: expected a host name, HOST:PORT, or an IP address");
-    if s.is_empty() || s.contains("://") || s.contains('/') || s.contains('@') {
-        return Err(bad());
-    }
-    let url = url::Url::parse(&format!("http://{s}/")).map_err(|_| bad())?;
-    if url.host_str().is_none() {
-        return Err(bad());
-    }
-    Ok(s)
 }
 
 /// `host` of `host[:port]` (IPv6 in brackets kept).
@@ -136,6 +119,7 @@ pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::parse_public_name;
 
     #[test]
     fn names_ip_literals_and_localhost_are_allowed_and_nothing_else() {

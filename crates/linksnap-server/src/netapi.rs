@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::{ApiError, ErrorJson};
 use crate::config::MetricsAccess;
 use crate::conn::{ConnInfo, Peer};
+use crate::error::{ApiError, ErrorJson};
 use crate::json::rfc3339;
 use crate::netstat::NetStats;
 use crate::session::Principal;

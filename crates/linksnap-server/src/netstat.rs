@@ -9,9 +9,9 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::addr::ListenAddr;
 use crate::conn::{ConnTable, Peer};
 use crate::guard::Guard;
-use crate::listen::ListenAddr;
 
 /// What TCP_INFO says of a connection.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use linksnap_store::{Token, User};
 
 use crate::AppState;
-use crate::api::ApiError;
 use crate::conn::ConnInfo;
+use crate::error::ApiError;
 
 /// The session cookie (HttpOnly, SameSite=Lax).
 pub const SESSION_COOKIE: &str = "linksnap_session";
@@ -208,7 +208,7 @@ async fn library_of(state: &AppState, who: &Principal) -> Result<Lib, ApiError> 
         Principal::Session { user, .. } => state.libs.of_user(user).await,
     };
     lib.map(Lib).map_err(|e| {
-        use crate::api::MaybeFault as _;
+        use crate::error::MaybeFault as _;
         if let Some(fault) = e.fault() {
             return ApiError::fault(fault, &e);
         }

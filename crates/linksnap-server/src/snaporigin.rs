@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// How long a signed snapshot address works.
 pub const SNAPSHOT_URL_LIFETIME: Duration = Duration::from_secs(3600);
@@ -33,21 +33,6 @@ impl std::fmt::Debug for SnapshotOrigin {
             .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
-}
-
-/// Checks a configured origin: `http(s)://host[:port]` with nothing after it.
-///
-/// # Errors
-/// What is wrong with it.
-pub fn parse_origin(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s.trim()).map_err(|e| format!("`{s}`: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("`{s}`: expected http(s)://HOST[:PORT]"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("`{s}`: an origin has no path, query or fragment"));
-    }
-    Ok(url.origin().ascii_serialization())
 }
 
 impl SnapshotOrigin {
@@ -198,6 +183,7 @@ pub(crate) async fn signed_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::parse_origin;
 
     #[test]
     fn signatures_bind_every_part_and_expire() {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::api::ApiError;
+use crate::error::ApiError;
 use crate::session::Scoped;
 
 /// The `Content-Security-Policy` of every snapshot. `sandbox` without `allow-same-origin`

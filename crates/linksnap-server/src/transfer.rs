@@ -14,7 +14,7 @@ use linksnap_store::{Filter, Library, LinkId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::AppState;
-use crate::api::ApiError;
+use crate::error::ApiError;
 use crate::json::LinkJson;
 
 /// Pieces of an import's body buffered between the connection and the parser.

@@ -8,9 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use linksnap_store::{
-    EditLink, Fault, Filter, LinkId, LinkStatus, NormalizedUrl, StoreError, TagExpr, TagName,
-};
+use linksnap_store::{EditLink, Filter, LinkId, LinkStatus, NormalizedUrl, TagExpr, TagName};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
@@ -21,14 +19,13 @@ use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc
 use crate::session::Scoped;
 use crate::{AppState, cli};
 
-mod error;
 mod links;
 mod queries;
 mod shares;
 mod tags;
 mod transfers;
 
-pub use error::{ApiError, MaybeFault, fault_status};
+pub use crate::error::{ApiError, ErrorJson, MaybeFault, fault_status};
 use links::*;
 use queries::*;
 use shares::*;
@@ -274,13 +271,6 @@ fn parse_query(raw: Option<&str>) -> ApiResult<Query> {
         }
     }
     Ok(q)
-}
-
-/// An error: a stable code for programs, a message for people.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorJson {
-    pub code: String,
-    pub message: String,
 }
 
 fn parse_tags(raw: &[String]) -> ApiResult<Vec<TagName>> {

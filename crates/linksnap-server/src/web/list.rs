@@ -13,6 +13,21 @@ pub struct ListData {
     next: Option<String>,
 }
 
+impl crate::cache::Cacheable for Arc<ListData> {
+    fn wrap(self) -> crate::cache::Cached {
+        crate::cache::Cached::Page(self)
+    }
+    fn unwrap(c: crate::cache::Cached) -> Option<Self> {
+        match c {
+            crate::cache::Cached::Page(d) => d.downcast::<ListData>().ok(),
+            crate::cache::Cached::Json(_) => None,
+        }
+    }
+    fn weight(&self) -> usize {
+        ListData::weight(self)
+    }
+}
+
 impl ListData {
     /// Roughly the bytes it holds.
     pub fn weight(&self) -> usize {
@@ -190,7 +205,7 @@ pub(super) async fn list_data(
 ) -> Result<Arc<ListData>, (StatusCode, String)> {
     let failed = |e: linksnap_store::StoreError| match e.fault() {
         Some(fault) => (
-            crate::api::fault_status(fault).0,
+            crate::error::fault_status(fault).0,
             fault.explain().to_owned(),
         ),
         None => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

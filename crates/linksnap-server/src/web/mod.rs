@@ -144,12 +144,12 @@ fn error_page(page: PageCtx, status: StatusCode, message: impl Into<String>) -> 
 /// The page for a failed change: `status` and the error's words, unless a fault of the
 /// machine is behind it (the disk is full, the database stayed locked), which is answered
 /// as the API answers it (507 or 503 with `Retry-After`), never as the request's fault.
-fn failed_page(page: PageCtx, status: StatusCode, e: &impl crate::api::MaybeFault) -> Response {
+fn failed_page(page: PageCtx, status: StatusCode, e: &impl crate::error::MaybeFault) -> Response {
     let Some(fault) = e.fault() else {
         return error_page(page, status, e.to_string());
     };
     tracing::warn!(error = %e, "page not served: {}", fault.explain());
-    let (status, _, retry) = crate::api::fault_status(fault);
+    let (status, _, retry) = crate::error::fault_status(fault);
     let mut r = error_page(page, status, fault.explain());
     r.headers_mut()
         .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry));

@@ -314,7 +314,7 @@ pub(super) fn admin_form(
 }
 
 /// Back to `to` when the form's work is done, else its error with `status`.
-pub(super) fn back_to<T, E: crate::api::MaybeFault>(
+pub(super) fn back_to<T, E: crate::error::MaybeFault>(
     page: PageCtx,
     result: Result<T, E>,
     to: &str,

@@ -127,11 +127,11 @@ pub(super) async fn login(
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let session = match s.accounts.create_session(user.id).await {
         Ok(x) => x,
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
     let max_age = linksnap_store::auth::SESSION_LIFETIME.as_secs() as i64;
     let mut r = Redirect::to(&next).into_response();

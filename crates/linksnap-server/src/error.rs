@@ -1,7 +1,13 @@
 //! `ApiError`: every failure as JSON `{"code", "message"}` with a stable code and
 //! status; faults of the machine (`fault_status`) answered 503/507 with `Retry-After`.
 
-use super::*;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use linksnap_store::{Fault, StoreError};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
 
 /// An API error: an HTTP status, a stable code, a message for people.
 #[derive(Debug)]
@@ -135,4 +141,11 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+/// An error: a stable code for programs, a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorJson {
+    pub code: String,
+    pub message: String,
 }
