@@ -15,8 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Routes whose bodies are files: imports, and the CLI's standard input.
 pub const UPLOAD_ROUTES: &[&str] = &["/api/v1/import", "/io/import", "/_cli/v1/run"];
@@ -33,7 +33,7 @@ pub struct Bodies {
 
 impl Bodies {
     #[must_use]
-    pub fn new(config: &crate::ServerConfig) -> Self {
+    pub fn new(config: &crate::config::ServerConfig) -> Self {
         let budget_kib = u32::try_from(config.body_budget.div_ceil(1024)).unwrap_or(u32::MAX);
         Self {
             form_limit: config.form_limit,

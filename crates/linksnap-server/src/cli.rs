@@ -20,9 +20,9 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::AppState;
 use crate::conn::ConnInfo;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The CLI protocol's version; bumped on any incompatible change.
 pub const PROTOCOL: u32 = 1;

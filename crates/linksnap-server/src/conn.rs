@@ -57,7 +57,7 @@ pub struct Conn {
     pub key: Option<ipnet::IpNet>,
     /// The socket, for TCP_INFO; read only under the table's lock (the connection leaves
     /// the table before its socket closes).
-    fd: Option<std::os::fd::RawFd>,
+    pub(crate) fd: Option<std::os::fd::RawFd>,
 }
 
 impl Conn {
@@ -167,20 +167,6 @@ impl ConnTable {
         v
     }
 
-    /// Each live TCP connection with its TCP_INFO, read while the table is locked (so no
-    /// socket closes under the read).
-    pub fn with_tcp_info(&self) -> Vec<(Arc<Conn>, Option<crate::netstat::TcpInfo>)> {
-        let live = self.lock();
-        let mut v: Vec<_> = live
-            .conns
-            .values()
-            .map(|c| (c.clone(), c.fd.and_then(crate::netstat::tcp_info)))
-            .collect();
-        drop(live);
-        v.sort_by_key(|(c, _)| c.id);
-        v
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live
             .lock()
@@ -188,6 +174,16 @@ impl ConnTable {
     }
 
     /// The live connections, oldest first.
+    /// `f` of each live connection, called while the table is locked (so none closes
+    /// meanwhile), in the order they were accepted.
+    pub fn map_locked<T>(&self, mut f: impl FnMut(&Arc<Conn>) -> T) -> Vec<T> {
+        let live = self.lock();
+        let mut v: Vec<(u64, T)> = live.conns.values().map(|c| (c.id, f(c))).collect();
+        drop(live);
+        v.sort_by_key(|(id, _)| *id);
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+
     pub fn snapshot(&self) -> Vec<Arc<Conn>> {
         let mut v: Vec<_> = self.lock().conns.values().cloned().collect();
         v.sort_by_key(|c| c.id);

@@ -23,13 +23,14 @@ pub mod session;
 pub mod signin;
 pub mod snaporigin;
 pub mod snapview;
+pub mod state;
 pub mod transfer;
 pub mod web;
 pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use linksnap_store::Library;
@@ -37,118 +38,10 @@ use tokio::sync::{Notify, broadcast, watch};
 
 pub use addr::ListenAddr;
 pub use config::ServerConfig;
+pub use state::{AppState, LinkEvent, SseGuard, library_key, on_own_thread};
 
 /// The data directory's private socket, for the CLI.
 pub const SOCKET_NAME: &str = "linksnap.sock";
-
-/// What request handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The library a request works on: the principal's (see [`session::Scoped`]); outside
-    /// a signed-in request, the data directory's own.
-    pub library: Arc<Library>,
-    /// The data directory's own library, which keeps the accounts, tokens and bans.
-    pub accounts: Arc<Library>,
-    /// Every library of the data directory (one per user).
-    pub libs: Arc<linksnap_store::Libraries>,
-    /// Woken when a capture is queued.
-    pub wake: Arc<Notify>,
-    /// Runs forwarded CLI commands (none: the CLI route answers 403).
-    pub cli: Option<Arc<dyn cli::CliRunner>>,
-    /// Capture progress, for the event streams.
-    pub events: broadcast::Sender<web::LinkEvent>,
-    /// Sign-in back-off per account.
-    pub login_backoff: Arc<signin::Backoff>,
-    /// Sign-in attempts per client address.
-    pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
-    pub secure_cookies: bool,
-    pub body_limit: usize,
-    /// Request-body limits per route and the budget of body bytes in flight.
-    pub bodies: Arc<bodies::Bodies>,
-    pub sse_heartbeat: Duration,
-    /// Event streams open now.
-    pub sse_streams: Arc<AtomicUsize>,
-    /// Turns true when the server shuts down: endless responses (event streams) end.
-    pub stopping: watch::Receiver<bool>,
-    /// Every live connection.
-    pub conns: Arc<conn::ConnTable>,
-    pub started: Instant,
-    /// Bans, the per-address cap and rate limit, trusted proxies.
-    pub guard: Arc<guard::Guard>,
-    /// The addresses listened on (ports resolved).
-    pub listeners: Arc<Vec<ListenAddr>>,
-    pub max_connections: usize,
-    pub metrics: config::MetricsAccess,
-    /// Exports and imports running per library.
-    pub transfers: Arc<transfer::Transfers>,
-    /// Entries one import may hold.
-    pub import_limit: usize,
-    /// The names this server answers to (others: 421).
-    pub names: Arc<names::ServerNames>,
-    /// Snapshots on an origin of their own, when configured.
-    pub snapshot_origin: Option<Arc<snaporigin::SnapshotOrigin>>,
-    /// Responses of the busiest read routes, per library generation.
-    pub read_cache: Arc<cache::ReadCache>,
-}
-
-impl AppState {
-    /// Tells the event streams that a link's capture state changed.
-    pub fn notify(&self, id: i64, status: &'static str) {
-        let _ = self.events.send(web::LinkEvent {
-            library: library_key(&self.library),
-            id,
-            status,
-        });
-    }
-}
-
-/// What names a library in events: its directory.
-#[must_use]
-pub fn library_key(library: &Library) -> Arc<str> {
-    Arc::from(library.data_dir().path.to_string_lossy().as_ref())
-}
-
-/// Runs `work` on a thread of its own with a single-threaded runtime and resolves to its
-/// result (`None` if the thread could not start or panicked). For work whose futures are
-/// not `Send` — a capture holds the HTML rewriter, an import the Netscape parser — so it
-/// can neither be spawned on the server's runtime nor take its threads.
-pub async fn on_own_thread<T, F, Fut>(name: &str, work: F) -> Option<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T>,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            let _ = tx.send(rt.block_on(work()));
-        })
-        .ok()?;
-    rx.await.ok()
-}
-
-/// Counts an open event stream while it lives.
-pub struct SseGuard(Arc<AtomicUsize>);
-
-impl SseGuard {
-    fn new(count: Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
-    }
-}
-
-impl Drop for SseGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

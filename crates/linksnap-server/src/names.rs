@@ -10,10 +10,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::addr::ListenAddr;
 use crate::conn::{ConnInfo, Peer};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The server's names, lower-case, each `host` or `host:port`.
 #[derive(Debug, Clone, Default)]

@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::config::MetricsAccess;
 use crate::conn::{ConnInfo, Peer};
 use crate::error::{ApiError, ErrorJson};
 use crate::json::rfc3339;
 use crate::netstat::NetStats;
 use crate::session::Principal;
+use crate::state::AppState;
 
 /// The client a request is from (after trusted proxies), as a request extension.
 #[derive(Debug, Clone, Copy)]

@@ -9,8 +9,10 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
 use crate::addr::ListenAddr;
-use crate::conn::{ConnTable, Peer};
+use crate::conn::{Conn, ConnTable, Peer};
 use crate::guard::Guard;
 
 /// What TCP_INFO says of a connection.
@@ -209,7 +211,7 @@ pub fn collect(
     max_connections: usize,
 ) -> NetStats {
     let now = std::time::SystemTime::now();
-    let table = conns.with_tcp_info();
+    let table = with_tcp_info(conns);
     let tcp_listeners: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| match l {
@@ -430,6 +432,12 @@ pub fn rss_bytes() -> u64 {
 #[must_use]
 pub fn is_loopback(ip: IpAddr) -> bool {
     crate::guard::canonical(ip).is_loopback()
+}
+
+/// Each live TCP connection with its TCP_INFO, read while the table is locked (so no
+/// socket closes under the read).
+pub fn with_tcp_info(table: &ConnTable) -> Vec<(Arc<Conn>, Option<TcpInfo>)> {
+    table.map_locked(|c| (c.clone(), c.fd.and_then(tcp_info)))
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use linksnap_store::{Token, User};
 
-use crate::AppState;
 use crate::conn::ConnInfo;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The session cookie (HttpOnly, SameSite=Lax).
 pub const SESSION_COOKIE: &str = "linksnap_session";

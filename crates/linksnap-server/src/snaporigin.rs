@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// How long a signed snapshot address works.
 pub const SNAPSHOT_URL_LIFETIME: Duration = Duration::from_secs(3600);

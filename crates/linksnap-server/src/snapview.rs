@@ -12,9 +12,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::session::Scoped;
+use crate::state::AppState;
 
 /// The `Content-Security-Policy` of every snapshot. `sandbox` without `allow-same-origin`
 /// gives the page an opaque origin: its scripts run, but cannot read this origin's

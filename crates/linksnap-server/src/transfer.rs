@@ -13,9 +13,9 @@ use bytes::Bytes;
 use linksnap_store::{Filter, Library, LinkId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::AppState;
 use crate::error::ApiError;
 use crate::json::LinkJson;
+use crate::state::AppState;
 
 /// Pieces of an import's body buffered between the connection and the parser.
 const IMPORT_PIECES_IN_FLIGHT: usize = 8;
@@ -100,7 +100,7 @@ pub(crate) async fn import_body(
     let library = s.library.clone();
     let max_entries = s.import_limit;
     let (mut reader, pump) = read_body(body);
-    let result = crate::on_own_thread("import", move || async move {
+    let result = crate::state::on_own_thread("import", move || async move {
         let r = library
             .import_from(
                 &mut reader,
@@ -166,7 +166,7 @@ impl Transfers {
     /// # Errors
     /// 429 `busy` when the library runs as many as it may.
     pub fn permit(&self, library: &Library) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.permit_for(crate::library_key(library))
+        self.permit_for(crate::state::library_key(library))
     }
 
     fn permit_for(&self, key: Arc<str>) -> Result<OwnedSemaphorePermit, ApiError> {

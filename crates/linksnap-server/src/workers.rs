@@ -36,7 +36,7 @@ impl Workers {
         own_sockets: Vec<std::net::SocketAddr>,
         count: usize,
         wake: Arc<Notify>,
-        events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
+        events: tokio::sync::broadcast::Sender<crate::state::LinkEvent>,
         stop: watch::Receiver<bool>,
     ) -> std::io::Result<Self> {
         let (finished_tx, finished) = watch::channel(count == 0);
@@ -110,7 +110,7 @@ async fn work(
     libs: Arc<Libraries>,
     capturer: std::rc::Rc<Capturer>,
     wake: Arc<Notify>,
-    events: tokio::sync::broadcast::Sender<crate::web::LinkEvent>,
+    events: tokio::sync::broadcast::Sender<crate::state::LinkEvent>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Which library to look at first: turns advance, so no user's queue starves another's.
@@ -166,9 +166,9 @@ async fn work(
             }
             continue;
         };
-        let key = crate::library_key(&library);
+        let key = crate::state::library_key(&library);
         let tell = |id: i64, status: &'static str| {
-            let _ = events.send(crate::web::LinkEvent {
+            let _ = events.send(crate::state::LinkEvent {
                 library: key.clone(),
                 id,
                 status,

@@ -15,9 +15,10 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cli;
 use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
 use crate::session::Scoped;
-use crate::{AppState, cli};
+use crate::state::AppState;
 
 mod links;
 mod queries;

@@ -1,6 +1,7 @@
 //! Live progress: capture state changes pushed to the pages over Server-Sent Events.
 
 use super::*;
+use crate::state::LinkEvent;
 
 /// Most links one event stream reports the current state of when it opens.
 pub const MAX_WATCHED: usize = 200;
@@ -9,16 +10,6 @@ pub(super) fn link_event(e: &LinkEvent) -> Result<Event, Infallible> {
     Ok(Event::default()
         .event("link")
         .data(serde_json::to_string(e).unwrap_or_default()))
-}
-
-/// A link's capture state changed.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LinkEvent {
-    /// Whose library (`library_key`): a stream only shows its own principal's.
-    #[serde(skip)]
-    pub library: std::sync::Arc<str>,
-    pub id: i64,
-    pub status: &'static str,
 }
 
 /// Server-Sent Events: one `link` event per status change, and a comment every
@@ -40,16 +31,16 @@ pub(super) async fn events(
     {
         if let Ok(l) = s.library.get(LinkId(id)).await {
             current.push(LinkEvent {
-                library: crate::library_key(&s.library),
+                library: crate::state::library_key(&s.library),
                 id,
                 status: l.status.as_str(),
             });
         }
     }
-    let live = crate::SseGuard::new(s.sse_streams.clone());
+    let live = crate::state::SseGuard::new(s.sse_streams.clone());
     let stopping = s.stopping.clone();
     let first = futures_util::stream::iter(current.iter().map(link_event).collect::<Vec<_>>());
-    let mine = crate::library_key(&s.library);
+    let mine = crate::state::library_key(&s.library);
     let changes = futures_util::stream::unfold(
         (rx, live, stopping, mine),
         |(mut rx, live, mut stopping, mine)| async move {

@@ -15,10 +15,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Router};
 use linksnap_store::{EditLink, Filter, LinkId, NormalizedUrl, TagExpr, TagName};
 
-use crate::AppState;
 use crate::i18n::Lang;
 use crate::json::rfc3339;
 use crate::session::Scoped;
+use crate::state::AppState;
 mod admin;
 mod events;
 mod io_pages;
@@ -29,8 +29,8 @@ mod signin;
 mod tags;
 
 use admin::*;
+pub use events::MAX_WATCHED;
 use events::*;
-pub use events::{LinkEvent, MAX_WATCHED};
 use io_pages::*;
 use link::*;
 pub use list::ListData;
