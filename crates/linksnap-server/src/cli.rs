@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,9 +19,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::conn::ConnInfo;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The CLI protocol's version; bumped on any incompatible change.
 pub const PROTOCOL: u32 = 1;
@@ -90,25 +87,14 @@ struct Head {
     cwd: PathBuf,
 }
 
-pub(crate) async fn run(
-    State(state): State<AppState>,
-    conn: Option<axum::Extension<ConnInfo>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    match start(state, conn.is_some_and(|c| c.0.0.local), &headers, body) {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-fn start(
-    state: AppState,
+pub(crate) fn start(
+    runner: Option<Arc<dyn CliRunner>>,
+    libs: Arc<linksnap_store::Libraries>,
     local: bool,
     headers: &axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(runner) = state.cli.clone().filter(|_| local) else {
+    let Some(runner) = runner.filter(|_| local) else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -167,7 +153,6 @@ fn start(
             tx: tx.clone(),
         },
     };
-    let libs = state.libs.clone();
     // Its own task: a CLI that goes away does not cancel durable work half-way.
     tokio::spawn(async move {
         let code = runner.run(libs, call).await;

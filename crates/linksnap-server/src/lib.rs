@@ -16,6 +16,7 @@ pub mod guard;
 pub mod i18n;
 pub mod json;
 pub mod listen;
+pub mod middleware;
 pub mod names;
 pub mod netapi;
 pub mod netstat;
@@ -24,6 +25,7 @@ pub mod signin;
 pub mod snaporigin;
 pub mod snapview;
 pub mod state;
+pub mod support;
 pub mod transfer;
 pub mod web;
 pub mod workers;
@@ -38,7 +40,8 @@ use tokio::sync::{Notify, broadcast, watch};
 
 pub use addr::ListenAddr;
 pub use config::ServerConfig;
-pub use state::{AppState, LinkEvent, SseGuard, library_key, on_own_thread};
+pub use state::{AppState, LinkEvent, SseGuard};
+pub use support::{library_key, on_own_thread};
 
 /// The data directory's private socket, for the CLI.
 pub const SOCKET_NAME: &str = "linksnap.sock";

@@ -5,15 +5,7 @@
 //! browsers resolve to loopback themselves), every `public_name` the operator configured,
 //! and the snapshot origin. Unix-socket clients are not browsers and are not checked.
 
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use crate::addr::ListenAddr;
-use crate::conn::{ConnInfo, Peer};
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The server's names, lower-case, each `host` or `host:port`.
 #[derive(Debug, Clone, Default)]
@@ -89,31 +81,6 @@ impl ServerNames {
     pub fn app_origins(&self) -> &[String] {
         &self.app_origins
     }
-}
-
-/// The middleware: 421 for a TCP request to a name that is not this server's.
-pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let over_tcp = req
-        .extensions()
-        .get::<ConnInfo>()
-        .is_none_or(|c| matches!(c.0.peer, Peer::Tcp(_)));
-    // HTTP/2 sends `:authority`, which hyper puts in the URI.
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
-    if over_tcp && !host.as_deref().is_some_and(|h| s.names.allows(h)) {
-        tracing::warn!(host = ?host, "a request for a name this server does not have (421)");
-        return ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "misdirected",
-            "this server does not answer to that name; its operator can add it with --public-name",
-        )
-        .into_response();
-    }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -1,14 +1,12 @@
 //! The operator's network routes: `/api/v1/net/stats`, bans, `/metrics`, and the HTTP side
 //! of the address rules (the real client behind a trusted proxy, bans, the request rate).
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,57 +18,6 @@ use crate::json::rfc3339;
 use crate::netstat::NetStats;
 use crate::session::Principal;
 use crate::state::AppState;
-
-/// The client a request is from (after trusted proxies), as a request extension.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
-
-/// Resolves the client, refuses banned ones (403 `banned`) and answers 429 `rate_limited`
-/// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
-/// `/healthz` are not limited.
-pub(crate) async fn client_guard(
-    State(s): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let peer = match req.extensions().get::<ConnInfo>().map(|c| c.0.peer.clone()) {
-        Some(Peer::Tcp(a)) => a.ip(),
-        _ => return next.run(req).await,
-    };
-    if peer.is_loopback() && forwarded(req.headers()) && !s.guard.is_trusted(peer) {
-        warn_untrusted_proxy(peer);
-    }
-    let client = s.guard.client_ip(peer, req.headers());
-    req.extensions_mut().insert(ClientIp(client));
-    if let Some(ban) = s.guard.banned(client) {
-        s.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
-        let until = ban.expires_at.map_or_else(
-            || "until lifted".to_owned(),
-            |t| format!("until {}", rfc3339(t)),
-        );
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "banned",
-            format!("{client} is banned {until}"),
-        )
-        .into_response();
-    }
-    if req.uri().path() != "/healthz"
-        && let Err(wait) = s.guard.check_rate(client)
-    {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut res = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests from {client}; try again in {secs} s"),
-        )
-        .into_response();
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return res;
-    }
-    next.run(req).await
-}
 
 /// Whether `who` operates the server: the local CLI, an administrator's session, a token
 /// made on the command line for no user, or a token of an administrator.
@@ -179,7 +126,7 @@ pub(crate) async fn create_ban(
     body: Result<Json<NewBan>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     require_admin(&s, &who).await?;
-    let new = crate::api::json_body(body)?;
+    let new = crate::error::json_body(body)?;
     let (net, expires_at) = crate::config::parse_ban(&new.net, new.duration.as_deref())
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?;
     s.accounts
@@ -223,27 +170,6 @@ pub(crate) async fn delete_ban(
     }
 }
 
-/// `/metrics` in Prometheus' text format; who may read it is `metrics` in the config.
-/// Once per process: a same-host proxy forwards for its clients, but is not trusted, so
-/// they all count as that one loopback address (one client's failed sign-ins limit
-/// everyone's).
-fn warn_untrusted_proxy(peer: std::net::IpAddr) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            %peer,
-            "requests from {peer} carry forwarded-for headers, but {peer} is not a trusted proxy:              every client behind it counts as {peer} (rate limits, sign-in limits, bans);              start with --trusted-proxy {peer} if a proxy on this host serves linksnap"
-        );
-    }
-}
-
-/// Whether a request says it was forwarded for another client.
-fn forwarded(headers: &axum::http::HeaderMap) -> bool {
-    ["forwarded", "x-forwarded-for", "x-real-ip"]
-        .iter()
-        .any(|h| headers.contains_key(*h))
-}
-
 pub(crate) async fn metrics(
     State(s): State<AppState>,
     conn: Option<Extension<ConnInfo>>,
@@ -260,7 +186,7 @@ pub(crate) async fn metrics(
             // --trusted-proxy) is not a loopback reader: its client could be anyone.
             Some(Peer::Tcp(a)) => {
                 crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers))
-                    && (!forwarded(&headers) || s.guard.is_trusted(a.ip()))
+                    && (!crate::middleware::forwarded(&headers) || s.guard.is_trusted(a.ip()))
             }
             None => false,
         },

@@ -6,14 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-
-use crate::error::ApiError;
-use crate::state::AppState;
+use axum::http::{HeaderMap, header};
 
 /// How long a signed snapshot address works.
 pub const SNAPSHOT_URL_LIFETIME: Duration = Duration::from_secs(3600);
@@ -74,7 +67,7 @@ impl SnapshotOrigin {
         )
     }
 
-    fn valid(&self, lib: &str, id: i64, version: &str, expires: i64, sig: &str) -> bool {
+    pub(crate) fn valid(&self, lib: &str, id: i64, version: &str, expires: i64, sig: &str) -> bool {
         let expected = self.mac(lib, id, version, expires);
         let same = expected.len() == sig.len()
             && expected
@@ -93,91 +86,6 @@ impl SnapshotOrigin {
             .and_then(|h| h.to_str().ok())
             .is_some_and(|h| h.eq_ignore_ascii_case(&self.authority))
     }
-}
-
-/// The name of a library in snapshot addresses: `main`, or `u` + the user's id.
-#[must_use]
-pub fn library_name(s: &AppState) -> String {
-    let main = &s.accounts.data_dir().path;
-    s.library
-        .data_dir()
-        .path
-        .strip_prefix(main)
-        .ok()
-        .and_then(|rel| rel.to_str())
-        .and_then(|rel| rel.strip_prefix("users/"))
-        .map_or_else(|| "main".to_owned(), |id| format!("u{id}"))
-}
-
-/// Keeps the two origins apart: on the snapshot origin only `/v/…` exists; on the app's,
-/// `/v/…` does not.
-pub(crate) async fn separate(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(origin) = &s.snapshot_origin else {
-        return next.run(req).await;
-    };
-    let snapshot_path = req.uri().path().starts_with("/v/");
-    if origin.is_mine(req.headers()) != snapshot_path {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
-    }
-    next.run(req).await
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Signed {
-    e: i64,
-    s: String,
-}
-
-/// `/v/{lib}/{id}/{version}` on the snapshot origin: the snapshot, if the signature holds.
-pub(crate) async fn signed_snapshot(
-    State(st): State<AppState>,
-    Path((lib, id, version)): Path<(String, i64, String)>,
-    Query(q): Query<Signed>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Result<Response, ApiError> {
-    let gone = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such snapshot, or the address expired",
-        )
-    };
-    let origin = st.snapshot_origin.as_ref().ok_or_else(gone)?;
-    if !origin.valid(&lib, id, &version, q.e, &q.s) {
-        return Err(gone());
-    }
-    let library = match lib.as_str() {
-        "main" => st.accounts.clone(),
-        u => {
-            let uid: i64 = u
-                .strip_prefix('u')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(gone)?;
-            st.libs.of_user_id(uid).await.map_err(|_| gone())?
-        }
-    };
-    let v = match version.as_str() {
-        "latest" => None,
-        v => Some(v.parse::<i64>().map_err(|_| gone())?),
-    };
-    let id = linksnap_store::LinkId(id);
-    let title = library.get(id).await.map_err(|_| gone())?.title;
-    let (bytes, media_type) = library.render(id, v).await.map_err(|_| gone())?;
-    // Framed by its own framing page, and by the app's link pages.
-    let mut ancestors = String::from("'self'");
-    for o in st.names.app_origins() {
-        ancestors.push(' ');
-        ancestors.push_str(o);
-    }
-    let view = crate::snapview::View {
-        title: &title,
-        frame_ancestors: &ancestors,
-        public: true,
-    };
-    Ok(crate::snapview::answer(&headers, &uri, &view, || {
-        (bytes, media_type)
-    }))
 }
 
 #[cfg(test)]

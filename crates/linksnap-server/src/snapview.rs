@@ -8,9 +8,11 @@
 //! originals that are not documents, images or PDF are served as attachments.
 
 use askama::Template;
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::session::Scoped;
@@ -228,7 +230,7 @@ pub(crate) async fn snapshot(
     let link = s.library.get(id).await?;
     if let Some(origin) = &s.snapshot_origin {
         // Never on the app's origin: off to a signed address on the snapshot origin.
-        let name = crate::snaporigin::library_name(&s);
+        let name = library_name(&s);
         let v = v.map_or_else(|| "latest".to_owned(), |v| v.to_string());
         s.library
             .versions(id)
@@ -281,7 +283,7 @@ pub(crate) async fn shared_snapshot(
     if let Some(origin) = &s.snapshot_origin {
         let mut scoped = s.clone();
         scoped.library = library.clone();
-        let name = crate::snaporigin::library_name(&scoped);
+        let name = library_name(&scoped);
         let v = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
         let mut r = (
             StatusCode::SEE_OTHER,
@@ -303,6 +305,76 @@ pub(crate) async fn shared_snapshot(
     let view = View {
         title: &title,
         frame_ancestors: "'self'",
+        public: true,
+    };
+    Ok(answer(&headers, &uri, &view, || (bytes, media_type)))
+}
+
+/// The name of a library in snapshot addresses: `main`, or `u` + the user's id.
+#[must_use]
+pub fn library_name(s: &AppState) -> String {
+    let main = &s.accounts.data_dir().path;
+    s.library
+        .data_dir()
+        .path
+        .strip_prefix(main)
+        .ok()
+        .and_then(|rel| rel.to_str())
+        .and_then(|rel| rel.strip_prefix("users/"))
+        .map_or_else(|| "main".to_owned(), |id| format!("u{id}"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Signed {
+    e: i64,
+    s: String,
+}
+
+/// `/v/{lib}/{id}/{version}` on the snapshot origin: the snapshot, if the signature holds.
+pub(crate) async fn signed_snapshot(
+    State(st): State<AppState>,
+    Path((lib, id, version)): Path<(String, i64, String)>,
+    Query(q): Query<Signed>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let gone = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such snapshot, or the address expired",
+        )
+    };
+    let origin = st.snapshot_origin.as_ref().ok_or_else(gone)?;
+    if !origin.valid(&lib, id, &version, q.e, &q.s) {
+        return Err(gone());
+    }
+    let library = match lib.as_str() {
+        "main" => st.accounts.clone(),
+        u => {
+            let uid: i64 = u
+                .strip_prefix('u')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(gone)?;
+            st.libs.of_user_id(uid).await.map_err(|_| gone())?
+        }
+    };
+    let v = match version.as_str() {
+        "latest" => None,
+        v => Some(v.parse::<i64>().map_err(|_| gone())?),
+    };
+    let id = linksnap_store::LinkId(id);
+    let title = library.get(id).await.map_err(|_| gone())?.title;
+    let (bytes, media_type) = library.render(id, v).await.map_err(|_| gone())?;
+    // Framed by its own framing page, and by the app's link pages.
+    let mut ancestors = String::from("'self'");
+    for o in st.names.app_origins() {
+        ancestors.push(' ');
+        ancestors.push_str(o);
+    }
+    let view = View {
+        title: &title,
+        frame_ancestors: &ancestors,
         public: true,
     };
     Ok(answer(&headers, &uri, &view, || (bytes, media_type)))

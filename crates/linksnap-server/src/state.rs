@@ -1,9 +1,7 @@
 //! The state every request handler shares (`AppState`): the libraries, the connection
 //! table, the guards and limits, the caches, the snapshot origin, the capture event
-//! channel; and small helpers for the handlers (`library_key`, `on_own_thread`,
-//! `SseGuard`).
+//! channel; and `SseGuard`, which counts the open event streams.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -68,43 +66,11 @@ impl AppState {
     /// Tells the event streams that a link's capture state changed.
     pub fn notify(&self, id: i64, status: &'static str) {
         let _ = self.events.send(LinkEvent {
-            library: library_key(&self.library),
+            library: crate::support::library_key(&self.library),
             id,
             status,
         });
     }
-}
-
-/// What names a library in events: its directory.
-#[must_use]
-pub fn library_key(library: &Library) -> Arc<str> {
-    Arc::from(library.data_dir().path.to_string_lossy().as_ref())
-}
-
-/// Runs `work` on a thread of its own with a single-threaded runtime and resolves to its
-/// result (`None` if the thread could not start or panicked). For work whose futures are
-/// not `Send` — a capture holds the HTML rewriter, an import the Netscape parser — so it
-/// can neither be spawned on the server's runtime nor take its threads.
-pub async fn on_own_thread<T, F, Fut>(name: &str, work: F) -> Option<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T>,
-{
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            let _ = tx.send(rt.block_on(work()));
-        })
-        .ok()?;
-    rx.await.ok()
 }
 
 /// Counts an open event stream while it lives.

@@ -15,7 +15,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 use crate::json::LinkJson;
-use crate::state::AppState;
 
 /// Pieces of an import's body buffered between the connection and the parser.
 const IMPORT_PIECES_IN_FLIGHT: usize = 8;
@@ -80,6 +79,15 @@ fn read_body(body: Body) -> (BodyReader, tokio::task::JoinHandle<bool>) {
     )
 }
 
+/// Where an import goes: the library, the per-library bound, the entries limit, and the
+/// workers to wake for new captures.
+pub(crate) struct ImportInto<'a> {
+    pub library: Arc<Library>,
+    pub transfers: &'a Transfers,
+    pub max_entries: usize,
+    pub wake: &'a tokio::sync::Notify,
+}
+
 /// Imports `body` into the request's library on a thread of its own (the Netscape parser
 /// is not `Send`), parsing it as it arrives, reporting bytes read to `progress`; wakes the
 /// workers for new captures. A file that does not parse is `bad_import` (400) and imports
@@ -88,7 +96,7 @@ fn read_body(body: Body) -> (BodyReader, tokio::task::JoinHandle<bool>) {
 /// # Errors
 /// 429 when the library runs its share of transfers; 400, 413; the store's.
 pub(crate) async fn import_body(
-    s: &AppState,
+    into: ImportInto<'_>,
     body: Body,
     format: Option<linksnap_store::import::Format>,
     capture: bool,
@@ -96,11 +104,11 @@ pub(crate) async fn import_body(
     mut progress: Box<dyn FnMut(u64) + Send>,
 ) -> Result<linksnap_store::import::ImportReport, ApiError> {
     use linksnap_store::import::ImportError;
-    let permit = s.transfers.permit(&s.library)?;
-    let library = s.library.clone();
-    let max_entries = s.import_limit;
+    let permit = into.transfers.permit(&into.library)?;
+    let library = into.library.clone();
+    let max_entries = into.max_entries;
     let (mut reader, pump) = read_body(body);
-    let result = crate::state::on_own_thread("import", move || async move {
+    let result = crate::support::on_own_thread("import", move || async move {
         let r = library
             .import_from(
                 &mut reader,
@@ -124,7 +132,7 @@ pub(crate) async fn import_body(
         )),
         Some(Ok(report)) => {
             if report.added > 0 && capture {
-                s.wake.notify_waiters();
+                into.wake.notify_waiters();
             }
             Ok(report)
         }
@@ -166,7 +174,7 @@ impl Transfers {
     /// # Errors
     /// 429 `busy` when the library runs as many as it may.
     pub fn permit(&self, library: &Library) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.permit_for(crate::state::library_key(library))
+        self.permit_for(crate::support::library_key(library))
     }
 
     fn permit_for(&self, key: Arc<str>) -> Result<OwnedSemaphorePermit, ApiError> {

@@ -166,7 +166,7 @@ async fn work(
             }
             continue;
         };
-        let key = crate::state::library_key(&library);
+        let key = crate::support::library_key(&library);
         let tell = |id: i64, status: &'static str| {
             let _ = events.send(crate::state::LinkEvent {
                 library: key.clone(),

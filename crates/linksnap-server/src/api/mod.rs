@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,6 +26,7 @@ mod shares;
 mod tags;
 mod transfers;
 
+use crate::error::json_body;
 pub use crate::error::{ApiError, ErrorJson, MaybeFault, fault_status};
 use links::*;
 use queries::*;
@@ -99,7 +100,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
     let doc = Arc::new(doc);
     let authed = api
         .route("/snapshots/{id}/{version}", get(crate::snapview::snapshot))
-        .route("/_cli/v1/run", post(cli::run))
+        .route("/_cli/v1/run", post(cli_run))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::session::api_auth,
@@ -114,7 +115,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .route("/metrics", get(crate::netapi::metrics))
         .route(
             "/v/{lib}/{id}/{version}",
-            get(crate::snaporigin::signed_snapshot),
+            get(crate::snapview::signed_snapshot),
         )
         .route(
             "/api/v1/openapi.json",
@@ -133,66 +134,30 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         app = app
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                crate::snaporigin::separate,
+                crate::middleware::separate,
             ))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                page_csp,
+                crate::middleware::page_csp,
             ));
     }
-    app.layer(axum::middleware::map_response(common_headers))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::bodies::limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::names::check_host,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::netapi::client_guard,
-        ))
-        .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
-        .with_state(state)
-}
-
-/// Headers every answer carries unless it set its own: opening an original from a page
-/// tells that site nothing of this server (`same-origin`: no referrer leaves this origin;
-/// `no-referrer` would also make browsers send `Origin: null` on this origin's own forms,
-/// which the CSRF check rightly refuses); no type sniffing.
-async fn common_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("same-origin"));
-    h.entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    res
-}
-
-/// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
-async fn page_csp(
-    State(s): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let mut res = next.run(req).await;
-    if let Some(origin) = &s.snapshot_origin
-        && res
-            .headers()
-            .get(header::CONTENT_SECURITY_POLICY)
-            .and_then(|v| v.to_str().ok())
-            == Some(crate::web::PAGE_CSP)
-    {
-        let csp = crate::web::PAGE_CSP.replace(
-            "frame-src 'self'",
-            &format!("frame-src 'self' {}", origin.origin()),
-        );
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-        }
-    }
-    res
+    app.layer(axum::middleware::map_response(
+        crate::middleware::common_headers,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::middleware::body_limit,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::middleware::check_host,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::middleware::client_guard,
+    ))
+    .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
+    .with_state(state)
 }
 
 /// The library's filters from a query string: `tag` (repeatable), `domain`, `since`,
@@ -280,26 +245,6 @@ fn parse_tags(raw: &[String]) -> ApiResult<Vec<TagName>> {
         .collect()
 }
 
-pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
-    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<T> {
-    body.map(|Json(b)| b).map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the body is larger than the server's body limit",
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("the body is not the JSON expected: {}", e.body_text()),
-            )
-        }
-    })
-}
-
 fn link_id(raw: &str) -> ApiResult<LinkId> {
     raw.parse::<i64>().map(LinkId).map_err(|_| {
         ApiError::new(
@@ -308,4 +253,18 @@ fn link_id(raw: &str) -> ApiResult<LinkId> {
             format!("no link `{raw}`"),
         )
     })
+}
+
+/// `POST /_cli/v1/run`: a command line forwarded by the local CLI (see `crate::cli`).
+async fn cli_run(
+    State(state): State<AppState>,
+    conn: Option<axum::Extension<crate::conn::ConnInfo>>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let local = conn.is_some_and(|c| c.0.0.local);
+    match cli::start(state.cli.clone(), state.libs.clone(), local, &headers, body) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
 }

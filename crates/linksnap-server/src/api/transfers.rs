@@ -43,8 +43,20 @@ pub(super) async fn import(
     };
     let capture = q.capture.unwrap_or(true);
     let folders = q.folders_as_tags;
-    let report =
-        crate::transfer::import_body(&s, body, format, capture, folders, Box::new(|_| {})).await?;
+    let report = crate::transfer::import_body(
+        crate::transfer::ImportInto {
+            library: s.library.clone(),
+            transfers: &s.transfers,
+            max_entries: s.import_limit,
+            wake: &s.wake,
+        },
+        body,
+        format,
+        capture,
+        folders,
+        Box::new(|_| {}),
+    )
+    .await?;
     Ok(Json(ImportReportJson {
         added: report.added,
         existing: report.existing,

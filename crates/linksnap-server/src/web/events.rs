@@ -31,7 +31,7 @@ pub(super) async fn events(
     {
         if let Ok(l) = s.library.get(LinkId(id)).await {
             current.push(LinkEvent {
-                library: crate::state::library_key(&s.library),
+                library: crate::support::library_key(&s.library),
                 id,
                 status: l.status.as_str(),
             });
@@ -40,7 +40,7 @@ pub(super) async fn events(
     let live = crate::state::SseGuard::new(s.sse_streams.clone());
     let stopping = s.stopping.clone();
     let first = futures_util::stream::iter(current.iter().map(link_event).collect::<Vec<_>>());
-    let mine = crate::state::library_key(&s.library);
+    let mine = crate::support::library_key(&s.library);
     let changes = futures_util::stream::unfold(
         (rx, live, stopping, mine),
         |(mut rx, live, mut stopping, mine)| async move {

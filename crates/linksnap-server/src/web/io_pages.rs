@@ -58,8 +58,20 @@ pub(super) async fn io_import(
                     progress.send(serde_json::json!({"read": read, "total": total}).to_string());
             }
         });
-        let last = match crate::transfer::import_body(&s, body, format, capture, folders, report)
-            .await
+        let last = match crate::transfer::import_body(
+            crate::transfer::ImportInto {
+                library: s.library.clone(),
+                transfers: &s.transfers,
+                max_entries: s.import_limit,
+                wake: &s.wake,
+            },
+            body,
+            format,
+            capture,
+            folders,
+            report,
+        )
+        .await
         {
             Ok(r) => serde_json::json!({
                 "done": true, "added": r.added, "existing": r.existing,

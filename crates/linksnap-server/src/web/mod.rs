@@ -119,11 +119,7 @@ fn render(t: &impl Template) -> Response {
     }
 }
 
-/// The app's own pages: only their own script and style, frames only from this origin
-/// (the snapshot view, itself sandboxed), no plugins, not framable by other sites.
-pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-frame-ancestors 'self'";
+pub use crate::middleware::PAGE_CSP;
 
 #[derive(Template)]
 #[template(path = "error.html")]

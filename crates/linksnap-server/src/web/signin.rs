@@ -75,7 +75,7 @@ pub(super) async fn login_page(headers: HeaderMap, RawQuery(raw): RawQuery) -> R
 
 pub(super) async fn login(
     State(s): State<AppState>,
-    client: Option<Extension<crate::netapi::ClientIp>>,
+    client: Option<Extension<crate::middleware::ClientIp>>,
     headers: HeaderMap,
     RawForm(raw): RawForm,
 ) -> Response {

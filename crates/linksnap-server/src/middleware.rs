@@ -1,0 +1,244 @@
+//! The middleware every request passes, outermost first: the client guard (the real
+//! client, bans, the request rate), the Host check (421), the request-body limits and
+//! budget, the two origins kept apart, and the headers every answer carries.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::conn::{ConnInfo, Peer};
+use crate::error::ApiError;
+use crate::json::rfc3339;
+use crate::state::AppState;
+
+/// The app's own pages: only their own script and style, frames only from this origin
+/// (the snapshot view, itself sandboxed), no plugins, not framable by other sites.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+frame-ancestors 'self'";
+
+/// The client a request is from (after trusted proxies), as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Resolves the client, refuses banned ones (403 `banned`) and answers 429 `rate_limited`
+/// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
+/// `/healthz` are not limited.
+pub(crate) async fn client_guard(
+    State(s): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = match req.extensions().get::<ConnInfo>().map(|c| c.0.peer.clone()) {
+        Some(Peer::Tcp(a)) => a.ip(),
+        _ => return next.run(req).await,
+    };
+    if peer.is_loopback() && forwarded(req.headers()) && !s.guard.is_trusted(peer) {
+        warn_untrusted_proxy(peer);
+    }
+    let client = s.guard.client_ip(peer, req.headers());
+    req.extensions_mut().insert(ClientIp(client));
+    if let Some(ban) = s.guard.banned(client) {
+        s.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
+        let until = ban.expires_at.map_or_else(
+            || "until lifted".to_owned(),
+            |t| format!("until {}", rfc3339(t)),
+        );
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "banned",
+            format!("{client} is banned {until}"),
+        )
+        .into_response();
+    }
+    if req.uri().path() != "/healthz"
+        && let Err(wait) = s.guard.check_rate(client)
+    {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut res = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from {client}; try again in {secs} s"),
+        )
+        .into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return res;
+    }
+    next.run(req).await
+}
+
+/// `/metrics` in Prometheus' text format; who may read it is `metrics` in the config.
+/// Once per process: a same-host proxy forwards for its clients, but is not trusted, so
+/// they all count as that one loopback address (one client's failed sign-ins limit
+/// everyone's).
+fn warn_untrusted_proxy(peer: std::net::IpAddr) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "requests from {peer} carry forwarded-for headers, but {peer} is not a trusted proxy:              every client behind it counts as {peer} (rate limits, sign-in limits, bans);              start with --trusted-proxy {peer} if a proxy on this host serves linksnap"
+        );
+    }
+}
+
+/// Whether a request says it was forwarded for another client.
+pub(crate) fn forwarded(headers: &axum::http::HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// What a request says of its body.
+enum Declared {
+    None,
+    Length(u64),
+    /// Chunked (or an HTTP/2 stream): any size.
+    Unknown,
+    Bad,
+}
+
+fn declared(req: &Request) -> Declared {
+    let headers = req.headers();
+    if let Some(v) = headers.get(header::CONTENT_LENGTH) {
+        return match v.to_str().ok().and_then(|v| v.trim().parse().ok()) {
+            Some(0) => Declared::None,
+            Some(n) => Declared::Length(n),
+            None => Declared::Bad,
+        };
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        Declared::Unknown
+    } else {
+        Declared::None
+    }
+}
+
+/// The middleware: refuses bodies over the route's limit, waits for room in the budget,
+/// and holds it until the response is made.
+pub(crate) async fn body_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let bodies = &s.bodies;
+    let limit = bodies.limit_of(req.uri().path());
+    let length = match declared(&req) {
+        Declared::None => return next.run(req).await,
+        Declared::Length(n) if n > limit as u64 => {
+            let which = if limit == bodies.upload_limit {
+                "body_limit"
+            } else {
+                "form_limit"
+            };
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the request body is larger than this route takes ({limit} bytes, {which})"
+                ),
+            )
+            .into_response();
+        }
+        Declared::Length(n) => n,
+        Declared::Unknown => limit as u64,
+        Declared::Bad => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Content-Length is not a number",
+            )
+            .into_response();
+        }
+    };
+    let Some(permit) = bodies.reserve(length).await else {
+        let mut r = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many large requests at once; try again shortly",
+        );
+        r.retry_after = Some(5);
+        return r.into_response();
+    };
+    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+    let res = next.run(req).await;
+    drop(permit);
+    res
+}
+
+/// The middleware: 421 for a TCP request to a name that is not this server's.
+pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let over_tcp = req
+        .extensions()
+        .get::<ConnInfo>()
+        .is_none_or(|c| matches!(c.0.peer, Peer::Tcp(_)));
+    // HTTP/2 sends `:authority`, which hyper puts in the URI.
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    if over_tcp && !host.as_deref().is_some_and(|h| s.names.allows(h)) {
+        tracing::warn!(host = ?host, "a request for a name this server does not have (421)");
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected",
+            "this server does not answer to that name; its operator can add it with --public-name",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Keeps the two origins apart: on the snapshot origin only `/v/…` exists; on the app's,
+/// `/v/…` does not.
+pub(crate) async fn separate(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(origin) = &s.snapshot_origin else {
+        return next.run(req).await;
+    };
+    let snapshot_path = req.uri().path().starts_with("/v/");
+    if origin.is_mine(req.headers()) != snapshot_path {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
+    }
+    next.run(req).await
+}
+
+/// Headers every answer carries unless it set its own: opening an original from a page
+/// tells that site nothing of this server (`same-origin`: no referrer leaves this origin;
+/// `no-referrer` would also make browsers send `Origin: null` on this origin's own forms,
+/// which the CSRF check rightly refuses); no type sniffing.
+pub(crate) async fn common_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    res
+}
+
+/// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
+pub(crate) async fn page_csp(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    if let Some(origin) = &s.snapshot_origin
+        && res
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            == Some(PAGE_CSP)
+    {
+        let csp = PAGE_CSP.replace(
+            "frame-src 'self'",
+            &format!("frame-src 'self' {}", origin.origin()),
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    res
+}
