@@ -192,7 +192,7 @@ fn get_as(addr: &str, host: &str, path: &str) -> (u16, String) {
 }
 
 #[test]
-fn only_the_servers_own_names_are_answered_and_pages_send_no_referrer() {
+fn only_the_servers_own_names_are_answered_and_no_referrer_leaves_the_origin() {
     let dir = artifact_dir("hardening-names");
     let s = Serve::start(
         &dir,
