@@ -110,6 +110,13 @@ pub async fn serve(
     // found, and later requests find them open.
     let opened = libs.all().await.len();
     tracing::info!(libraries = opened, "libraries open");
+    if config.secure_cookies.is_none() && config.cookies_secure() {
+        tracing::warn!(
+            "cookies are marked Secure because a listener is reachable beyond loopback: serve \
+             linksnap over HTTPS (directly or behind a TLS proxy), or start with \
+             --secure-cookies false to sign in over plain HTTP on a trusted network"
+        );
+    }
     let state = AppState {
         library: library.clone(),
         accounts: library.clone(),
