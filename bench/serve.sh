@@ -7,12 +7,15 @@
 #   3. the server's RSS idle, and holding 10,000 idle keep-alive connections.
 # Needs wrk (installed when missing) and python3.
 #
-#   bash bench/serve.sh
+#   bash bench/serve.sh [LINKSNAP_BINARY]   (default: a release build of this tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release -q -p linksnap
-bin=target/release/linksnap
+bin="${1:-}"
+if [ -z "$bin" ]; then
+  cargo build --release -q -p linksnap
+  bin=target/release/linksnap
+fi
 tmp=$(mktemp -d)
 data="$tmp/data"
 ulimit -n "$(ulimit -Hn)"  # 10,000 connections need as many descriptors on each side
@@ -85,7 +88,7 @@ before = rss()
 conns = []
 for i in range(10_000):
     s = socket.create_connection((host, int(port)))
-    s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    s.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
     conns.append(s)
 ok = 0
 for s in conns:

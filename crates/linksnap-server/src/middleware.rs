@@ -3,6 +3,7 @@
 //! budget, the two origins kept apart, and the headers every answer carries.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
@@ -14,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use crate::conn::{ConnInfo, Peer};
 use crate::error::ApiError;
 use crate::json::rfc3339;
-use crate::state::AppState;
 
 /// The app's own pages: only their own script and style, frames only from this origin
 /// (the snapshot view, itself sandboxed), no plugins, not framable by other sites.
@@ -30,7 +30,7 @@ pub struct ClientIp(pub IpAddr);
 /// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
 /// `/healthz` are not limited.
 pub(crate) async fn client_guard(
-    State(s): State<AppState>,
+    State(guard): State<Arc<crate::guard::Guard>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -38,13 +38,13 @@ pub(crate) async fn client_guard(
         Some(Peer::Tcp(a)) => a.ip(),
         _ => return next.run(req).await,
     };
-    if peer.is_loopback() && forwarded(req.headers()) && !s.guard.is_trusted(peer) {
+    if peer.is_loopback() && forwarded(req.headers()) && !guard.is_trusted(peer) {
         warn_untrusted_proxy(peer);
     }
-    let client = s.guard.client_ip(peer, req.headers());
+    let client = guard.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(client));
-    if let Some(ban) = s.guard.banned(client) {
-        s.guard.refused_banned.fetch_add(1, Ordering::Relaxed);
+    if let Some(ban) = guard.banned(client) {
+        guard.refused_banned.fetch_add(1, Ordering::Relaxed);
         let until = ban.expires_at.map_or_else(
             || "until lifted".to_owned(),
             |t| format!("until {}", rfc3339(t)),
@@ -57,7 +57,7 @@ pub(crate) async fn client_guard(
         .into_response();
     }
     if req.uri().path() != "/healthz"
-        && let Err(wait) = s.guard.check_rate(client)
+        && let Err(wait) = guard.check_rate(client)
     {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut res = ApiError::new(
@@ -121,8 +121,11 @@ fn declared(req: &Request) -> Declared {
 
 /// The middleware: refuses bodies over the route's limit, waits for room in the budget,
 /// and holds it until the response is made.
-pub(crate) async fn body_limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let bodies = &s.bodies;
+pub(crate) async fn body_limit(
+    State(bodies): State<Arc<crate::bodies::Bodies>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let limit = bodies.limit_of(req.uri().path());
     let length = match declared(&req) {
         Declared::None => return next.run(req).await,
@@ -168,7 +171,11 @@ pub(crate) async fn body_limit(State(s): State<AppState>, req: Request, next: Ne
 }
 
 /// The middleware: 421 for a TCP request to a name that is not this server's.
-pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn check_host(
+    State(names): State<Arc<crate::names::ServerNames>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let over_tcp = req
         .extensions()
         .get::<ConnInfo>()
@@ -180,7 +187,7 @@ pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Ne
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
-    if over_tcp && !host.as_deref().is_some_and(|h| s.names.allows(h)) {
+    if over_tcp && !host.as_deref().is_some_and(|h| names.allows(h)) {
         tracing::warn!(host = ?host, "a request for a name this server does not have (421)");
         return ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -194,10 +201,11 @@ pub(crate) async fn check_host(State(s): State<AppState>, req: Request, next: Ne
 
 /// Keeps the two origins apart: on the snapshot origin only `/v/…` exists; on the app's,
 /// `/v/…` does not.
-pub(crate) async fn separate(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(origin) = &s.snapshot_origin else {
-        return next.run(req).await;
-    };
+pub(crate) async fn separate(
+    State(origin): State<Arc<crate::snaporigin::SnapshotOrigin>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let snapshot_path = req.uri().path().starts_with("/v/");
     if origin.is_mine(req.headers()) != snapshot_path {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response();
@@ -220,17 +228,16 @@ pub(crate) async fn common_headers(mut res: Response) -> Response {
 
 /// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
 pub(crate) async fn page_csp(
-    State(s): State<AppState>,
+    State(origin): State<Arc<crate::snaporigin::SnapshotOrigin>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let mut res = next.run(req).await;
-    if let Some(origin) = &s.snapshot_origin
-        && res
-            .headers()
-            .get(header::CONTENT_SECURITY_POLICY)
-            .and_then(|v| v.to_str().ok())
-            == Some(PAGE_CSP)
+    if res
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        == Some(PAGE_CSP)
     {
         let csp = PAGE_CSP.replace(
             "frame-src 'self'",

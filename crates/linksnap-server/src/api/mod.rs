@@ -130,14 +130,16 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     // Only with a snapshot origin: the two origins kept apart, pages allowed to frame it.
-    if state.snapshot_origin.is_some() {
+    // Each middleware holds only what it reads: cloning the whole state per request
+    // would touch every shared counter of it from every core.
+    if let Some(origin) = &state.snapshot_origin {
         app = app
             .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                origin.clone(),
                 crate::middleware::separate,
             ))
             .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
+                origin.clone(),
                 crate::middleware::page_csp,
             ));
     }
@@ -145,15 +147,15 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         crate::middleware::common_headers,
     ))
     .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
+        state.bodies.clone(),
         crate::middleware::body_limit,
     ))
     .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
+        state.names.clone(),
         crate::middleware::check_host,
     ))
     .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
+        state.guard.clone(),
         crate::middleware::client_guard,
     ))
     .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
