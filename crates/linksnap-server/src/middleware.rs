@@ -1,6 +1,8 @@
 //! The middleware every request passes, outermost first: the client guard (the real
-//! client, bans, the request rate), the Host check (421), the request-body limits and
-//! budget, the two origins kept apart, and the headers every answer carries.
+//! client, bans, the request rate), then one gate for the Host check (421), the
+//! request-body limits and budget and the headers every answer carries; with a snapshot
+//! origin, the two origins kept apart. Each layer holds only what it reads (cloning the
+//! whole `AppState` per request touches every shared counter in it from every core).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -119,40 +121,39 @@ fn declared(req: &Request) -> Declared {
     }
 }
 
-/// The middleware: refuses bodies over the route's limit, waits for room in the budget,
-/// and holds it until the response is made.
-pub(crate) async fn body_limit(
-    State(bodies): State<Arc<crate::bodies::Bodies>>,
+/// The body rules of a request: refused (413/400/503) before a byte is read, or let
+/// through cut at its route's limit, holding its share of the body budget.
+async fn admit_body(
+    bodies: &crate::bodies::Bodies,
     req: Request,
-    next: Next,
-) -> Response {
+) -> Result<(Request, Option<tokio::sync::OwnedSemaphorePermit>), Response> {
     let limit = bodies.limit_of(req.uri().path());
     let length = match declared(&req) {
-        Declared::None => return next.run(req).await,
+        Declared::None => return Ok((req, None)),
         Declared::Length(n) if n > limit as u64 => {
             let which = if limit == bodies.upload_limit {
                 "body_limit"
             } else {
                 "form_limit"
             };
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!(
                     "the request body is larger than this route takes ({limit} bytes, {which})"
                 ),
             )
-            .into_response();
+            .into_response());
         }
         Declared::Length(n) => n,
         Declared::Unknown => limit as u64,
         Declared::Bad => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "Content-Length is not a number",
             )
-            .into_response();
+            .into_response());
         }
     };
     let Some(permit) = bodies.reserve(length).await else {
@@ -162,41 +163,61 @@ pub(crate) async fn body_limit(
             "too many large requests at once; try again shortly",
         );
         r.retry_after = Some(5);
-        return r.into_response();
+        return Err(r.into_response());
     };
     let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
-    let res = next.run(req).await;
-    drop(permit);
-    res
+    Ok((req, Some(permit)))
 }
 
-/// The middleware: 421 for a TCP request to a name that is not this server's.
-pub(crate) async fn check_host(
-    State(names): State<Arc<crate::names::ServerNames>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// What [`gate`] holds: the server's names and the body limits.
+pub struct Gate {
+    pub names: Arc<crate::names::ServerNames>,
+    pub bodies: Arc<crate::bodies::Bodies>,
+}
+
+/// One layer for the cheap checks every request gets (one layer, not three: each layer
+/// costs every request a clone of its state and of the service below it): the Host
+/// check (421), the body rules, and the headers every answer carries.
+pub(crate) async fn gate(State(g): State<Arc<Gate>>, req: Request, next: Next) -> Response {
+    if let Some(refused) = check_host(&g.names, &req) {
+        return refused;
+    }
+    let (req, permit) = match admit_body(&g.bodies, req).await {
+        Ok(x) => x,
+        Err(refused) => return refused,
+    };
+    let res = next.run(req).await;
+    drop(permit);
+    common_headers(res)
+}
+
+/// 421 for a TCP request to a name that is not this server's (see `names`).
+fn check_host(names: &crate::names::ServerNames, req: &Request) -> Option<Response> {
     let over_tcp = req
         .extensions()
         .get::<ConnInfo>()
         .is_none_or(|c| matches!(c.0.peer, Peer::Tcp(_)));
+    if !over_tcp {
+        return None;
+    }
     // HTTP/2 sends `:authority`, which hyper puts in the URI.
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
-    if over_tcp && !host.as_deref().is_some_and(|h| names.allows(h)) {
-        tracing::warn!(host = ?host, "a request for a name this server does not have (421)");
-        return ApiError::new(
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if host.is_some_and(|h| names.allows(h)) {
+        return None;
+    }
+    tracing::warn!(host = ?host, "a request for a name this server does not have (421)");
+    Some(
+        ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             "misdirected",
             "this server does not answer to that name; its operator can add it with --public-name",
         )
-        .into_response();
-    }
-    next.run(req).await
+        .into_response(),
+    )
 }
 
 /// Keeps the two origins apart: on the snapshot origin only `/v/…` exists; on the app's,
@@ -217,7 +238,7 @@ pub(crate) async fn separate(
 /// tells that site nothing of this server (`same-origin`: no referrer leaves this origin;
 /// `no-referrer` would also make browsers send `Origin: null` on this origin's own forms,
 /// which the CSRF check rightly refuses); no type sniffing.
-pub(crate) async fn common_headers(mut res: Response) -> Response {
+fn common_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("same-origin"));

@@ -143,16 +143,12 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
                 crate::middleware::page_csp,
             ));
     }
-    app.layer(axum::middleware::map_response(
-        crate::middleware::common_headers,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.bodies.clone(),
-        crate::middleware::body_limit,
-    ))
-    .layer(axum::middleware::from_fn_with_state(
-        state.names.clone(),
-        crate::middleware::check_host,
+    app.layer(axum::middleware::from_fn_with_state(
+        Arc::new(crate::middleware::Gate {
+            names: state.names.clone(),
+            bodies: state.bodies.clone(),
+        }),
+        crate::middleware::gate,
     ))
     .layer(axum::middleware::from_fn_with_state(
         state.guard.clone(),
