@@ -158,6 +158,30 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
 }
 
+/// A value given as `WHAT_env` (the variable's name) or `WHAT_file` (its first line), not
+/// both; `None` when neither is set.
+fn from_env_or_file(
+    what: &str,
+    var: Option<&str>,
+    file: Option<&Path>,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    match (var, file) {
+        (Some(var), None) => env(var)
+            .map(Some)
+            .ok_or_else(|| format!("the environment variable {var} is not set")),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(Some(text.lines().next().unwrap_or("").to_owned()))
+        }
+        (Some(_), Some(_)) => Err(format!("give {what}_env or {what}_file, not both")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Whether `host` is a loopback address or `localhost`.
 #[must_use]
 pub fn is_loopback_host(host: &str) -> bool {
@@ -201,23 +225,15 @@ impl MailboxFile {
                 self.host
             )));
         }
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(var), None) => {
-                env(var).ok_or_else(|| bad(format!("the environment variable {var} is not set")))?
-            }
-            (None, Some(file)) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-                text.lines().next().unwrap_or("").to_owned()
-            }
-            (Some(_), Some(_)) => {
-                return Err(bad("give password_env or password_file, not both".into()));
-            }
-            (None, None) => {
-                return Err(bad("no password: set password_env or password_file".into()));
-            }
-        };
+        let password = from_env_or_file(
+            "password",
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+            base,
+            &env,
+        )
+        .map_err(&bad)?
+        .ok_or_else(|| bad("no password: set password_env or password_file".into()))?;
         if password.is_empty() {
             return Err(bad("the password is empty".into()));
         }
@@ -242,22 +258,15 @@ impl MailboxFile {
         if timeout.is_zero() {
             return Err(bad("timeout must be more than 0".into()));
         }
-        let secret = match (&self.secret_env, &self.secret_file) {
-            (Some(var), None) => Some(
-                env(var)
-                    .ok_or_else(|| bad(format!("the environment variable {var} is not set")))?,
-            ),
-            (None, Some(file)) => {
-                let path = base.join(file);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-                Some(text.lines().next().unwrap_or("").trim().to_owned())
-            }
-            (Some(_), Some(_)) => {
-                return Err(bad("give secret_env or secret_file, not both".into()));
-            }
-            (None, None) => None,
-        };
+        let secret = from_env_or_file(
+            "secret",
+            self.secret_env.as_deref(),
+            self.secret_file.as_deref(),
+            base,
+            &env,
+        )
+        .map_err(&bad)?
+        .map(|s| s.trim().to_owned());
         if let Some(s) = &secret
             && (s.len() < 8 || !s.chars().all(|c| c.is_ascii_alphanumeric()))
         {

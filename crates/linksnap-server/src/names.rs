@@ -25,6 +25,14 @@ fn host_part(authority: &str) -> &str {
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
+/// `localhost` or a name under it, in any case.
+fn is_localhost(host: &str) -> bool {
+    let (b, l) = (host.as_bytes(), b"localhost".len());
+    b.len() >= l
+        && b[b.len() - l..].eq_ignore_ascii_case(b"localhost")
+        && (b.len() == l || b[b.len() - l - 1] == b'.')
+}
+
 fn is_ip_literal(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.parse::<std::net::IpAddr>().is_ok()
@@ -65,15 +73,16 @@ impl ServerNames {
     /// Whether `Host: host` names this server.
     #[must_use]
     pub fn allows(&self, authority: &str) -> bool {
-        let authority = authority.trim().to_ascii_lowercase();
-        let host = host_part(&authority);
+        // On every request: compared without lower-casing a copy (the names are kept
+        // lower-case).
+        let authority = authority.trim();
+        let host = host_part(authority);
         is_ip_literal(host)
-            || host == "localhost"
-            || host.ends_with(".localhost")
-            || self
-                .names
-                .iter()
-                .any(|n| *n == authority || (!n.contains(':') && n == host))
+            || is_localhost(host)
+            || self.names.iter().any(|n| {
+                n.eq_ignore_ascii_case(authority)
+                    || (!n.contains(':') && n.eq_ignore_ascii_case(host))
+            })
     }
 
     /// The app's origins (for `frame-ancestors` on the snapshot origin).

@@ -121,26 +121,10 @@ fn frame_page(title: &str, uri: &Uri) -> Response {
     };
     match page.render() {
         Ok(html) => {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
+            let headers = headers_of(
                 HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(FRAME_PAGE_CSP),
-            );
-            headers.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, no-cache"),
+                "private, no-cache",
             );
             (headers, html).into_response()
         }
@@ -166,17 +150,12 @@ fn shown_inline(media_type: &str) -> bool {
     ) || essence.starts_with("image/")
 }
 
-/// A snapshot's bytes with the headers every untrusted page gets.
-pub(crate) fn untrusted(bytes: bytes::Bytes, media_type: &str, frame_ancestors: &str) -> Response {
+/// The headers of both answers here (the framing page and the snapshot): their type and
+/// policy, no sniffing, no referrer, how long a browser keeps them.
+fn headers_of(content_type: HeaderValue, csp: HeaderValue, cache: &'static str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(media_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    if let Ok(csp) = HeaderValue::from_str(&snapshot_csp(frame_ancestors)) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -185,13 +164,22 @@ pub(crate) fn untrusted(bytes: bytes::Bytes, media_type: &str, frame_ancestors: 
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers
+}
+
+/// A snapshot's bytes with the headers every untrusted page gets.
+pub(crate) fn untrusted(bytes: bytes::Bytes, media_type: &str, frame_ancestors: &str) -> Response {
+    let mut headers = headers_of(
+        HeaderValue::from_str(media_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(&snapshot_csp(frame_ancestors))
+            .unwrap_or(HeaderValue::from_static("sandbox; default-src 'none'")),
+        "private, max-age=3600",
+    );
     headers.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=3600"),
     );
     if !shown_inline(media_type) {
         headers.insert(

@@ -63,6 +63,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Where an import into the request's library goes.
+    pub(crate) fn import_into(&self) -> transfer::ImportInto<'_> {
+        transfer::ImportInto {
+            library: self.library.clone(),
+            transfers: &self.transfers,
+            max_entries: self.import_limit,
+            wake: &self.wake,
+        }
+    }
+
     /// Tells the event streams that a link's capture state changed.
     pub fn notify(&self, id: i64, status: &'static str) {
         let _ = self.events.send(LinkEvent {

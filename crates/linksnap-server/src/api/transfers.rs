@@ -44,12 +44,7 @@ pub(super) async fn import(
     let capture = q.capture.unwrap_or(true);
     let folders = q.folders_as_tags;
     let report = crate::transfer::import_body(
-        crate::transfer::ImportInto {
-            library: s.library.clone(),
-            transfers: &s.transfers,
-            max_entries: s.import_limit,
-            wake: &s.wake,
-        },
+        s.import_into(),
         body,
         format,
         capture,

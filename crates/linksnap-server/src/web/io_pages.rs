@@ -59,12 +59,7 @@ pub(super) async fn io_import(
             }
         });
         let last = match crate::transfer::import_body(
-            crate::transfer::ImportInto {
-                library: s.library.clone(),
-                transfers: &s.transfers,
-                max_entries: s.import_limit,
-                wake: &s.wake,
-            },
+            s.import_into(),
             body,
             format,
             capture,
