@@ -107,11 +107,11 @@ pub(crate) async fn import_body(
     let permit = into.transfers.permit(&into.library)?;
     let library = into.library.clone();
     let max_entries = into.max_entries;
-    let (mut reader, pump) = read_body(body);
+    let (reader, pump) = read_body(body);
     let result = crate::support::on_own_thread("import", move || async move {
         let r = library
             .import_from(
-                &mut reader,
+                Box::new(reader),
                 format,
                 capture,
                 folders,

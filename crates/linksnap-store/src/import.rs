@@ -1,14 +1,18 @@
 //! Importing bookmarks: Netscape bookmark files (what browsers, Pocket, Pinboard, linkding
 //! and others export), JSON (ours, Pinboard's, linkding's field names) and plain URL lists.
 //!
-//! The Netscape parser is streaming (lol_html over chunks), so a file of 100,000 bookmarks
-//! is read in bounded memory; the whole import is one transaction, so a failed import adds
+//! Every format is read as it arrives (Netscape files through lol_html over chunks, JSON
+//! one array entry at a time, URL lists line by line), so a file of 100,000 bookmarks is
+//! read in bounded memory; the whole import is one transaction, so a failed import adds
 //! nothing and importing the same file twice adds nothing the second time.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use lol_html::{HtmlRewriter, Settings, doc_text, element, end_tag};
+
+mod json;
+pub use json::{parse_json, read_json};
 
 use crate::domain::{NormalizedUrl, TagName};
 use crate::library::{Library, StoreError, now_ms};
@@ -281,82 +285,6 @@ impl NetscapeParser {
         out.iter_mut().for_each(clean);
         out
     }
-}
-
-/// Parses a JSON export: an array of objects. Field names of linksnap (`url`, `title`,
-/// `note`, `tags`, `created_at`, `unread`, `favourite`), Pinboard (`href`, `description`,
-/// `extended`, `tags` space-separated, `time`, `toread`) and linkding (`url`, `title`,
-/// `description`, `tag_names`, `date_added`, `unread`) are understood.
-///
-/// # Errors
-/// [`ImportError::Format`] naming the line and column of bad JSON.
-pub fn parse_json(bytes: &[u8]) -> Result<Vec<ImportItem>, ImportError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ImportError::Format(format!("JSON: {e}")))?;
-    let serde_json::Value::Array(entries) = value else {
-        return Err(ImportError::Format(
-            "JSON: expected an array of bookmarks".to_owned(),
-        ));
-    };
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            let s = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let pinboard = e.get("href").is_some();
-            let tags = match e.get("tags").or_else(|| e.get("tag_names")) {
-                Some(serde_json::Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect(),
-                Some(serde_json::Value::String(t)) => {
-                    let sep = if t.contains(',') { ',' } else { ' ' };
-                    t.split(sep)
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
-            let time = |v: &serde_json::Value| match v {
-                serde_json::Value::Number(n) => n
-                    .as_i64()
-                    .map(|n| if n > 100_000_000_000 { n } else { n * 1000 }),
-                serde_json::Value::String(t) => humantime::parse_rfc3339_weak(t)
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as i64),
-                _ => None,
-            };
-            let flag = |v: &serde_json::Value| match v {
-                serde_json::Value::Bool(b) => Some(*b),
-                serde_json::Value::String(s) => Some(s == "yes" || s == "true" || s == "1"),
-                serde_json::Value::Number(n) => Some(n.as_i64() == Some(1)),
-                _ => None,
-            };
-            ImportItem {
-                url: s("url").or_else(|| s("href")).unwrap_or_default(),
-                title: if pinboard {
-                    s("description")
-                } else {
-                    s("title")
-                },
-                note: if pinboard {
-                    s("extended")
-                } else {
-                    s("note").or_else(|| s("description"))
-                },
-                tags,
-                created_at: ["created_at", "time", "date_added", "add_date"]
-                    .iter()
-                    .find_map(|k| e.get(*k).and_then(time)),
-                unread: ["unread", "toread"]
-                    .iter()
-                    .find_map(|k| e.get(*k).and_then(flag)),
-                favourite: e.get("favourite").and_then(flag),
-            }
-        })
-        .collect())
 }
 
 /// One URL a line; blank lines and lines starting with `#` are skipped.
@@ -656,38 +584,6 @@ that spans lines
     }
 
     #[test]
-    fn json_of_several_dialects_parses() {
-        let items = parse_json(
-            br#"[{"url":"https://a.test/","title":"A","tags":["x","y"],"created_at":"2024-01-02T03:04:05Z","unread":false},
-                {"href":"https://b.test/","description":"B","extended":"note","tags":"p q","time":"2024-01-01T00:00:00Z","toread":"yes"},
-                {"url":"https://c.test/","tag_names":["z"],"date_added":1700000000}]"#,
-        )
-        .unwrap();
-        assert_eq!(items[0].tags, ["x", "y"]);
-        assert_eq!(items[0].unread, Some(false));
-        assert_eq!(items[0].created_at, Some(1_704_164_645_000));
-        assert_eq!(
-            (items[1].title.as_deref(), items[1].note.as_deref()),
-            (Some("B"), Some("note"))
-        );
-        assert_eq!(items[1].tags, ["p", "q"]);
-        assert_eq!(items[1].unread, Some(true));
-        assert_eq!(items[2].created_at, Some(1_700_000_000_000));
-        assert!(
-            parse_json(b"{\"a\":1}")
-                .unwrap_err()
-                .to_string()
-                .contains("expected an array")
-        );
-        assert!(
-            parse_json(b"[{")
-                .unwrap_err()
-                .to_string()
-                .contains("line 1 column 2")
-        );
-    }
-
-    #[test]
     fn url_lists_skip_blanks_and_comments() {
         let items = parse_url_list("https://a.test/\n\n# comment\n  https://b.test/  \n");
         assert_eq!(
@@ -753,7 +649,7 @@ fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<u
 }
 
 impl Library {
-    /// Imports a bookmarks file read from `input` (Netscape files streamed in chunks, in
+    /// Imports a bookmarks file read from `input` (in every format as it arrives, in
     /// bounded memory), in one transaction: a file that does not parse imports nothing.
     /// `format` `None` recognises it; `progress` is told the bytes read so far.
     ///
@@ -761,7 +657,7 @@ impl Library {
     /// [`ImportError::Format`] naming what is wrong; [`ImportError::Store`].
     pub async fn import_from(
         &self,
-        input: &mut (dyn std::io::Read + Send),
+        mut input: Box<dyn std::io::Read + Send>,
         format: Option<Format>,
         queue_captures: bool,
         folders_as_tags: bool,
@@ -780,7 +676,7 @@ impl Library {
             Ok(())
         };
         let mut first = vec![0u8; CHUNK];
-        let n = read_full(input, &mut first).map_err(io)?;
+        let n = read_full(&mut *input, &mut first).map_err(io)?;
         first.truncate(n);
         let format = format.unwrap_or_else(|| Format::sniff(&first));
         let mut session = self.begin_import(queue_captures).await?;
@@ -797,7 +693,7 @@ impl Library {
                         session.add(std::mem::take(&mut batch)).await?;
                     }
                     chunk = vec![0u8; CHUNK];
-                    let n = read_full(input, &mut chunk).map_err(io)?;
+                    let n = read_full(&mut *input, &mut chunk).map_err(io)?;
                     if n == 0 {
                         break;
                     }
@@ -814,7 +710,7 @@ impl Library {
                 progress(pending.len() as u64);
                 loop {
                     let mut chunk = vec![0u8; CHUNK];
-                    let n = read_full(input, &mut chunk).map_err(io)?;
+                    let n = read_full(&mut *input, &mut chunk).map_err(io)?;
                     chunk.truncate(n);
                     progress(n as u64);
                     let end = n == 0;
@@ -843,19 +739,81 @@ impl Library {
                 }
             }
             Format::Json => {
-                // A JSON array is parsed whole (bounded by the upload limit, `max_entries`
-                // and the server's body budget).
-                let mut all = first;
-                input.read_to_end(&mut all).map_err(io)?;
-                progress(all.len() as u64);
-                let items = parse_json(&all)?;
-                count(items.len())?;
-                for batch in items.chunks(BATCH) {
-                    session.add(batch.to_vec()).await?;
+                // serde's reader is synchronous: the entries are read on a thread of their
+                // own and handed over in batches through a bounded channel, so no more than
+                // a few batches are held at once.
+                let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let counted = Counted {
+                    inner: std::io::Read::chain(std::io::Cursor::new(first), input),
+                    read: read.clone(),
+                };
+                let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+                std::thread::Builder::new()
+                    .name("import-json".to_owned())
+                    .spawn(move || read_json_batches(counted, &tx))
+                    .map_err(io)?;
+                let mut reported = 0;
+                loop {
+                    let piece = rx.recv().await;
+                    let now = read.load(std::sync::atomic::Ordering::Relaxed);
+                    progress(now - reported);
+                    reported = now;
+                    match piece {
+                        Some(JsonPiece::Items(items)) => {
+                            count(items.len())?;
+                            session.add(items).await?;
+                        }
+                        Some(JsonPiece::End) => break,
+                        Some(JsonPiece::Failed(m)) => return Err(ImportError::Format(m)),
+                        None => {
+                            return Err(ImportError::Format("the JSON reader stopped".to_owned()));
+                        }
+                    }
                 }
             }
         }
         Ok(session.commit().await?)
+    }
+}
+
+/// What the JSON reading thread hands over.
+enum JsonPiece {
+    Items(Vec<ImportItem>),
+    End,
+    Failed(String),
+}
+
+/// Reads a JSON export, sending its entries in batches of [`BATCH`]; stops when the
+/// receiving import has gone.
+fn read_json_batches(input: impl std::io::Read, tx: &tokio::sync::mpsc::Sender<JsonPiece>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let read = read_json(input, &mut |item| {
+        batch.push(item);
+        batch.len() < BATCH
+            || tx
+                .blocking_send(JsonPiece::Items(std::mem::take(&mut batch)))
+                .is_ok()
+    });
+    let end = match read {
+        Ok(()) if tx.blocking_send(JsonPiece::Items(batch)).is_err() => return,
+        Ok(()) => JsonPiece::End,
+        Err(e) => JsonPiece::Failed(e.to_string()),
+    };
+    let _ = tx.blocking_send(end);
+}
+
+/// A reader that counts what passes through it, for the progress of the import.
+struct Counted<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
     }
 }
 

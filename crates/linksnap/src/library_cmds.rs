@@ -609,7 +609,7 @@ impl ImportArgs {
 pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow::Result<Code> {
     use linksnap_store::import::{Format, ImportError};
     let file = t.path(&args.file);
-    let mut input: Box<dyn std::io::Read + Send> = if args.reads_stdin() {
+    let input: Box<dyn std::io::Read + Send> = if args.reads_stdin() {
         std::mem::replace(&mut t.stdin, Box::new(std::io::empty()))
     } else {
         Box::new(
@@ -630,7 +630,7 @@ pub async fn import(library: &Library, t: &mut Term, args: ImportArgs) -> anyhow
     let bar = progress.clone();
     let report = library
         .import_from(
-            &mut *input,
+            input,
             args.format.as_deref().and_then(Format::parse),
             !args.no_capture,
             args.folders_as_tags,

@@ -766,6 +766,52 @@ fn url_lists_import_from_stdin_and_queue_captures() {
 }
 
 #[test]
+fn a_json_import_read_in_batches_still_imports_all_or_nothing() {
+    // 2,500 entries are handed to the library in three batches as they are read; an error
+    // after the last of them must still leave the library as it was, and a good file of
+    // the same size must import every entry.
+    let dir = artifact_dir("library-import-json-batches");
+    let entries: Vec<String> = (0..2500)
+        .map(|i| format!("{{\"url\": \"https://j{i}.test/\", \"tags\": [\"batch\"]}}"))
+        .collect();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, format!("[{},\n {{\"url\": ]", entries.join(",\n"))).unwrap();
+    let run = lib(&dir, &["import", bad.to_str().unwrap(), "--no-capture"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("JSON: expected value at line 2501 column 10"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing was imported"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        lib(&dir, &["ls", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let good = dir.join("good.json");
+    std::fs::write(&good, format!("[{}]", entries.join(",\n"))).unwrap();
+    let run = lib(&dir, &["import", good.to_str().unwrap(), "--no-capture"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("imported 2500 new links"),
+        "{}",
+        run.stderr
+    );
+    let run = lib(&dir, &["ls", "--json", "--tag", "batch"]);
+    assert_eq!(run.json().as_array().unwrap().len(), 2500, "{}", run.stderr);
+}
+
+#[test]
 fn malformed_imports_are_clear_errors_and_change_nothing() {
     let dir = artifact_dir("library-import-bad");
     assert_eq!(lib(&dir, &["add", "https://kept.test/"]).code, 0);
