@@ -4,25 +4,19 @@
 //! connection table, [`api`] is the routes, [`cli`] the local CLI's way in, [`workers`] the
 //! capture workers. [`serve`] puts them together and shuts them down gracefully.
 
+pub mod access;
 pub mod addr;
 pub mod api;
 pub mod bodies;
 pub mod cache;
 pub mod cli;
 pub mod config;
-pub mod conn;
 pub mod error;
-pub mod guard;
 pub mod i18n;
 pub mod json;
-pub mod listen;
 pub mod middleware;
-pub mod names;
+pub mod net;
 pub mod netapi;
-pub mod netstat;
-pub mod session;
-pub mod signin;
-pub mod snaporigin;
 pub mod snapview;
 pub mod state;
 pub mod support;
@@ -35,7 +29,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use linksnap_store::Library;
+use linksnap_store::Libraries;
+
+use access::{names, signin, snaporigin};
+use net::{conn, guard, listen};
 use tokio::sync::{Notify, broadcast, watch};
 
 pub use addr::ListenAddr;
@@ -77,7 +74,7 @@ pub struct ShutdownReport {
 /// [`ServeError`] when a listener or the workers cannot start.
 pub async fn serve(
     mut config: ServerConfig,
-    library: Arc<Library>,
+    libs: Arc<Libraries>,
     capturer: workers::CapturerFactory,
     cli: Option<Arc<dyn cli::CliRunner>>,
     shutdown: impl Future<Output = ()>,
@@ -90,6 +87,8 @@ pub async fn serve(
             false,
         ));
     }
+    let library = libs.main().clone();
+    let accounts = libs.accounts().clone();
     let private = library.data_dir().path.join(SOCKET_NAME);
     listeners.push((
         listen::bind_private_unix(&private, config.tcp.backlog).map_err(ServeError::Bind)?,
@@ -100,12 +99,11 @@ pub async fn serve(
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     // The bans in force were loaded when the library opened; ban and unban keep them.
-    let guard = Arc::new(guard::Guard::new(&config, library.live_bans()));
+    let guard = Arc::new(guard::Guard::new(&config, accounts.live_bans()));
     let (new_bans, mut new_bans_rx) = tokio::sync::mpsc::unbounded_channel::<linksnap_store::Ban>();
     let (events, _) = broadcast::channel(1024);
     let per_minute = std::num::NonZeroU32::new(config.login_attempts_per_minute)
         .unwrap_or(std::num::NonZeroU32::MIN);
-    let libs = Arc::new(linksnap_store::Libraries::new(library.clone()));
     // Every user's library is opened now, on this runtime: their queued captures are
     // found, and later requests find them open.
     let opened = libs.all().await.len();
@@ -119,7 +117,7 @@ pub async fn serve(
     }
     let state = AppState {
         library: library.clone(),
-        accounts: library.clone(),
+        accounts: accounts.clone(),
         libs: libs.clone(),
         wake: wake.clone(),
         cli,
@@ -151,7 +149,7 @@ pub async fn serve(
         snapshot_origin: match &config.snapshot_origin {
             Some(origin) => Some(Arc::new(snaporigin::SnapshotOrigin::new(
                 origin,
-                library
+                accounts
                     .server_secret("snapshot-urls")
                     .await
                     .map_err(|e| ServeError::Setup(format!("the snapshot origin's key: {e}")))?,
@@ -174,7 +172,7 @@ pub async fn serve(
     // Automatic bans are persisted (they hold in memory at once); rate-limit state of
     // quiet clients is dropped now and then.
     let mut stop_bans = stop_rx.clone();
-    let (ban_lib, ban_guard) = (library.clone(), guard.clone());
+    let (ban_lib, ban_guard) = (accounts.clone(), guard.clone());
     let bans_task = tokio::spawn(async move {
         let mut tidy = tokio::time::interval(Duration::from_secs(60));
         loop {

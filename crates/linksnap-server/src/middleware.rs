@@ -14,9 +14,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::conn::{ConnInfo, Peer};
 use crate::error::ApiError;
 use crate::json::rfc3339;
+use crate::net::conn::{ConnInfo, Peer};
 
 /// The app's own pages: only their own script and style, frames only from this origin
 /// (the snapshot view, itself sandboxed), no plugins, not framable by other sites.
@@ -32,7 +32,7 @@ pub struct ClientIp(pub IpAddr);
 /// with `Retry-After` beyond the per-address rate. Requests over Unix sockets and
 /// `/healthz` are not limited.
 pub(crate) async fn client_guard(
-    State(guard): State<Arc<crate::guard::Guard>>,
+    State(guard): State<Arc<crate::net::guard::Guard>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -171,7 +171,7 @@ async fn admit_body(
 
 /// What [`gate`] holds: the server's names and the body limits.
 pub struct Gate {
-    pub names: Arc<crate::names::ServerNames>,
+    pub names: Arc<crate::access::names::ServerNames>,
     pub bodies: Arc<crate::bodies::Bodies>,
 }
 
@@ -192,7 +192,7 @@ pub(crate) async fn gate(State(g): State<Arc<Gate>>, req: Request, next: Next) -
 }
 
 /// 421 for a TCP request to a name that is not this server's (see `names`).
-fn check_host(names: &crate::names::ServerNames, req: &Request) -> Option<Response> {
+fn check_host(names: &crate::access::names::ServerNames, req: &Request) -> Option<Response> {
     let over_tcp = req
         .extensions()
         .get::<ConnInfo>()
@@ -223,7 +223,7 @@ fn check_host(names: &crate::names::ServerNames, req: &Request) -> Option<Respon
 /// Keeps the two origins apart: on the snapshot origin only `/v/…` exists; on the app's,
 /// `/v/…` does not.
 pub(crate) async fn separate(
-    State(origin): State<Arc<crate::snaporigin::SnapshotOrigin>>,
+    State(origin): State<Arc<crate::access::snaporigin::SnapshotOrigin>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -249,7 +249,7 @@ fn common_headers(mut res: Response) -> Response {
 
 /// Pages may frame the snapshot origin (the link page's snapshot frame) when there is one.
 pub(crate) async fn page_csp(
-    State(origin): State<Arc<crate::snaporigin::SnapshotOrigin>>,
+    State(origin): State<Arc<crate::access::snaporigin::SnapshotOrigin>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {

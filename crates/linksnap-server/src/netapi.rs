@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::access::session::Principal;
 use crate::config::MetricsAccess;
-use crate::conn::{ConnInfo, Peer};
 use crate::error::{ApiError, ErrorJson};
 use crate::json::rfc3339;
-use crate::netstat::NetStats;
-use crate::session::Principal;
+use crate::net::conn::{ConnInfo, Peer};
+use crate::net::netstat::NetStats;
 use crate::state::AppState;
 
 /// Whether `who` operates the server: the local CLI, an administrator's session, a token
@@ -52,7 +52,7 @@ async fn require_admin(s: &AppState, who: &Principal) -> Result<(), ApiError> {
 }
 
 pub(crate) fn stats(s: &AppState) -> NetStats {
-    crate::netstat::collect(&s.conns, &s.guard, &s.listeners, s.max_connections)
+    crate::net::netstat::collect(&s.conns, &s.guard, &s.listeners, s.max_connections)
 }
 
 #[utoipa::path(get, path = "/api/v1/net/stats", tag = "net",
@@ -185,7 +185,7 @@ pub(crate) async fn metrics(
             // A loopback peer that forwards for someone (a same-host proxy not named with
             // --trusted-proxy) is not a loopback reader: its client could be anyone.
             Some(Peer::Tcp(a)) => {
-                crate::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers))
+                crate::net::netstat::is_loopback(s.guard.client_ip(a.ip(), &headers))
                     && (!crate::middleware::forwarded(&headers) || s.guard.is_trusted(a.ip()))
             }
             None => false,
@@ -193,7 +193,7 @@ pub(crate) async fn metrics(
         MetricsAccess::Token => {
             let local = conn.as_ref().is_some_and(|c| c.0.0.local);
             // An operator's token (see `is_operator`).
-            let token = match crate::session::bearer(&headers) {
+            let token = match crate::access::session::bearer(&headers) {
                 Some(t) => match s.accounts.verify_token(t).await.ok().flatten() {
                     Some(t) => is_operator(&s, &Principal::Token(t)).await,
                     None => false,
@@ -212,7 +212,7 @@ pub(crate) async fn metrics(
         .into_response();
     }
     let bans = s.accounts.bans().await.map(|b| b.len()).unwrap_or(0);
-    let body = crate::netstat::prometheus(
+    let body = crate::net::netstat::prometheus(
         &stats(&s),
         bans,
         s.sse_streams.load(Ordering::Relaxed),

@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::access::session::Scoped;
 use crate::error::ApiError;
-use crate::session::Scoped;
 use crate::state::AppState;
 
 /// The `Content-Security-Policy` of every snapshot. `sandbox` without `allow-same-origin`
@@ -301,7 +301,7 @@ pub(crate) async fn shared_snapshot(
 /// The name of a library in snapshot addresses: `main`, or `u` + the user's id.
 #[must_use]
 pub fn library_name(s: &AppState) -> String {
-    let main = &s.accounts.data_dir().path;
+    let main = &s.libs.main().data_dir().path;
     s.library
         .data_dir()
         .path
@@ -338,7 +338,7 @@ pub(crate) async fn signed_snapshot(
         return Err(gone());
     }
     let library = match lib.as_str() {
-        "main" => st.accounts.clone(),
+        "main" => st.libs.main().clone(),
         u => {
             let uid: i64 = u
                 .strip_prefix('u')

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use linksnap_store::Library;
+use linksnap_store::{Accounts, Library};
 use tokio::sync::{Notify, broadcast, watch};
 
+use crate::access::{names, signin, snaporigin};
 use crate::addr::ListenAddr;
-use crate::{bodies, cache, cli, config, conn, guard, names, signin, snaporigin, transfer};
+use crate::net::{conn, guard};
+use crate::{bodies, cache, cli, config, transfer};
 
 /// What request handlers share.
 #[derive(Clone)]
@@ -18,8 +20,8 @@ pub struct AppState {
     /// The library a request works on: the principal's (see [`session::Scoped`]); outside
     /// a signed-in request, the data directory's own.
     pub library: Arc<Library>,
-    /// The data directory's own library, which keeps the accounts, tokens and bans.
-    pub accounts: Arc<Library>,
+    /// The accounts: users, sessions, tokens, bans.
+    pub accounts: Arc<Accounts>,
     /// Every library of the data directory (one per user).
     pub libs: Arc<linksnap_store::Libraries>,
     /// Woken when a capture is queued.

@@ -8,6 +8,7 @@
 //! lock                         held (flock) by the process that writes
 //! ```
 
+use crate::error::StoreError;
 use std::ffi::{c_char, c_int, c_void};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -306,7 +307,7 @@ pub const READERS: u32 = 4;
 
 /// How long a write waits for the writer connection (its turn in the process's queue of
 /// writers, then SQLite's busy timeout for a lock held outside this process) before it
-/// fails with [`crate::StoreError::Busy`]: only a database that is truly stuck makes a
+/// fails as [`crate::fault::Fault::Busy`]: only a database that is truly stuck makes a
 /// write wait this long.
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -365,6 +366,47 @@ async fn open_db(path: &Path, commits: Commits) -> Result<(SqlitePool, SqlitePoo
         .await
         .map_err(|e| db_err(&e))?;
     Ok((readers, writer))
+}
+
+impl DataDir {
+    /// A write transaction on the writer connection, holding SQLite's write lock from its
+    /// `BEGIN`: a transaction that reads before it writes can then never meet a commit
+    /// made in between (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries).
+    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                // SQLite rolled a transaction back by itself (a full disk does) and sqlx,
+                // whose ROLLBACK then failed, still counts it open: the connection can
+                // begin nothing again. Close it; the pool opens a fresh one.
+                tracing::warn!("replacing the writer connection after a transaction SQLite ended");
+                if let Ok(conn) = self.writer.acquire().await {
+                    let _ = conn.close().await;
+                }
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// The id the next row of `table` (`links` or `users`) gets: above every id it has now and
+/// every id it ever had (`id_high_water`, kept by a trigger on delete), so an id is never
+/// handed out twice. Read inside the write transaction that inserts.
+pub(crate) async fn next_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    table: &'static str,
+) -> Result<i64, StoreError> {
+    let sql = match table {
+        "links" => {
+            "SELECT max(coalesce((SELECT max(id) FROM links), 0), \
+             coalesce((SELECT high FROM id_high_water WHERE tbl = 'links'), 0)) + 1"
+        }
+        _ => {
+            "SELECT max(coalesce((SELECT max(id) FROM users), 0), \
+             coalesce((SELECT high FROM id_high_water WHERE tbl = 'users'), 0)) + 1"
+        }
+    };
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut **tx).await?)
 }
 
 #[cfg(test)]

@@ -1,39 +1,33 @@
 //! The linksnap library: links, tags and snapshot versions in SQLite, snapshot content in a
 //! content-addressed blob store.
 
-pub mod auth;
-pub mod bans;
+pub mod accounts;
 pub mod blob;
+mod clock;
 pub mod datadir;
 pub mod domain;
+mod error;
 pub mod fault;
-pub mod filter;
-mod find;
-pub mod import;
-mod indexing;
 pub mod libraries;
 pub mod library;
-pub mod mail;
-pub mod maintenance;
-pub mod queue;
 pub mod search;
-pub mod tags;
-mod tagsql;
-pub mod tokens;
-pub mod versions;
+pub mod secrets;
 
-pub use auth::{NewSession, Share, User, UserError};
-pub use bans::{Ban, LiveBans};
+pub use accounts::Accounts;
+pub use accounts::bans::{Ban, LiveBans};
+pub use accounts::tokens::{Scope, Scopes, Token, TokenError};
+pub use accounts::users::{NewSession, User, UserError};
 pub use datadir::OpenError;
 pub use domain::{NormalizedUrl, TagExpr, TagName, UrlRules};
 pub use fault::Fault;
-pub use filter::Filter;
-pub use find::SearchResult;
 pub use libraries::{Libraries, LibraryError};
+pub use library::filter::Filter;
+pub use library::find::SearchResult;
+pub use library::mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
+pub use library::maintenance::{FsckReport, GcReport};
+pub use library::queue::{Job, JobInfo, Outcome};
+pub use library::shares::Share;
+pub use library::tags::TagNode;
+pub use library::versions::{ResourceRow, Version};
 pub use library::{EditLink, Library, Link, LinkId, LinkStatus, StoreError, now_ms};
-pub use mail::{KeptMessage, MailOutcome, MailRecord, MailboxStatus};
-pub use maintenance::{FsckReport, GcReport};
-pub use queue::{Job, JobInfo, Outcome};
-pub use tags::TagNode;
-pub use tokens::{Scope, Scopes, Token, TokenError};
-pub use versions::{ResourceRow, Version};
+pub use library::{filter, import, mail, maintenance, queue, tags, versions};

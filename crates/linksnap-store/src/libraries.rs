@@ -1,20 +1,26 @@
-//! Every library of a data directory: its own (accounts, bans, the command line's and the
-//! first user's links) and one per further user in `users/ID/`, opened when first needed.
+//! Every library of a data directory and its accounts: its own library (the command
+//! line's and the first user's links), one per further user in `users/ID/`, opened when
+//! first needed, and the [`Accounts`] kept beside its own library. The one place that
+//! knows both.
 //! A user's links, tags and snapshots are private by construction: they are in another
 //! database, index and blob store, so no query can reach across.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::auth::User;
+use crate::accounts::Accounts;
+use crate::accounts::users::User;
 use crate::datadir::OpenError;
-use crate::library::{Library, StoreError};
+use crate::domain::UrlRules;
+use crate::error::StoreError;
+use crate::library::Library;
 
 /// The libraries of one data directory.
 #[derive(Debug)]
 pub struct Libraries {
     main: Arc<Library>,
+    accounts: Arc<Accounts>,
     opened: tokio::sync::Mutex<HashMap<String, Arc<Library>>>,
 }
 
@@ -39,13 +45,32 @@ fn valid_dir(dir: &str) -> bool {
 }
 
 impl Libraries {
-    /// Around the data directory's own library.
-    #[must_use]
-    pub fn new(main: Arc<Library>) -> Self {
-        Self {
-            main,
+    /// Opens (creating if needed) the data directory at `path`: its own library (taking
+    /// the writer lock) and its accounts (loading the bans in force).
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub async fn open(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
+        let main = Library::open_with(path, rules).await?;
+        let accounts =
+            Accounts::open(main.shared_data_dir())
+                .await
+                .map_err(|e| OpenError::Database {
+                    path: path.join("linksnap.db"),
+                    fault: e.fault(),
+                    reason: e.to_string(),
+                })?;
+        Ok(Self {
+            main: Arc::new(main),
+            accounts: Arc::new(accounts),
             opened: tokio::sync::Mutex::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// The accounts: users, sessions, tokens, bans, the server's secrets.
+    #[must_use]
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
     }
 
     /// The data directory's own library.
@@ -85,7 +110,7 @@ impl Libraries {
     /// [`LibraryError::NoUser`] and the rest of [`LibraryError`].
     pub async fn of_user_name(&self, name: &str) -> Result<Arc<Library>, LibraryError> {
         let user = self
-            .main
+            .accounts
             .user_by_name(name)
             .await?
             .ok_or_else(|| LibraryError::NoUser(name.to_owned()))?;
@@ -98,7 +123,7 @@ impl Libraries {
     /// [`LibraryError`].
     pub async fn of_user_id(&self, id: i64) -> Result<Arc<Library>, LibraryError> {
         let user = self
-            .main
+            .accounts
             .user_by_id(id)
             .await?
             .ok_or_else(|| LibraryError::NoUser(format!("#{id}")))?;
@@ -109,7 +134,7 @@ impl Libraries {
     /// open). A user library that cannot be opened is logged and left out.
     pub async fn all(&self) -> Vec<Arc<Library>> {
         let mut out = vec![self.main.clone()];
-        let users = match self.main.users().await {
+        let users = match self.accounts.users().await {
             Ok(u) => u,
             Err(e) => {
                 tracing::error!(error = %e, "listing users");
@@ -136,15 +161,18 @@ mod tests {
     async fn the_first_user_owns_the_data_directory_s_library_and_later_ones_their_own() {
         let dir = std::env::temp_dir().join(format!("linksnap-libraries-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let main = Arc::new(Library::open(&dir).await.unwrap());
-        let ann = main.create_user("ann", "password one", true).await.unwrap();
-        let bob = main
+        let libs = Libraries::open(&dir, UrlRules::default()).await.unwrap();
+        let (main, accounts) = (libs.main().clone(), libs.accounts().clone());
+        let ann = accounts
+            .create_user("ann", "password one", true)
+            .await
+            .unwrap();
+        let bob = accounts
             .create_user("bob", "password two", false)
             .await
             .unwrap();
         assert_eq!(ann.library, None);
         assert_eq!(bob.library, Some(format!("users/{}", bob.id)));
-        let libs = Libraries::new(main.clone());
         let rules = main.url_rules().clone();
         let url = crate::NormalizedUrl::parse("https://example.org/a", &rules).unwrap();
         libs.of_user(&ann)
@@ -161,27 +189,20 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(main.list(&crate::Filter::default()).await.unwrap().len(), 1);
-        // Accounts are not kept in a user's library.
-        assert!(matches!(bobs.users().await, Err(StoreError::NotAccounts)));
-        assert!(
-            bobs.create_token("t", None, crate::Scopes::ALL)
-                .await
-                .is_err()
-        );
         assert_eq!(libs.all().await.len(), 2);
         assert!(
             Arc::ptr_eq(&libs.of_user(&bob).await.unwrap(), &bobs),
             "opened once"
         );
         // Removing the first user does not hand their library to the next.
-        main.remove_user("ann").await.unwrap();
-        let cy = main
+        accounts.remove_user("ann").await.unwrap();
+        let cy = accounts
             .create_user("cy", "password three", false)
             .await
             .unwrap();
         assert_eq!(cy.library, Some(format!("users/{}", cy.id)));
         assert!(!valid_dir("users/../x") && !valid_dir("/etc") && valid_dir("users/12"));
-        drop((libs, bobs, main));
+        drop((libs, bobs, main, accounts));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use linksnap_server::json::rfc3339;
-use linksnap_store::Library;
+use linksnap_store::Accounts;
 
 use crate::exit::{Code, UsageError};
 use crate::library_cmds::Term;
@@ -212,7 +212,7 @@ fn read_password(t: &mut Term) -> anyhow::Result<String> {
     Ok(all.lines().next().unwrap_or("").to_owned())
 }
 
-pub async fn user(library: &Library, t: &mut Term, args: UserArgs) -> anyhow::Result<Code> {
+pub async fn user(library: &Accounts, t: &mut Term, args: UserArgs) -> anyhow::Result<Code> {
     use linksnap_store::UserError;
     let usage = |e: UserError| -> anyhow::Error {
         match e {

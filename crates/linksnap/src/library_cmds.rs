@@ -293,8 +293,10 @@ impl Term {
     }
 }
 
-/// Opens the library in the data directory (taking the writer lock).
-pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store::OpenError> {
+/// Opens the data directory: its libraries and accounts (taking the writer lock).
+pub async fn open_library(
+    data: Option<&Path>,
+) -> Result<linksnap_store::Libraries, linksnap_store::OpenError> {
     let path = linksnap_store::datadir::resolve(data)?;
     // Which query parameters a saved URL loses (tracking); the defaults otherwise.
     let mut rules = match std::env::var("LINKSNAP_STRIP_PARAMS") {
@@ -312,13 +314,13 @@ pub async fn open_library(data: Option<&Path>) -> Result<Library, linksnap_store
                 reason: format!("`{raw}` is not a size of at least 16 bytes (e.g. 8192 or 8KiB)"),
             })?;
     }
-    let library = Library::open_with(&path, rules).await?;
-    if library.data_dir().created {
+    let libs = linksnap_store::Libraries::open(&path, rules).await?;
+    if libs.main().data_dir().created {
         eprintln!("linksnap: created a new library in {}", path.display());
     } else {
         warn_if_shared(&path);
     }
-    Ok(library)
+    Ok(libs)
 }
 
 /// Warns when an existing data directory is open to other local accounts (made before

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use linksnap_mail::{Mailbox, MailboxFile, PollReport, TlsMode};
 use linksnap_server::ServerConfig;
 use linksnap_server::json::rfc3339;
-use linksnap_store::Library;
+use linksnap_store::{Accounts, Library};
 
 use crate::exit::{Code, UsageError};
 use crate::library_cmds::Term;
@@ -196,7 +196,7 @@ async fn poll(
     t: &mut Term,
     args: PollArgs,
 ) -> anyhow::Result<Code> {
-    let library = scope.accounts();
+    let library = scope.libs.main();
     if t.remote && !args.once {
         anyhow::bail!(
             "a server is running on this data directory and polls the [[mail]] mailboxes of its config itself; `mail poll --once` polls now"
@@ -206,7 +206,7 @@ async fn poll(
     // Each mailbox's links go to its owner's library; without one, to --as's.
     let mut targets = Vec::new();
     for m in &mailboxes {
-        check_owner(library, m).await?;
+        check_owner(scope.accounts(), m).await?;
         targets.push(match &m.owner {
             Some(owner) => scope.libs.of_user_name(owner).await?,
             None => scope.library.clone(),
@@ -243,9 +243,9 @@ async fn poll(
 }
 
 /// A mailbox's links are for a user of this library: that user must exist.
-pub(crate) async fn check_owner(library: &Library, m: &Mailbox) -> anyhow::Result<()> {
+pub(crate) async fn check_owner(accounts: &Accounts, m: &Mailbox) -> anyhow::Result<()> {
     if let Some(owner) = &m.owner
-        && !library.users().await?.iter().any(|u| &u.name == owner)
+        && !accounts.users().await?.iter().any(|u| &u.name == owner)
     {
         return Err(UsageError(format!(
             "mailbox {}: owner `{owner}` is not a user of this library (linksnap user add {owner})",

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http_body_util::BodyExt as _;
 use linksnap_server::json::rfc3339;
-use linksnap_store::Library;
+use linksnap_store::Accounts;
 use serde_json::Value;
 
 use crate::exit::{Code, UsageError};
@@ -191,7 +191,7 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
 }
 
 /// `net ban|unban|bans`, on the library (here or inside the server).
-pub async fn bans(library: &Library, t: &mut Term, args: NetArgs) -> anyhow::Result<Code> {
+pub async fn bans(library: &Accounts, t: &mut Term, args: NetArgs) -> anyhow::Result<Code> {
     match args.action {
         NetAction::Stats { .. } => {
             anyhow::bail!("`net stats` asks the server itself, over the data directory's socket")

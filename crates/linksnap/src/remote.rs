@@ -28,12 +28,11 @@ pub async fn run_here_or_on_server(
     password: Option<String>,
 ) -> anyhow::Result<Code> {
     match open_library(data).await {
-        Ok(library) => {
+        Ok(libs) => {
             let mut term = Term::local();
             if let Some(p) = &password {
                 term.stdin = Box::new(std::io::Cursor::new(format!("{p}\n").into_bytes()));
             }
-            let libs = Libraries::new(Arc::new(library));
             let scope = Scope::new(&libs, user.as_deref()).await?;
             run_library(&scope, &mut term, command).await
         }

@@ -23,7 +23,7 @@ impl<'a> Scope<'a> {
                 user: None,
             });
         };
-        let found = libs.main().user_by_name(name).await?.ok_or_else(|| {
+        let found = libs.accounts().user_by_name(name).await?.ok_or_else(|| {
             UsageError(format!("--as: no user named `{name}` (linksnap user list)"))
         })?;
         Ok(Self {
@@ -33,8 +33,8 @@ impl<'a> Scope<'a> {
         })
     }
 
-    /// The data directory's own library: accounts, tokens, bans.
-    pub fn accounts(&self) -> &linksnap_store::Library {
-        self.libs.main()
+    /// The data directory's accounts: users, tokens, bans.
+    pub fn accounts(&self) -> &linksnap_store::Accounts {
+        self.libs.accounts()
     }
 }

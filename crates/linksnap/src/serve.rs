@@ -45,7 +45,7 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let library = match open_library(data.as_deref()).await {
+        let libs = match open_library(data.as_deref()).await {
             Ok(l) => l,
             Err(OpenError::Locked(dir)) => anyhow::bail!(
                 "the library in {} is in use (a server is already running on it, or another linksnap command): one server per data directory",
@@ -53,9 +53,9 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
             ),
             Err(e) => return Err(e.into()),
         };
-        let config = config(&library.data_dir().path, &args)?;
+        let config = config(&libs.main().data_dir().path, &args)?;
         for mailbox in &config.mailboxes {
-            crate::mail_cmds::check_owner(&library, mailbox).await?;
+            crate::mail_cmds::check_owner(libs.accounts(), mailbox).await?;
         }
         // The fetch flags are checked now, so that a bad one stops `serve` at once.
         args.fetch.build(true)?;
@@ -68,11 +68,10 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
             }
             linksnap_capture::Capturer::with_resolver(options, names).map_err(|e| e.to_string())
         });
-        let dir = library.data_dir().path.clone();
-        let library = Arc::new(library);
+        let dir = libs.main().data_dir().path.clone();
         let report = linksnap_server::serve(
             config,
-            library,
+            Arc::new(libs),
             make,
             Some(Arc::new(crate::remote::Runner)),
             shutdown_signal(),

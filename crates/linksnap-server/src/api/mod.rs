@@ -15,9 +15,9 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access::session::Scoped;
 use crate::cli;
 use crate::json::{HitJson, LinkJson, LinkWithVersions, TagJson, VersionJson, rfc3339};
-use crate::session::Scoped;
 use crate::state::AppState;
 
 mod links;
@@ -103,11 +103,11 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .route("/_cli/v1/run", post(cli_run))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::session::api_auth,
+            crate::access::session::api_auth,
         ));
     let pages = crate::web::routes().route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        crate::session::web_auth,
+        crate::access::session::web_auth,
     ));
     let mut app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -154,7 +154,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         state.guard.clone(),
         crate::middleware::client_guard,
     ))
-    .layer(axum::middleware::from_fn(crate::conn::track_in_flight))
+    .layer(axum::middleware::from_fn(crate::net::conn::track_in_flight))
     .with_state(state)
 }
 
@@ -256,7 +256,7 @@ fn link_id(raw: &str) -> ApiResult<LinkId> {
 /// `POST /_cli/v1/run`: a command line forwarded by the local CLI (see `crate::cli`).
 async fn cli_run(
     State(state): State<AppState>,
-    conn: Option<axum::Extension<crate::conn::ConnInfo>>,
+    conn: Option<axum::Extension<crate::net::conn::ConnInfo>>,
     headers: axum::http::HeaderMap,
     body: bytes::Bytes,
 ) -> Response {

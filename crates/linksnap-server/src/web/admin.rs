@@ -10,7 +10,7 @@ pub const NET_PAGE_REFRESH_SECS: u64 = 5;
 pub(super) struct NetPage {
     page: PageCtx,
     refresh_secs: u64,
-    stats: crate::netstat::NetStats,
+    stats: crate::net::netstat::NetStats,
     /// (range, until, reason).
     bans: Vec<(String, String, String)>,
 }

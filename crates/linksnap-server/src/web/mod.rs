@@ -15,9 +15,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Router};
 use linksnap_store::{EditLink, Filter, LinkId, NormalizedUrl, TagExpr, TagName};
 
+use crate::access::session::Scoped;
 use crate::i18n::Lang;
 use crate::json::rfc3339;
-use crate::session::Scoped;
 use crate::state::AppState;
 mod admin;
 mod events;
@@ -39,7 +39,7 @@ use settings::*;
 use signin::*;
 use tags::*;
 
-use crate::session::{
+use crate::access::session::{
     LANG_COOKIE, PRELOGIN_COOKIE, Principal, SESSION_COOKIE, cookie, same_secret, set_cookie,
 };
 

@@ -31,7 +31,7 @@ pub(super) fn login_form_with(
     let token = cookie(headers, PRELOGIN_COOKIE)
         .filter(|t| t.len() == 64)
         .map_or_else(
-            || linksnap_store::auth::random_hex().unwrap_or_default(),
+            || linksnap_store::secrets::random_hex().unwrap_or_default(),
             str::to_owned,
         );
     let page = PageCtx {
@@ -112,7 +112,7 @@ pub(super) async fn login(
         );
         return r;
     }
-    let user = match s.library.check_password(name, field(&f, "password")).await {
+    let user = match s.accounts.check_password(name, field(&f, "password")).await {
         Ok(Some(u)) => {
             s.login_backoff.succeeded(name);
             u
@@ -133,7 +133,7 @@ pub(super) async fn login(
         Ok(x) => x,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
-    let max_age = linksnap_store::auth::SESSION_LIFETIME.as_secs() as i64;
+    let max_age = linksnap_store::accounts::users::SESSION_LIFETIME.as_secs() as i64;
     let mut r = Redirect::to(&next).into_response();
     for c in [
         set_cookie(

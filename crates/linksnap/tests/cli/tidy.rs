@@ -2,10 +2,13 @@
 //! writes down for a crate hold in its code, and no source file passes 1,000 lines.
 //!
 //! A crate's layers are the numbered list after "Layers, lowest first" in its section of
-//! ARCHITECTURE.md; each item names top-level modules in backticks before its " — ". A
-//! module may import (`crate::name`) from a layer below its own, or from its own layer
+//! ARCHITECTURE.md; each item names modules in backticks before its " — ": top-level ones
+//! (`state`), or modules inside a folder that groups them by concern (`net::conn`), which
+//! then count as modules of their own. A module may import (`crate::…`, or `super::…`
+//! between the modules of one folder) from a layer below its own, or from its own layer
 //! without a cycle; never from above. Every module of a layered crate must be in the list,
-//! so the map and the code cannot drift apart.
+//! so the map and the code cannot drift apart; a grouping folder's `mod.rs` only declares
+//! its modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,53 +43,109 @@ fn code_of(text: &str) -> &str {
     text.find("\n#[cfg(test)]").map_or(text, |i| &text[..i])
 }
 
-/// The top-level module a file of `src` belongs to (`lib`/`main` for the crate root).
-fn module_of(src: &Path, file: &Path) -> String {
+/// The module path of a file of `src`: `net/conn.rs` is `["net", "conn"]`, `net/mod.rs`
+/// is `["net"]`, `lib.rs` is `["lib"]`.
+fn path_of(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel
+    let mut parts: Vec<String> = rel
         .components()
-        .next()
-        .unwrap()
-        .as_os_str()
-        .to_string_lossy();
-    first.trim_end_matches(".rs").to_owned()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .collect();
+    if parts.len() > 1 && parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
 }
 
-/// The top-level names a piece of code imports with `crate::` (comments aside).
-fn crate_imports(code: &str) -> BTreeSet<String> {
+/// The longest of `names` that `path` starts with (`net::conn` for `net::conn::Shared`
+/// when `net::conn` is a module), else its first segment.
+fn resolve(path: &[String], names: &BTreeSet<String>) -> String {
+    (1..=path.len())
+        .rev()
+        .map(|n| path[..n].join("::"))
+        .find(|p| names.contains(p))
+        .unwrap_or_else(|| path[0].clone())
+}
+
+/// The module a file of `src` belongs to, given the modules the map declares: the
+/// longest declared prefix of its path, else its top-level module (`lib`/`main` for the
+/// crate root).
+fn module_of(src: &Path, file: &Path, declared: &BTreeSet<String>) -> String {
+    resolve(&path_of(src, file), declared)
+}
+
+/// The paths a piece of code imports with `crate::` (comments aside), braces expanded:
+/// `use crate::{a, b::{c, d}}` imports `a`, `b::c`, `b::d`. With `parent` (the file's
+/// folder, for a module inside one), `super::x` imports `parent::x`.
+fn crate_imports(code: &str, parent: Option<&[String]>) -> BTreeSet<Vec<String>> {
     let code: String = code
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
-    let code = code.as_str();
     let mut out = BTreeSet::new();
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect()
-    };
-    let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
-        let after = &rest[i + "crate::".len()..];
-        if let Some(group) = after.strip_prefix('{') {
-            // `use crate::{a, b::c, d}`: each first segment.
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                let name = ident(item.trim());
-                if !name.is_empty() {
-                    out.insert(name);
-                }
+    let mut roots: Vec<(&str, Vec<String>)> = vec![("crate::", Vec::new())];
+    if let Some(parent) = parent {
+        roots.push(("super::", parent.to_vec()));
+    }
+    for (root, prefix) in roots {
+        let mut rest = code.as_str();
+        while let Some(i) = rest.find(root) {
+            // `a_crate::` or `self.super::` are not paths from this crate's root.
+            let before = rest[..i].chars().next_back();
+            let after = &rest[i + root.len()..];
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                use_tree(after, &prefix, &mut out);
             }
-        } else {
-            let name = ident(after);
-            if !name.is_empty() {
-                out.insert(name);
-            }
+            rest = after;
         }
-        rest = after;
     }
     out
+}
+
+/// Reads one use tree at the start of `s` (segments, then perhaps a braced group of
+/// trees), adding each full path under `prefix` to `out`; returns what follows it.
+fn use_tree<'s>(s: &'s str, prefix: &[String], out: &mut BTreeSet<Vec<String>>) -> &'s str {
+    let mut path = prefix.to_vec();
+    let mut s = s.trim_start();
+    loop {
+        let ident: String = s
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if ident.is_empty() {
+            if let Some(group) = s.strip_prefix('{') {
+                let mut g = group;
+                loop {
+                    g = use_tree(g, &path, out).trim_start();
+                    match g.chars().next() {
+                        Some(',') => g = &g[1..],
+                        Some('}') => return &g[1..],
+                        _ => return g,
+                    }
+                    if let Some(end) = g.trim_start().strip_prefix('}') {
+                        return end;
+                    }
+                }
+            }
+            break;
+        }
+        s = &s[ident.len()..];
+        path.push(ident);
+        match s.strip_prefix("::") {
+            Some(more) => s = more,
+            None => break,
+        }
+    }
+    if path.len() > prefix.len() {
+        out.insert(path);
+    }
+    s
 }
 
 /// The layers ARCHITECTURE.md declares for `crate_name` (None: none declared).
@@ -135,21 +194,40 @@ fn layer_problems(crate_name: &str, src: &Path, layers: &[Vec<String>]) -> Vec<S
         }
     }
     let roots = ["lib", "main"];
+    let declared: BTreeSet<String> = level.keys().cloned().collect();
     let mut problems = Vec::new();
     let mut modules = BTreeSet::new();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let known = modules_of(src, &declared);
+    // Folders that only group declared modules (`net` for `net::conn`).
+    let groups: BTreeSet<String> = known
+        .iter()
+        .filter(|m| !declared.contains(*m))
+        .filter(|m| declared.iter().any(|d| d.starts_with(&format!("{m}::"))))
+        .cloned()
+        .collect();
     for file in rust_files(src) {
-        let module = module_of(src, &file);
+        let module = module_of(src, &file, &declared);
         modules.insert(module.clone());
         let text = std::fs::read_to_string(&file).unwrap();
-        for name in crate_imports(code_of(&text)) {
-            // A name that is not a module is the crate root's own item.
-            let target = if modules_of(src).contains(&name) {
-                name
+        let path = path_of(src, &file);
+        // `super::` inside a grouped module names its siblings.
+        let parent = (module.contains("::") && path.len() > 1).then(|| &path[..path.len() - 1]);
+        for import in crate_imports(code_of(&text), parent) {
+            // A path that is no module is the crate root's own item.
+            let first = resolve(&import, &known);
+            let target = if known.contains(&first) {
+                first
             } else {
                 "lib".to_owned()
             };
             if target == module {
+                continue;
+            }
+            if groups.contains(&module) {
+                problems.push(format!(
+                    "{crate_name}: `{module}` groups modules and imports `crate::{target}`: a grouping folder's mod.rs only declares its modules"
+                ));
                 continue;
             }
             edges
@@ -177,7 +255,7 @@ fn layer_problems(crate_name: &str, src: &Path, layers: &[Vec<String>]) -> Vec<S
         }
     }
     for m in &modules {
-        if !roots.contains(&m.as_str()) && !level.contains_key(m) {
+        if !roots.contains(&m.as_str()) && !level.contains_key(m) && !groups.contains(m) {
             problems.push(format!(
                 "{crate_name}: module `{m}` is in no layer of ARCHITECTURE.md"
             ));
@@ -220,9 +298,12 @@ fn layer_problems(crate_name: &str, src: &Path, layers: &[Vec<String>]) -> Vec<S
     problems
 }
 
-/// The top-level module names of a crate's `src`.
-fn modules_of(src: &Path) -> BTreeSet<String> {
-    rust_files(src).iter().map(|f| module_of(src, f)).collect()
+/// The module names of a crate's `src`, given the modules the map declares.
+fn modules_of(src: &Path, declared: &BTreeSet<String>) -> BTreeSet<String> {
+    rust_files(src)
+        .iter()
+        .map(|f| module_of(src, f, declared))
+        .collect()
 }
 
 const CRATES: [&str; 5] = [
@@ -261,25 +342,27 @@ fn every_declared_layer_holds_and_no_file_passes_a_thousand_lines() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    // The crates whose layers are written down (issue 19 adds the store).
-    assert_eq!(
-        layered,
-        [
-            "linksnap-capture",
-            "linksnap-mail",
-            "linksnap-server",
-            "linksnap"
-        ]
-    );
+    // Every crate's layers are written down.
+    assert_eq!(layered, CRATES);
 }
 
 #[test]
 fn the_checker_finds_an_import_from_above_a_cycle_and_an_unmapped_module() {
+    let paths = |list: &[&str]| -> BTreeSet<Vec<String>> {
+        list.iter()
+            .map(|p| p.split("::").map(str::to_owned).collect())
+            .collect()
+    };
     assert_eq!(
         crate_imports(
-            "use crate::a::B;\nuse crate::{c, d::E};\n/// see `crate::z`\nlet x = crate::f(1);"
+            "use crate::a::B;\nuse crate::{c, d::{E, f::G}};\n/// see `crate::z`\nlet x = crate::f(1); other_crate::y();",
+            None
         ),
-        ["a", "c", "d", "f"].map(str::to_owned).into()
+        paths(&["a::B", "c", "d::E", "d::f::G", "f"])
+    );
+    assert_eq!(
+        crate_imports("use super::conn::Shared;", Some(&["net".to_owned()])),
+        paths(&["net::conn::Shared"])
     );
     let map = "## `crates/x`\n\nLayers, lowest first (…):\n\n1. `a`, `b` — leaves.\n2. `c` — top,\n   over them.\n\nThe modules:\n";
     assert_eq!(
@@ -330,4 +413,36 @@ fn the_checker_finds_an_import_from_above_a_cycle_and_an_unmapped_module() {
     .unwrap();
     let problems = layer_problems("x", &src, &[lower, vec!["a".to_owned(), "b".to_owned()]]);
     assert!(problems.is_empty(), "{problems:#?}");
+
+    // Modules inside a grouping folder count as modules of their own: `n::low` may not
+    // reach `n::high` above it, whether through `crate::` or `super::`, and the folder's
+    // mod.rs may not import.
+    std::fs::create_dir_all(src.join("n")).unwrap();
+    std::fs::write(src.join("n/mod.rs"), "pub mod high; pub mod low;").unwrap();
+    std::fs::write(src.join("n/low.rs"), "use super::high::H;").unwrap();
+    std::fs::write(src.join("n/high.rs"), "use crate::n::low::L;").unwrap();
+    let nested = vec![
+        vec!["c".to_owned(), "d".to_owned(), "n::low".to_owned()],
+        vec!["a".to_owned(), "b".to_owned(), "n::high".to_owned()],
+    ];
+    let problems = layer_problems("x", &src, &nested);
+    assert_eq!(
+        problems,
+        ["x: `n::low` (layer 1) imports `crate::n::high` (layer 2), a layer above it"],
+        "{problems:#?}"
+    );
+    std::fs::write(src.join("n/low.rs"), "pub struct L;").unwrap();
+    std::fs::write(
+        src.join("n/mod.rs"),
+        "pub mod high; pub mod low; use crate::c::g;",
+    )
+    .unwrap();
+    let problems = layer_problems("x", &src, &nested);
+    assert_eq!(
+        problems,
+        [
+            "x: `n` groups modules and imports `crate::c`: a grouping folder's mod.rs only declares its modules"
+        ],
+        "{problems:#?}"
+    );
 }

@@ -1,8 +1,10 @@
 //! API tokens: created with a name (unique per user) and scopes, shown once, kept only as a
 //! hash, revoked by name.
 
-use crate::auth::{hash, hex};
-use crate::library::{Library, StoreError, now_ms};
+use super::Accounts;
+use crate::clock::now_ms;
+use crate::error::StoreError;
+use crate::secrets::{hash, hex};
 
 /// What every token starts with, so a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "lsk_";
@@ -157,7 +159,7 @@ fn valid_name(name: &str) -> bool {
     (1..=MAX_TOKEN_NAME).contains(&n) && !name.chars().any(char::is_control)
 }
 
-impl Library {
+impl Accounts {
     /// Creates a token; returns it and its secret, which is not stored and cannot be shown
     /// again.
     ///
@@ -169,7 +171,6 @@ impl Library {
         user_id: Option<i64>,
         scopes: Scopes,
     ) -> Result<(Token, String), TokenError> {
-        self.accounts_only()?;
         let name = name.trim();
         if !valid_name(name) {
             return Err(TokenError::InvalidName);
@@ -217,7 +218,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn tokens(&self) -> Result<Vec<Token>, StoreError> {
-        self.accounts_only()?;
         let rows: Vec<TokenRow> = sqlx::query_as(
             "SELECT id, name, user_id, prefix, created_at, last_used_at, scopes FROM api_tokens ORDER BY id",
         )
@@ -232,7 +232,6 @@ impl Library {
     /// # Errors
     /// [`TokenError::NoToken`], or the database.
     pub async fn revoke_token(&self, name: &str, user_id: Option<i64>) -> Result<(), TokenError> {
-        self.accounts_only()?;
         let gone = sqlx::query("DELETE FROM api_tokens WHERE name = ? AND user_id IS ?")
             .bind(name.trim())
             .bind(user_id)
@@ -250,7 +249,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn revoke_tokens_of(&self, user_id: i64) -> Result<u64, StoreError> {
-        self.accounts_only()?;
         Ok(sqlx::query("DELETE FROM api_tokens WHERE user_id = ?")
             .bind(user_id)
             .execute(self.writer())
@@ -264,7 +262,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn verify_token(&self, secret: &str) -> Result<Option<Token>, StoreError> {
-        self.accounts_only()?;
         if !secret.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
@@ -314,7 +311,7 @@ mod tests {
     async fn a_token_is_shown_once_kept_hashed_and_revocable() {
         let dir = std::env::temp_dir().join(format!("linksnap-tokens-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let lib = Library::open(&dir).await.unwrap();
+        let lib = super::super::for_test(&dir).await;
         let (token, secret) = lib.create_token(" ci ", None, Scopes::ALL).await.unwrap();
         assert_eq!(token.name, "ci");
         assert!(secret.starts_with(TOKEN_PREFIX) && secret.len() == TOKEN_PREFIX.len() + 64);
@@ -351,7 +348,7 @@ mod tests {
     async fn token_names_are_per_user_and_scopes_are_kept() {
         let dir = std::env::temp_dir().join(format!("linksnap-scopes-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let lib = Library::open(&dir).await.unwrap();
+        let lib = super::super::for_test(&dir).await;
         let ann = lib.create_user("ann", "correct horse", true).await.unwrap();
         let bob = lib
             .create_user("bob", "battery staple", false)

@@ -310,7 +310,7 @@ pub struct Import<'l> {
     /// Tag ids met so far: bookmark files repeat a few tags many times.
     tag_ids: std::collections::HashMap<String, i64>,
     /// Until the imported links are handed to the search index.
-    _pending: crate::indexing::PendingChange,
+    _pending: crate::library::indexing::PendingChange,
 }
 
 impl Library {
@@ -409,7 +409,7 @@ impl Import<'_> {
         self.report.added += new.len();
         if !new.is_empty() {
             // Ids above every id ever given (never a removed link's).
-            let first = crate::library::next_id(&mut self.tx, "links").await?;
+            let first = crate::datadir::next_id(&mut self.tx, "links").await?;
             let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO links (id, url, host, title, note, favourite, unread, created_at, updated_at) ",
             );
@@ -825,7 +825,7 @@ pub const DEFAULT_MAX_IMPORT_ENTRIES: usize = 1_000_000;
 ///
 /// # Errors
 /// The writer's.
-pub fn write_netscape(links: &[crate::Link], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn write_netscape(links: &[super::Link], out: &mut dyn std::io::Write) -> std::io::Result<()> {
     write_netscape_head(out)?;
     write_netscape_entries(links, out)?;
     write_netscape_tail(out)
@@ -858,7 +858,7 @@ pub fn write_netscape_tail(out: &mut dyn std::io::Write) -> std::io::Result<()> 
 /// # Errors
 /// The writer's.
 pub fn write_netscape_entries(
-    links: &[crate::Link],
+    links: &[super::Link],
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     let esc = |s: &str| {

@@ -2,27 +2,33 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use linksnap_capture::{Capture, Snapshot};
 use sqlx::{Row as _, SqlitePool};
 
-use crate::blob::{BlobError, BlobHash, BlobStore};
+use crate::blob::{BlobHash, BlobStore};
+pub use crate::clock::now_ms;
 use crate::datadir::{DataDir, OpenError};
+pub use crate::domain::LinkId;
 use crate::domain::{NormalizedUrl, TagName, UrlRules};
-use crate::filter::Filter;
-use crate::indexing::INDEX_CHUNK;
-use crate::tagsql::{prune_orphan_tags, upsert_tag};
+pub use crate::error::StoreError;
+use filter::Filter;
+use indexing::INDEX_CHUNK;
+use tagsql::{prune_orphan_tags, upsert_tag};
 
-/// A link's row id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LinkId(pub i64);
-
-impl std::fmt::Display for LinkId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub mod filter;
+pub(crate) mod find;
+pub mod import;
+pub(crate) mod indexing;
+pub mod mail;
+pub mod maintenance;
+pub mod queue;
+pub mod shares;
+pub mod tags;
+pub(crate) mod tagsql;
+pub mod versions;
 
 /// Where a link's capture stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,44 +95,6 @@ pub struct EditLink {
     pub unread: Option<bool>,
 }
 
-/// Why a library operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No link with that id.
-    #[error("no link with id {0}")]
-    NoLink(LinkId),
-    /// The link has no such version (or none at all).
-    #[error("link {link} has no snapshot version {version}")]
-    NoVersion {
-        /// The link.
-        link: LinkId,
-        /// The version asked for (0: the latest).
-        version: i64,
-    },
-    /// No tag by that name.
-    #[error("no tag named `{0}`")]
-    NoTag(String),
-    /// Renaming onto a tag that exists.
-    #[error("a tag named `{0}` exists already: merge instead")]
-    TagExists(String),
-    /// A snapshot's content is damaged or missing.
-    #[error(transparent)]
-    Blob(#[from] BlobError),
-    /// SQLite failed.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// The search index failed.
-    #[error(transparent)]
-    Search(#[from] crate::search::SearchError),
-    /// Accounts (users, sessions, tokens) and bans live in the data directory's own
-    /// library, not in a user's.
-    #[error("accounts and bans are kept in the data directory's own library, not a user's")]
-    NotAccounts,
-    /// A note, title or tag list over its cap.
-    #[error("{what} is over its limit of {limit}")]
-    OverLimit { what: &'static str, limit: usize },
-}
-
 /// Largest note, in bytes.
 pub const MAX_NOTE_BYTES: usize = 64 << 10;
 /// Largest title, in bytes.
@@ -161,43 +129,15 @@ pub(crate) async fn check_tag_count(
     Ok(())
 }
 
-impl StoreError {
-    /// The machine's fault behind this error (the database stayed locked, the disk is
-    /// full, the directory is read-only), when it is one: nothing the request did, so
-    /// callers answer "try again" rather than "failed".
-    #[must_use]
-    pub fn fault(&self) -> Option<crate::fault::Fault> {
-        match self {
-            Self::Db(e) => crate::fault::Fault::of_sqlx(e),
-            Self::Blob(e) => e.fault(),
-            Self::Search(e) => e.fault(),
-            _ => None,
-        }
-    }
-}
-
 /// The library: a data directory opened for writing.
 #[derive(Debug)]
 pub struct Library {
-    dir: DataDir,
+    dir: Arc<DataDir>,
     rules: UrlRules,
     /// The full-text index, derived from the database, and its lag.
-    pub(crate) search: crate::indexing::IndexState,
-    /// The bans in force (see `bans`).
-    pub(crate) live_bans: crate::bans::LiveBans,
-    /// The data directory's own library keeps the accounts and bans; a user's does not.
-    accounts: bool,
+    pub(crate) search: crate::library::indexing::IndexState,
     /// Unique among the libraries this process opened (see [`Library::id`]).
     id: u64,
-    /// Sessions and tokens verified at the current generation.
-    pub(crate) credentials: crate::auth::CredentialCache,
-}
-
-/// Unix milliseconds now: the clock of every time the library records.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Source of [`Library::id`].
@@ -221,7 +161,7 @@ impl Library {
     /// # Errors
     /// [`OpenError`].
     pub async fn open_with(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
-        Self::open_as(path, rules, true).await
+        Self::open_as(path, rules).await
     }
 
     /// Opens (creating it if needed) a user's library, in a directory of its own: their
@@ -230,26 +170,25 @@ impl Library {
     /// # Errors
     /// As [`Library::open`].
     pub async fn open_user_library(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
-        Self::open_as(path, rules, false).await
+        Self::open_as(path, rules).await
     }
 
-    async fn open_as(path: &Path, rules: UrlRules, accounts: bool) -> Result<Self, OpenError> {
-        let dir = DataDir::open(path).await?;
+    async fn open_as(path: &Path, rules: UrlRules) -> Result<Self, OpenError> {
+        let dir = Arc::new(DataDir::open(path).await?);
         let index_dir = path.join("index");
         let (search, rebuild) =
-            crate::indexing::open_index(path, &index_dir).map_err(|reason| OpenError::Dir {
-                path: index_dir.clone(),
-                fault: crate::datadir::full_disk_fault(&index_dir),
-                reason: format!("{reason}{}", crate::datadir::space_hint(&index_dir)),
+            crate::library::indexing::open_index(path, &index_dir).map_err(|reason| {
+                OpenError::Dir {
+                    path: index_dir.clone(),
+                    fault: crate::datadir::full_disk_fault(&index_dir),
+                    reason: format!("{reason}{}", crate::datadir::space_hint(&index_dir)),
+                }
             })?;
         let library = Self {
             dir,
             rules,
-            search: crate::indexing::IndexState::new(search, index_dir.clone()),
-            live_bans: crate::bans::LiveBans::default(),
-            accounts,
+            search: crate::library::indexing::IndexState::new(search, index_dir.clone()),
             id: NEXT_LIBRARY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            credentials: crate::auth::CredentialCache::default(),
         };
         let caught_up = if rebuild {
             library.reindex().await.map(|_| ())
@@ -285,28 +224,7 @@ impl Library {
                 "captures interrupted by a process that died are queued again"
             );
         }
-        if accounts {
-            library.bans().await.map_err(|e| OpenError::Database {
-                path: path.join("linksnap.db"),
-                fault: e.fault(),
-                reason: e.to_string(),
-            })?;
-        }
         Ok(library)
-    }
-
-    /// Whether this is the data directory's own library (accounts, bans), not a user's.
-    #[must_use]
-    pub fn keeps_accounts(&self) -> bool {
-        self.accounts
-    }
-
-    pub(crate) fn accounts_only(&self) -> Result<(), StoreError> {
-        if self.accounts {
-            Ok(())
-        } else {
-            Err(StoreError::NotAccounts)
-        }
     }
 
     /// Identifies this library among those the process opened (never reused), for caches
@@ -331,6 +249,12 @@ impl Library {
         &self.dir
     }
 
+    /// The data directory, shared: what the accounts of the data directory's own library
+    /// are kept over (see `Libraries::open`).
+    pub(crate) fn shared_data_dir(&self) -> Arc<DataDir> {
+        self.dir.clone()
+    }
+
     /// The URL normalisation rules.
     pub fn url_rules(&self) -> &UrlRules {
         &self.rules
@@ -349,25 +273,11 @@ impl Library {
         &self.dir.writer
     }
 
-    /// A write transaction on the writer connection, holding SQLite's write lock from its
-    /// `BEGIN`: a transaction that reads before it writes can then never meet a commit
-    /// made in between (SQLITE_BUSY_SNAPSHOT, which no busy timeout retries).
+    /// A write transaction (see [`DataDir::write_tx`]).
     pub(crate) async fn write_tx(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        match self.dir.writer.begin_with("BEGIN IMMEDIATE").await {
-            Err(sqlx::Error::InvalidSavePointStatement) => {
-                // SQLite rolled a transaction back by itself (a full disk does) and sqlx,
-                // whose ROLLBACK then failed, still counts it open: the connection can
-                // begin nothing again. Close it; the pool opens a fresh one.
-                tracing::warn!("replacing the writer connection after a transaction SQLite ended");
-                if let Ok(conn) = self.dir.writer.acquire().await {
-                    let _ = conn.close().await;
-                }
-                Ok(self.dir.writer.begin_with("BEGIN IMMEDIATE").await?)
-            }
-            other => Ok(other?),
-        }
+        self.dir.write_tx().await
     }
 
     pub(crate) fn blobs(&self) -> &BlobStore {
@@ -432,7 +342,7 @@ impl Library {
         let (id, created) = match existing {
             Some(id) => (id, false),
             None => {
-                let next = next_id(&mut tx, "links").await?;
+                let next = crate::datadir::next_id(&mut tx, "links").await?;
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO links (id, url, host, note, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 )
@@ -854,26 +764,6 @@ impl Library {
     }
 }
 
-/// The id the next row of `table` (`links` or `users`) gets: above every id it has now and
-/// every id it ever had (`id_high_water`, kept by a trigger on delete), so an id is never
-/// handed out twice. Read inside the write transaction that inserts.
-pub(crate) async fn next_id(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    table: &'static str,
-) -> Result<i64, StoreError> {
-    let sql = match table {
-        "links" => {
-            "SELECT max(coalesce((SELECT max(id) FROM links), 0), \
-             coalesce((SELECT high FROM id_high_water WHERE tbl = 'links'), 0)) + 1"
-        }
-        _ => {
-            "SELECT max(coalesce((SELECT max(id) FROM users), 0), \
-             coalesce((SELECT high FROM id_high_water WHERE tbl = 'users'), 0)) + 1"
-        }
-    };
-    Ok(sqlx::query_scalar(sql).fetch_one(&mut **tx).await?)
-}
-
 pub(crate) fn stored_hash(s: &str) -> BlobHash {
     // Written by this code from a BlobHash; a hand-edited row that is not a hash names a
     // blob that cannot exist, which the blob store then reports as missing.
@@ -953,7 +843,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("linksnap-ids-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let rules = UrlRules::default();
-        let lib = Library::open(&dir).await.unwrap();
+        let libs = crate::Libraries::open(&dir, rules.clone()).await.unwrap();
+        let (lib, accounts) = (libs.main().clone(), libs.accounts().clone());
         let url = |n: u32| NormalizedUrl::parse(&format!("https://a.test/{n}"), &rules).unwrap();
         let (a, _) = lib.add(&url(1), &[], None).await.unwrap();
         let (b, _) = lib.add(&url(2), &[], None).await.unwrap();
@@ -964,7 +855,7 @@ mod tests {
         // Imports too.
         let mut import = lib.begin_import(false).await.unwrap();
         import
-            .add(vec![crate::import::ImportItem {
+            .add(vec![crate::library::import::ImportItem {
                 url: "https://a.test/4".into(),
                 ..Default::default()
             }])
@@ -980,16 +871,22 @@ mod tests {
             .collect();
         assert!(ids.iter().all(|i| *i == a.0 || *i > c.0), "{ids:?}");
         // Users: the removed newest user's id (and library) is not the next user's.
-        lib.create_user("ann", "password one", true).await.unwrap();
-        let bob = lib.create_user("bob", "password two", false).await.unwrap();
-        lib.remove_user("bob").await.unwrap();
-        let cy = lib
+        accounts
+            .create_user("ann", "password one", true)
+            .await
+            .unwrap();
+        let bob = accounts
+            .create_user("bob", "password two", false)
+            .await
+            .unwrap();
+        accounts.remove_user("bob").await.unwrap();
+        let cy = accounts
             .create_user("cy", "password three", false)
             .await
             .unwrap();
         assert!(cy.id > bob.id);
         assert_ne!(cy.library, bob.library);
-        drop(lib);
+        drop((lib, accounts, libs));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1047,8 +944,8 @@ mod tests {
 mod search_filter_tests {
     use super::*;
     use crate::domain::TagExpr;
+    use crate::library::tags::TagNode;
     use crate::search::IndexFilter;
-    use crate::tags::TagNode;
 
     /// Every filter a search applies inside the index selects exactly the links the
     /// database's filter does, after adds, edits, retags, renames and removals.

@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use linksnap_store::{Token, User};
 
-use crate::conn::ConnInfo;
 use crate::error::ApiError;
+use crate::net::conn::ConnInfo;
 use crate::state::AppState;
 
 /// The session cookie (HttpOnly, SameSite=Lax).
@@ -200,7 +200,7 @@ pub struct Lib(pub std::sync::Arc<linksnap_store::Library>);
 async fn library_of(state: &AppState, who: &Principal) -> Result<Lib, ApiError> {
     let lib = match who {
         Principal::Local | Principal::Token(Token { user_id: None, .. }) => {
-            return Ok(Lib(state.accounts.clone()));
+            return Ok(Lib(state.libs.main().clone()));
         }
         Principal::Token(Token {
             user_id: Some(id), ..

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::import::{ImportItem, ImportReport};
+use crate::library::import::{ImportItem, ImportReport};
 use crate::library::{Library, StoreError, now_ms};
 
 /// What became of a message.
@@ -304,7 +304,10 @@ mod tests {
         assert_eq!(s.kept.len(), 1);
         assert_eq!(s.kept[0].reason, "no links");
         // The links are queued for capture and tagged.
-        let links = lib.list(&crate::filter::Filter::default()).await.unwrap();
+        let links = lib
+            .list(&crate::library::filter::Filter::default())
+            .await
+            .unwrap();
         assert_eq!(links.len(), 2);
         assert!(
             links

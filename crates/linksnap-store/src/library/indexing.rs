@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::filter::Filter;
+use crate::library::filter::Filter;
 use crate::library::{Library, LinkId, StoreError, now_ms, stored_hash};
 use crate::search::{SearchDoc, SearchIndex};
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::listen::Listener;
+use crate::net::listen::Listener;
 
 /// Who is on the other end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,7 +329,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
 /// What every connection task shares.
 pub(crate) struct Shared {
     pub config: ServerConfig,
-    pub guard: Arc<crate::guard::Guard>,
+    pub guard: Arc<crate::net::guard::Guard>,
     /// Automatic bans to persist.
     pub new_bans: tokio::sync::mpsc::UnboundedSender<linksnap_store::Ban>,
     pub conns: Arc<ConnTable>,
@@ -347,7 +347,7 @@ impl Shared {
         config: ServerConfig,
         router: axum::Router,
         conns: Arc<ConnTable>,
-        guard: Arc<crate::guard::Guard>,
+        guard: Arc<crate::net::guard::Guard>,
         new_bans: tokio::sync::mpsc::UnboundedSender<linksnap_store::Ban>,
     ) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
@@ -520,7 +520,7 @@ async fn serve(
 ) {
     match stream {
         Stream::Tcp(s) => {
-            if let Err(e) = crate::listen::configure_accepted(&s, &shared.config.tcp) {
+            if let Err(e) = crate::net::listen::configure_accepted(&s, &shared.config.tcp) {
                 tracing::debug!(error = %e, "socket options");
                 return;
             }

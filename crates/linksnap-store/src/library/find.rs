@@ -1,7 +1,7 @@
 //! Full-text search over the library: the index answers, the database fills in the links.
 
-use crate::filter::Filter;
-use crate::indexing::INDEX_CHUNK;
+use crate::library::filter::Filter;
+use crate::library::indexing::INDEX_CHUNK;
 use crate::library::{Library, Link, LinkId, StoreError};
 use crate::search::IndexFilter;
 

@@ -1,11 +1,13 @@
 //! Bans: addresses and ranges the server refuses at accept, kept across restarts. The
-//! bans in force are also held in memory ([`Library::live_bans`], shared with the
+//! bans in force are also held in memory ([`Accounts::live_bans`], shared with the
 //! server's accept path) and updated before `ban`/`unban` return, so a ban made by the
 //! CLI through the server's socket holds from the next connection on.
 
 use ipnet::IpNet;
 
-use crate::library::{Library, StoreError, now_ms};
+use super::Accounts;
+use crate::clock::now_ms;
+use crate::error::StoreError;
 
 /// The bans in force, shared between the library and the accept path.
 pub type LiveBans = std::sync::Arc<std::sync::RwLock<Vec<Ban>>>;
@@ -31,7 +33,7 @@ impl Ban {
     }
 }
 
-impl Library {
+impl Accounts {
     /// Bans `net` (replacing a ban of the same range), until `expires_at` if given.
     ///
     /// # Errors
@@ -43,7 +45,6 @@ impl Library {
         reason: &str,
         automatic: bool,
     ) -> Result<(), StoreError> {
-        self.accounts_only()?;
         sqlx::query(
             "INSERT INTO bans (net, reason, automatic, created_at, expires_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (net) DO UPDATE SET reason = excluded.reason, automatic = excluded.automatic, \
@@ -74,7 +75,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn unban(&self, net: IpNet) -> Result<bool, StoreError> {
-        self.accounts_only()?;
         let n = sqlx::query("DELETE FROM bans WHERE net = ?")
             .bind(net.trunc().to_string())
             .execute(self.writer())
@@ -89,7 +89,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn bans(&self) -> Result<Vec<Ban>, StoreError> {
-        self.accounts_only()?;
         let now = now_ms();
         sqlx::query("DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?")
             .bind(now)
@@ -116,7 +115,7 @@ impl Library {
         Ok(bans)
     }
 
-    /// The bans in force, in memory: filled by [`Library::bans`], kept current by `ban`
+    /// The bans in force, in memory: filled by [`Accounts::bans`], kept current by `ban`
     /// and `unban`. The server's accept path reads it (and adds automatic bans to it).
     #[must_use]
     pub fn live_bans(&self) -> LiveBans {
@@ -139,7 +138,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("linksnap-bans-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         {
-            let lib = Library::open(&dir).await.unwrap();
+            let lib = super::super::for_test(&dir).await;
             let live = lib.live_bans();
             lib.ban("192.0.2.7/32".parse().unwrap(), None, "abuse", false)
                 .await
@@ -164,7 +163,7 @@ mod tests {
             .unwrap();
             assert_eq!(live.read().unwrap().len(), 3);
         }
-        let lib = Library::open(&dir).await.unwrap();
+        let lib = super::super::for_test(&dir).await;
         let bans = lib.bans().await.unwrap();
         let nets: Vec<String> = bans.iter().map(|b| b.net.to_string()).collect();
         assert_eq!(bans.len(), 2, "{nets:?}");

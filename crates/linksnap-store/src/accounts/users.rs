@@ -1,77 +1,10 @@
-//! Credentials of people: users (passwords hashed with argon2id) and sessions (a random
-//! secret in a cookie, kept only as a hash, with the CSRF token of their forms); share
-//! links; and the credential cache that tokens (`tokens`) and sessions share.
+//! People: users (passwords hashed with argon2id) and their sessions (a random secret in
+//! a cookie, kept only as a hash, with the CSRF token of their forms).
 
-use crate::library::{Library, StoreError, now_ms};
-
-/// Most credentials remembered for one generation of the library; past it the cache
-/// starts over. Only credentials that verified are remembered, so this bounds the memory
-/// of a server with very many live sessions, not of one sent garbage.
-pub const MAX_CACHED_CREDENTIALS: usize = 10_000;
-
-/// Sessions and tokens verified since the library last changed, so that a request with a
-/// known credential does not query the database. Everything is forgotten when the
-/// library's generation moves (a sign-out, a revoked token, an expired session deleted: any
-/// commit), so nothing revoked is ever accepted from here; an expiry is checked on every hit.
-#[derive(Debug, Default)]
-pub(crate) struct CredentialCache(std::sync::Mutex<Remembered>);
-
-#[derive(Debug, Default)]
-pub(crate) struct Remembered {
-    generation: u64,
-    pub(crate) tokens: std::collections::HashMap<[u8; 32], crate::tokens::Token>,
-    /// The user, the CSRF token and when the session expires.
-    sessions: std::collections::HashMap<[u8; 32], (User, String, i64)>,
-}
-
-impl CredentialCache {
-    pub(crate) fn at<T>(&self, generation: u64, f: impl FnOnce(&mut Remembered) -> T) -> Option<T> {
-        let mut r = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if generation > r.generation || r.tokens.len() + r.sessions.len() >= MAX_CACHED_CREDENTIALS
-        {
-            *r = Remembered {
-                generation,
-                ..Remembered::default()
-            };
-        }
-        // A read from an older generation is neither answered nor remembered.
-        (generation == r.generation).then(|| f(&mut r))
-    }
-}
-
-pub(crate) fn hash(secret: &str) -> [u8; 32] {
-    *blake3::hash(secret.as_bytes()).as_bytes()
-}
-
-impl Library {
-    /// A 256-bit secret of the server's, named `name`: made on first use and kept (in the
-    /// data directory's own library), so what it signs stays valid across restarts.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn server_secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
-        self.accounts_only()?;
-        let key = format!("secret:{name}");
-        let fresh = random_hex()?;
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(&key)
-            .bind(&fresh)
-            .execute(self.writer())
-            .await?;
-        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(&key)
-            .fetch_one(self.pool())
-            .await?;
-        // The stored 256 random bits, as a key of exactly 32 bytes for this purpose.
-        Ok(blake3::derive_key(
-            &format!("linksnap server secret {name}"),
-            stored.as_bytes(),
-        ))
-    }
-}
+use super::Accounts;
+use crate::clock::now_ms;
+use crate::error::StoreError;
+use crate::secrets::{hash, random_hex};
 
 /// Longest user name, in characters.
 pub const MAX_USER_NAME: usize = 64;
@@ -166,18 +99,6 @@ fn check_password_shape(password: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-/// 256 random bits as 64 hex digits: the secrets of sessions, share links and sign-in
-/// forms.
-///
-/// # Errors
-/// The system's random source failed.
-pub fn random_hex() -> Result<String, StoreError> {
-    let mut random = [0u8; 32];
-    getrandom::fill(&mut random)
-        .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e.to_string()))))?;
-    Ok(hex(&random))
-}
-
 /// argon2id with the crate's default parameters (19 MiB, 2 passes), off the async threads.
 async fn hash_password(password: &str) -> Result<String, StoreError> {
     use argon2::password_hash::{PasswordHasher as _, SaltString, rand_core::OsRng};
@@ -206,7 +127,7 @@ async fn password_matches(password: &str, phc: &str) -> bool {
     .unwrap_or(false)
 }
 
-impl Library {
+impl Accounts {
     /// Creates a user.
     ///
     /// # Errors
@@ -218,7 +139,6 @@ impl Library {
         is_admin: bool,
     ) -> Result<User, UserError> {
         let name = name.trim();
-        self.accounts_only()?;
         if !valid_user_name(name) {
             return Err(UserError::InvalidName);
         }
@@ -227,7 +147,7 @@ impl Library {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         // Never a removed user's id: their library directory was `users/ID`.
-        let next = crate::library::next_id(&mut tx, "users").await?;
+        let next = crate::datadir::next_id(&mut tx, "users").await?;
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING RETURNING id",
@@ -253,7 +173,7 @@ impl Library {
         let library = (!first).then(|| format!("users/{id}"));
         if let Some(dir) = &library {
             // A directory there was left by a version that reused ids: never adopted.
-            set_aside(&self.data_dir().path, dir, "orphaned")?;
+            set_aside(&self.dir.path, dir, "orphaned")?;
         }
         sqlx::query("UPDATE users SET library = ? WHERE id = ?")
             .bind(&library)
@@ -275,7 +195,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.accounts_only()?;
         Ok(
             sqlx::query_as(select_user!(" FROM users u ORDER BY u.name COLLATE NOCASE"))
                 .fetch_all(self.pool())
@@ -288,7 +207,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.accounts_only()?;
         Ok(sqlx::query_as(select_user!(" FROM users u WHERE u.id = ?"))
             .bind(id)
             .fetch_optional(self.pool())
@@ -300,7 +218,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>, StoreError> {
-        self.accounts_only()?;
         // `name` is COLLATE NOCASE: the comparison ignores case.
         Ok(
             sqlx::query_as(select_user!(" FROM users u WHERE u.name = ?"))
@@ -315,7 +232,6 @@ impl Library {
     /// # Errors
     /// [`UserError::NoUser`], or the database.
     pub async fn remove_user(&self, name: &str) -> Result<(), UserError> {
-        self.accounts_only()?;
         let gone: Option<Option<String>> =
             sqlx::query_scalar("DELETE FROM users WHERE name = ? RETURNING library")
                 .bind(name.trim())
@@ -328,7 +244,7 @@ impl Library {
         // user's library is ever looked for: its links, snapshots and share links are gone
         // from the server, and a later user cannot open it.
         if let Some(dir) = library {
-            set_aside(&self.data_dir().path, &dir, "removed")?;
+            set_aside(&self.dir.path, &dir, "removed")?;
         }
         Ok(())
     }
@@ -338,7 +254,6 @@ impl Library {
     /// # Errors
     /// [`UserError`].
     pub async fn set_password(&self, name: &str, password: &str) -> Result<(), UserError> {
-        self.accounts_only()?;
         check_password_shape(password)?;
         let phc = hash_password(password).await?;
         let mut tx = self.write_tx().await?;
@@ -369,7 +284,6 @@ impl Library {
         name: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        self.accounts_only()?;
         let row: Option<sqlx::sqlite::SqliteRow> = sqlx::query(select_user!(
             ", u.password_hash FROM users u WHERE u.name = ?"
         ))
@@ -395,7 +309,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn create_session(&self, user: i64) -> Result<NewSession, StoreError> {
-        self.accounts_only()?;
         let secret = random_hex()?;
         let csrf = random_hex()?;
         let now = now_ms();
@@ -427,7 +340,6 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn session(&self, secret: &str) -> Result<Option<(User, String)>, StoreError> {
-        self.accounts_only()?;
         let key = hash(secret);
         let now = now_ms();
         let generation = self.generation();
@@ -463,146 +375,12 @@ impl Library {
     /// # Errors
     /// [`StoreError::Db`].
     pub async fn end_session(&self, secret: &str) -> Result<(), StoreError> {
-        self.accounts_only()?;
         sqlx::query("DELETE FROM sessions WHERE hash = ?")
             .bind(&hash(secret)[..])
             .execute(self.writer())
             .await?;
         Ok(())
     }
-}
-
-/// A public share link of a snapshot (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Share {
-    pub id: i64,
-    pub link: crate::LinkId,
-    /// `None`: always the latest version.
-    pub version: Option<i64>,
-    /// The secret's first characters.
-    pub prefix: String,
-    pub created_at: i64,
-}
-
-impl Library {
-    /// Creates a share link of `link` (a fixed `version`, or always the latest); returns it
-    /// and its secret, shown once.
-    ///
-    /// # Errors
-    /// [`StoreError::NoLink`], [`StoreError::NoVersion`], or the database.
-    pub async fn create_share(
-        &self,
-        link: crate::LinkId,
-        version: Option<i64>,
-    ) -> Result<(Share, String), StoreError> {
-        let versions = self.versions(link).await?;
-        if let Some(v) = version
-            && !versions.iter().any(|x| x.version == v)
-        {
-            return Err(StoreError::NoVersion { link, version: v });
-        }
-        if versions.is_empty() {
-            return Err(StoreError::NoVersion { link, version: 0 });
-        }
-        let secret = random_hex()?;
-        let prefix = secret[..8].to_owned();
-        let now = now_ms();
-        let id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO shares (link_id, version, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(link.0)
-        .bind(version)
-        .bind(&hash(&secret)[..])
-        .bind(&prefix)
-        .bind(now)
-        .fetch_one(self.writer())
-        .await?;
-        Ok((
-            Share {
-                id,
-                link,
-                version,
-                prefix,
-                created_at: now,
-            },
-            secret,
-        ))
-    }
-
-    /// A link's share links, oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn shares(&self, link: crate::LinkId) -> Result<Vec<Share>, StoreError> {
-        self.shares_where(Some(link)).await
-    }
-
-    /// Every share link of the library, newest first.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
-        let mut all = self.shares_where(None).await?;
-        all.reverse();
-        Ok(all)
-    }
-
-    async fn shares_where(&self, link: Option<crate::LinkId>) -> Result<Vec<Share>, StoreError> {
-        let rows: Vec<(i64, i64, Option<i64>, String, i64)> = sqlx::query_as(
-            "SELECT id, link_id, version, prefix, created_at FROM shares \
-             WHERE ?1 IS NULL OR link_id = ?1 ORDER BY id",
-        )
-        .bind(link.map(|l| l.0))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, link, version, prefix, created_at)| Share {
-                id,
-                link: crate::LinkId(link),
-                version,
-                prefix,
-                created_at,
-            })
-            .collect())
-    }
-
-    /// Revokes a share link: it stops working at once. Returns whether it existed.
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn revoke_share(&self, id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query("DELETE FROM shares WHERE id = ?")
-            .bind(id)
-            .execute(self.writer())
-            .await?
-            .rows_affected()
-            > 0)
-    }
-
-    /// What a share secret opens: the link and version (`None`: the latest).
-    ///
-    /// # Errors
-    /// [`StoreError::Db`].
-    pub async fn resolve_share(
-        &self,
-        secret: &str,
-    ) -> Result<Option<(crate::LinkId, Option<i64>)>, StoreError> {
-        let row: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT link_id, version FROM shares WHERE hash = ?")
-                .bind(&hash(secret)[..])
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(row.map(|(l, v)| (crate::LinkId(l), v)))
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Moves the library directory `dir` (relative to the data directory `root`), if there is
@@ -632,7 +410,7 @@ mod tests {
     async fn users_sign_in_with_their_password_and_sessions_end() {
         let dir = std::env::temp_dir().join(format!("linksnap-users-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let lib = Library::open(&dir).await.unwrap();
+        let lib = super::super::for_test(&dir).await;
         let ann = lib.create_user("ann", "correct horse", true).await.unwrap();
         assert!(ann.is_admin);
         assert!(matches!(

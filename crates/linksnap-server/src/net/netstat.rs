@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use std::sync::Arc;
 
 use crate::addr::ListenAddr;
-use crate::conn::{Conn, ConnTable, Peer};
-use crate::guard::Guard;
+use crate::net::conn::{Conn, ConnTable, Peer};
+use crate::net::guard::Guard;
 
 /// What TCP_INFO says of a connection.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -86,7 +86,7 @@ pub fn kernel_states(listeners: &[SocketAddr]) -> BTreeMap<String, usize> {
         listeners.iter().any(|l| {
             l.port() == a.port()
                 && (l.ip().is_unspecified()
-                    || crate::guard::canonical(l.ip()) == crate::guard::canonical(a.ip()))
+                    || crate::net::guard::canonical(l.ip()) == crate::net::guard::canonical(a.ip()))
         })
     };
     for table in [procfs::net::tcp(), procfs::net::tcp6()] {
@@ -431,7 +431,7 @@ pub fn rss_bytes() -> u64 {
 /// Whether `ip` may read `/metrics` without credentials.
 #[must_use]
 pub fn is_loopback(ip: IpAddr) -> bool {
-    crate::guard::canonical(ip).is_loopback()
+    crate::net::guard::canonical(ip).is_loopback()
 }
 
 /// Each live TCP connection with its TCP_INFO, read while the table is locked (so no

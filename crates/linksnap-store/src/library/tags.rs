@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use sqlx::Row as _;
 
 use crate::domain::TagName;
-use crate::filter::subtree;
+use crate::library::filter::subtree;
+use crate::library::tagsql::{prune_orphan_tags, tags_under, upsert_tag};
 use crate::library::{Library, LinkId, StoreError, check_tag_count, now_ms};
-use crate::tagsql::{prune_orphan_tags, tags_under, upsert_tag};
 
 /// A node of the tag tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use sqlx::Row as _;
 
 use crate::domain::TagName;
-use crate::filter::subtree;
+use crate::library::filter::subtree;
 
 pub(crate) async fn upsert_tag(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
