@@ -22,6 +22,25 @@ use crate::css::{self, CssRefKind};
 use crate::resource::{Fetched, ResourceKind, ResourceMap};
 use crate::template::{Kind, PartHash, SnapshotParts, placeholder};
 
+/// The Content-Security-Policy every snapshot document carries in a `<meta>` at its top
+/// (see [`SNAPSHOT_CSP`]).
+macro_rules! snapshot_csp {
+    () => {
+        "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' data: blob:; \
+         style-src 'unsafe-inline' data: blob:; img-src data: blob:; font-src data: blob:; \
+         media-src data: blob:; frame-src data: blob:; worker-src data: blob:; \
+         connect-src 'none'; object-src 'none'; manifest-src 'none'; form-action 'none'; \
+         base-uri 'none'"
+    };
+}
+
+/// What a snapshot may load, wherever it is opened (from disk too, outside linksnap's
+/// viewer): only what it carries inside itself (inline, `data:` and `blob:`); nothing
+/// from the network, and no connection at all (`connect-src 'none'`: fetch, XHR,
+/// WebSocket, EventSource, beacons). Kept scripts still run; what they reach for does
+/// not load.
+pub const SNAPSHOT_CSP: &str = snapshot_csp!();
+
 /// Options that change the snapshot's content.
 #[derive(Debug, Clone)]
 pub struct InlineOptions {
@@ -208,7 +227,17 @@ impl<'a> Inliner<'a> {
             .append_element_content_handler(element!("*", |el| {
                 if is_document && !state.borrow().charset_meta_inserted {
                     state.borrow_mut().charset_meta_inserted = true;
-                    let meta = "<meta charset=\"utf-8\">";
+                    // The top document carries the policy; frames (`srcdoc`) inherit it.
+                    let meta = if depth == 0 {
+                        concat!(
+                            "<meta charset=\"utf-8\">",
+                            "<meta http-equiv=\"Content-Security-Policy\" content=\"",
+                            snapshot_csp!(),
+                            "\">"
+                        )
+                    } else {
+                        "<meta charset=\"utf-8\">"
+                    };
                     if el.tag_name().eq_ignore_ascii_case("html") {
                         el.prepend(meta, ContentType::Html);
                     } else {
@@ -1065,7 +1094,7 @@ mod tests {
         );
         assert_eq!((a.texts.len(), a.binaries.len()), (1, 2));
         // The page's own template is small: the shared bytes live in the parts.
-        assert!(a.root.len() < 300, "{}", a.root);
+        assert!(a.root.len() < 300 + SNAPSHOT_CSP.len(), "{}", a.root);
         assert!(
             a.expand().contains("first article") && a.expand().contains("data:image/png;base64,")
         );
@@ -1111,7 +1140,9 @@ mod tests {
 
     #[test]
     fn network_hints_csp_refresh_base_and_ping_are_removed() {
-        check(
+        // The page's own policy goes (it would block the inlined data); ours, which
+        // forbids the network, is the only one left, at the top.
+        let out = check(
             r##"<head><base href="http://other.test/"><meta http-equiv="Content-Security-Policy" content="default-src 'none'"><meta http-equiv=refresh content="5;url=/x">
             <link rel=preconnect href="https://cdn.test"><link rel=dns-prefetch href="//cdn.test"><link rel=prefetch href=/n><link rel=canonical href="/canon">
             <meta charset="gb2312"></head><a href="x.html" ping="/track">x</a><a href="#top">t</a><a href="/dir/page.html#sec">s</a>"##,
@@ -1125,7 +1156,7 @@ mod tests {
             ],
             &[
                 "<base",
-                "Content-Security",
+                "content=\"default-src 'none'\"",
                 "refresh",
                 "preconnect",
                 "dns-prefetch",
@@ -1134,6 +1165,11 @@ mod tests {
                 "gb2312",
             ],
         );
+        assert_eq!(out.matches("Content-Security-Policy").count(), 1, "{out}");
+        let ours = format!(
+            "<meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{SNAPSHOT_CSP}\">"
+        );
+        assert!(out.starts_with(&ours), "{out}");
     }
 
     #[test]

@@ -340,3 +340,50 @@ fn captured_originals_that_are_not_documents_are_downloads() {
     }
     assert_eq!(listed["links"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_snapshot_file_opened_from_disk_reaches_nothing_though_its_scripts_run() {
+    // Outside linksnap's viewer there is no sandbox and no CSP header: the file's own
+    // Content-Security-Policy meta is all that stands between its kept scripts and the
+    // network. The page's script reaches for a canary 23 ways at once.
+    let site = FixtureServer::start();
+    let (port, armed, hits) = canary();
+    let dir = artifact_dir("sandbox-from-disk");
+    let out = dir.join("reach.html");
+    let run = linksnap(&[
+        "snap",
+        &site.url(&format!("/reach/{port}")),
+        "-o",
+        out.to_str().unwrap(),
+        "--allow-net",
+        "127.0.0.0/8",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("new WebSocket(W"),
+        "the script was kept: {html}"
+    );
+    armed.store(true, Ordering::SeqCst);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let browser = browser(&dir.join("profile")).await;
+        let page = browser.new_page("about:blank").await.unwrap();
+        page.goto(format!("file://{}", out.display()))
+            .await
+            .unwrap();
+        crate::ui::wait_for(
+            &page,
+            "document.getElementById('result').textContent == 'tried 23'",
+            "the snapshot's script to run",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let got = hits.lock().unwrap().clone();
+    assert!(got.is_empty(), "requests got out: {got:?}");
+}

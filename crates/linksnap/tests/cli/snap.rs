@@ -111,7 +111,10 @@ fn the_html_snapshot_is_self_contained_utf8_with_the_page_rewritten() {
         "windows-1252 bytes decoded"
     );
     assert!(!html.contains("<base"));
-    assert!(!html.contains("Content-Security-Policy"));
+    // The page's own policy is gone; the snapshot's, which forbids the network, is the
+    // only one.
+    assert_eq!(html.matches("Content-Security-Policy").count(), 1);
+    assert!(html.contains("connect-src 'none'"));
     assert!(
         !html.contains("preconnect")
             && !html.contains("dns-prefetch")

@@ -245,6 +245,7 @@ fn router(shared: Shared) -> Router {
         .route("/page-with", get(page_with))
         .route("/hostile.html", get(hostile))
         .route("/escape/{port}", get(escape_page))
+        .route("/reach/{port}", get(reach_page))
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
@@ -379,6 +380,49 @@ setTimeout(function () {{ attempt("top", function () {{ top.location.href = C + 
 setTimeout(function () {{ attempt("self", function () {{ location.href = C + "/self?" + encodeURIComponent(location.href); }}); }}, 3000);
 document.getElementById("result").textContent = "ran";
 document.body.style.background = "rgb(0, 200, 83)";
+</script></body></html>"#
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// A page whose script, when it runs, reaches for `127.0.0.1:PORT` every way a page can
+/// load something (each attempt names itself in the path), then says `tried N` in
+/// `#result`.
+async fn reach_page(UrlPath(port): UrlPath<u16>) -> Response {
+    let c = format!("127.0.0.1:{port}");
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>reach page</title>
+</head><body>
+<pre id="result">not run</pre>
+<script>
+var C = "http://{c}", W = "ws://{c}";
+var tried = 0;
+function attempt(f) {{ try {{ f(); }} catch (e) {{}} tried++; }}
+function add(html) {{ var d = document.createElement("div"); d.innerHTML = html; document.body.appendChild(d); }}
+attempt(function () {{ fetch(C + "/fetch", {{ mode: "no-cors" }}).catch(function () {{}}); }});
+attempt(function () {{ var x = new XMLHttpRequest(); x.open("GET", C + "/xhr"); x.send(); }});
+attempt(function () {{ new WebSocket(W + "/websocket"); }});
+attempt(function () {{ new EventSource(C + "/eventsource"); }});
+attempt(function () {{ navigator.sendBeacon(C + "/beacon", "x"); }});
+attempt(function () {{ new Image().src = C + "/image"; }});
+attempt(function () {{ new Audio(C + "/audio").play().catch(function () {{}}); }});
+attempt(function () {{ add('<img src="' + C + '/img-tag">'); }});
+attempt(function () {{ add('<iframe src="' + C + '/iframe"></iframe>'); }});
+attempt(function () {{ add('<object data="' + C + '/object"></object>'); }});
+attempt(function () {{ add('<embed src="' + C + '/embed">'); }});
+attempt(function () {{ add('<video src="' + C + '/video"></video>'); }});
+attempt(function () {{ add('<link rel="stylesheet" href="' + C + '/stylesheet">'); }});
+attempt(function () {{ add('<link rel="prefetch" href="' + C + '/prefetch">'); }});
+attempt(function () {{ add('<link rel="preload" as="image" href="' + C + '/preload">'); }});
+attempt(function () {{ add('<link rel="icon" href="' + C + '/icon">'); }});
+attempt(function () {{ add('<style>@import url("' + C + '/css-import"); body {{ background-image: url("' + C + '/css-background") }} @font-face {{ font-family: f; src: url("' + C + '/css-font") }} pre {{ font-family: f }}</style>'); }});
+attempt(function () {{ var s = document.createElement("script"); s.src = C + "/script"; document.head.appendChild(s); }});
+attempt(function () {{ import(C + "/module").catch(function () {{}}); }});
+attempt(function () {{ new Worker(C + "/worker"); }});
+attempt(function () {{ var b = new Blob(["fetch('" + C + "/from-worker')"], {{ type: "text/javascript" }}); new Worker(URL.createObjectURL(b)); }});
+attempt(function () {{ navigator.serviceWorker.register(C + "/service-worker"); }});
+attempt(function () {{ document.write('<img src="' + C + '/document-write">'); }});
+document.getElementById("result").textContent = "tried " + tried;
 </script></body></html>"#
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
