@@ -17,7 +17,7 @@ use url::Url;
 use crate::charset::{self, EncodingSource};
 use crate::dns::{GuardedResolver, NameResolver};
 use crate::extract::{self, Readable};
-use crate::fetch::{FetchSettings, Fetcher};
+use crate::fetch::{Exchange, FetchSettings, Fetcher, Hop};
 use crate::html::{InlineOptions, Inliner};
 use crate::policy::AddressPolicy;
 use crate::resource::{Failure, Fetched, ResourceKind, ResourceMap};
@@ -362,8 +362,21 @@ impl Capturer {
     /// A [`CaptureError`] when the page itself cannot be had; assets that fail are
     /// recorded in [`Capture::resources`] instead.
     pub async fn capture(&self, input: &str) -> Result<Capture, CaptureError> {
-        let started = Instant::now();
         let url = parse_url(input)?;
+        let session = self.session()?;
+        let page = session.fetch_page(&url).await?;
+        session.finish(url, page, None, Vec::new()).await
+    }
+
+    /// Starts a capture: its own HTTP client and cookie jar, its deadline
+    /// ([`Limits::timeout`] from now) and byte budget. The static engine is
+    /// [`Capturer::capture`]; a browser engine answers the browser's requests with
+    /// [`CaptureSession::exchange`] and ends with [`CaptureSession::finish`].
+    ///
+    /// # Errors
+    /// [`CaptureError::Client`].
+    pub fn session(&self) -> Result<CaptureSession<'_>, CaptureError> {
+        let started = Instant::now();
         let limits = &self.options.limits;
         let resolver =
             GuardedResolver::new(self.names.clone(), Arc::new(self.options.policy.clone()));
@@ -380,105 +393,11 @@ impl Capturer {
             },
         )
         .map_err(CaptureError::Client)?;
-
-        let page = fetcher
-            .fetch(
-                &url,
-                limits.max_page_bytes.min(limits.max_total_bytes),
-                true,
-            )
-            .await
-            .map_err(|f| self.page_error(&url, f))?;
-        if page.bytes.is_empty() {
-            return Err(CaptureError::EmptyBody {
-                url: page.final_url,
-                status: page.status,
-            });
-        }
-        if !matches!(
-            page.media_type.as_str(),
-            "text/html" | "application/xhtml+xml"
-        ) {
-            return Ok(Capture {
-                requested_url: url,
-                page,
-                snapshot: Snapshot::Original,
-                parts: None,
-                encoding: None,
-                resources: Vec::new(),
-                readable: None,
-                elapsed: started.elapsed(),
-            });
-        }
-
-        let decoded = charset::decode_html(
-            &page.bytes,
-            page.content_type.as_deref(),
-            page.final_url.host_str(),
-        );
-        let extraction = self.options.extract_text.then(|| {
-            let (text, final_url) = (decoded.text.clone(), page.final_url.clone());
-            tokio::task::spawn_blocking(move || extract::extract_isolated(text, final_url))
-        });
-
-        let budget = AtomicU64::new(page.bytes.len() as u64);
-        let mut resources = ResourceMap::default();
-        let mut order: Vec<(Url, ResourceKind)> = Vec::new();
-        let parts = loop {
-            // Walk with what we have; whatever is referenced but not yet attempted is the
-            // next round. When nothing is new, this walk's output is the snapshot.
-            let inliner = Inliner::new(&resources, &self.options.inline);
-            let root = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
-            let wanted: Vec<(Url, ResourceKind, usize)> = inliner
-                .references_with_depth()
-                .into_iter()
-                .filter(|(u, _, _)| !resources.contains(u))
-                .collect();
-            let skipped = inliner.skipped();
-            if wanted.is_empty() {
-                break inliner.into_parts(root);
-            }
-            drop(inliner);
-            for (url, kind) in skipped {
-                if !resources.contains(&url) {
-                    resources.insert(&url, Err(Failure::TooDeep));
-                    order.push((url, kind));
-                }
-            }
-            self.fetch_round(
-                &fetcher,
-                &budget,
-                wanted,
-                decoded.encoding,
-                &mut resources,
-                &mut order,
-            )
-            .await;
-        };
-
-        let records = order
-            .into_iter()
-            .map(|(url, kind)| {
-                let result = resources
-                    .result(&url)
-                    .cloned()
-                    .unwrap_or(Err(Failure::TooDeep));
-                ResourceRecord { url, kind, result }
-            })
-            .collect();
-        let readable = match extraction {
-            Some(task) => task.await.ok().flatten(),
-            None => None,
-        };
-        Ok(Capture {
-            requested_url: url,
-            encoding: Some((decoded.encoding.name(), decoded.source)),
-            page,
-            snapshot: Snapshot::Html(parts.expand()),
-            parts: Some(parts),
-            resources: records,
-            readable,
-            elapsed: started.elapsed(),
+        Ok(CaptureSession {
+            capturer: self,
+            fetcher,
+            started,
+            budget: AtomicU64::new(0),
         })
     }
 
@@ -585,6 +504,223 @@ impl Capturer {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+/// One capture in progress (see [`Capturer::session`]).
+pub struct CaptureSession<'c> {
+    capturer: &'c Capturer,
+    fetcher: Fetcher,
+    started: Instant,
+    /// Bytes fetched so far, against [`Limits::max_total_bytes`].
+    budget: AtomicU64,
+}
+
+impl CaptureSession<'_> {
+    /// When the capture must be done.
+    pub fn deadline(&self) -> Instant {
+        self.started + self.capturer.options.limits.timeout
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &CaptureOptions {
+        &self.capturer.options
+    }
+
+    /// The [`CaptureError`] of a page that could not be had for `failure`.
+    pub fn page_error(&self, url: &Url, failure: Failure) -> CaptureError {
+        self.capturer.page_error(url, failure)
+    }
+
+    /// Fetches the page (following redirects, each hop checked).
+    ///
+    /// # Errors
+    /// The page's [`CaptureError`]; [`CaptureError::EmptyBody`].
+    pub async fn fetch_page(&self, url: &Url) -> Result<Fetched, CaptureError> {
+        let limits = &self.capturer.options.limits;
+        let page = self
+            .fetcher
+            .fetch(url, limits.max_page_bytes.min(limits.max_total_bytes), true)
+            .await
+            .map_err(|f| self.capturer.page_error(url, f))?;
+        if page.bytes.is_empty() {
+            return Err(CaptureError::EmptyBody {
+                url: page.final_url,
+                status: page.status,
+            });
+        }
+        self.budget
+            .fetch_add(page.bytes.len() as u64, Ordering::Relaxed);
+        Ok(page)
+    }
+
+    /// One request of a browser, one hop, under the same policy, client, cookie jar,
+    /// deadline and byte limits as every fetch of this capture (`is_page`: the page's
+    /// own document, under [`Limits::max_page_bytes`]).
+    ///
+    /// # Errors
+    /// Why it was not answered: refused, too large, timed out, the network.
+    pub async fn exchange(&self, request: &Exchange, is_page: bool) -> Result<Hop, Failure> {
+        let limits = &self.capturer.options.limits;
+        let remaining = limits
+            .max_total_bytes
+            .saturating_sub(self.budget.load(Ordering::Relaxed));
+        let over_budget = || {
+            Failure::TooLarge(format!(
+                "the snapshot would exceed its limit of {} bytes (max_total_bytes)",
+                limits.max_total_bytes
+            ))
+        };
+        if remaining == 0 {
+            return Err(over_budget());
+        }
+        let max = if is_page {
+            limits.max_page_bytes
+        } else {
+            limits.max_asset_bytes
+        };
+        let hop = self.fetcher.exchange(request, max.min(remaining)).await?;
+        if let Hop::Done(f) = &hop {
+            let len = f.bytes.len() as u64;
+            if self.budget.fetch_add(len, Ordering::Relaxed) + len > limits.max_total_bytes {
+                return Err(over_budget());
+            }
+        }
+        Ok(hop)
+    }
+
+    /// Makes the snapshot of `page`: of its own bytes, or of `rendered` (the document a
+    /// browser rendered, as HTML). `seen` are the responses the browser received (and
+    /// the requests refused): the walk takes its resources from them first, so nothing
+    /// the browser saw is fetched twice, and fetches only what they lack.
+    ///
+    /// # Errors
+    /// None yet beyond the page's own (kept for the browser engine's failures).
+    pub async fn finish(
+        self,
+        url: Url,
+        page: Fetched,
+        rendered: Option<String>,
+        seen: Vec<ResourceRecord>,
+    ) -> Result<Capture, CaptureError> {
+        let capturer = self.capturer;
+        let started = self.started;
+        if !matches!(
+            page.media_type.as_str(),
+            "text/html" | "application/xhtml+xml"
+        ) {
+            return Ok(Capture {
+                requested_url: url,
+                page,
+                snapshot: Snapshot::Original,
+                parts: None,
+                encoding: None,
+                resources: Vec::new(),
+                readable: None,
+                elapsed: started.elapsed(),
+            });
+        }
+
+        let mut decoded = charset::decode_html(
+            &page.bytes,
+            page.content_type.as_deref(),
+            page.final_url.host_str(),
+        );
+        if let Some(html) = rendered {
+            decoded.text = html;
+        }
+        let extraction = capturer.options.extract_text.then(|| {
+            let (text, final_url) = (decoded.text.clone(), page.final_url.clone());
+            tokio::task::spawn_blocking(move || extract::extract_isolated(text, final_url))
+        });
+
+        let mut resources = ResourceMap::default();
+        let mut order: Vec<(Url, ResourceKind)> = Vec::new();
+        let mut kinds: HashMap<Url, ResourceKind> = HashMap::new();
+        for record in seen {
+            let key = ResourceMap::key(&record.url);
+            if key == ResourceMap::key(&page.final_url) || resources.contains(&key) {
+                continue;
+            }
+            kinds.insert(key.clone(), record.kind);
+            resources.insert(&key, record.result);
+        }
+        let (parts, referenced) = loop {
+            // Walk with what we have; whatever is referenced but not yet attempted is the
+            // next round. When nothing is new, this walk's output is the snapshot.
+            let inliner = Inliner::new(&resources, &capturer.options.inline);
+            let root = inliner.inline_document(&decoded.text, &page.final_url, decoded.encoding);
+            let all = inliner.references_with_depth();
+            let wanted: Vec<(Url, ResourceKind, usize)> = all
+                .iter()
+                .filter(|(u, _, _)| !resources.contains(u))
+                .cloned()
+                .collect();
+            let skipped = inliner.skipped();
+            if wanted.is_empty() {
+                break (inliner.into_parts(root), all);
+            }
+            drop(inliner);
+            for (url, kind) in skipped {
+                if !resources.contains(&url) {
+                    resources.insert(&url, Err(Failure::TooDeep));
+                    order.push((url, kind));
+                }
+            }
+            capturer
+                .fetch_round(
+                    &self.fetcher,
+                    &self.budget,
+                    wanted,
+                    decoded.encoding,
+                    &mut resources,
+                    &mut order,
+                )
+                .await;
+        };
+        // What the browser received and the snapshot uses, then what it asked for and
+        // was refused or failed (kept on record, like a refused asset).
+        if !kinds.is_empty() {
+            let mut listed: HashSet<Url> = order.iter().map(|(u, _)| u.clone()).collect();
+            for (url, kind, _) in referenced {
+                if kinds.contains_key(&url) && listed.insert(url.clone()) {
+                    order.push((url, kind));
+                }
+            }
+            let mut rest: Vec<(Url, ResourceKind)> = kinds
+                .into_iter()
+                .filter(|(u, _)| {
+                    !listed.contains(u) && resources.result(u).is_some_and(Result::is_err)
+                })
+                .collect();
+            rest.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            order.extend(rest);
+        }
+
+        let records = order
+            .into_iter()
+            .map(|(url, kind)| {
+                let result = resources
+                    .result(&url)
+                    .cloned()
+                    .unwrap_or(Err(Failure::TooDeep));
+                ResourceRecord { url, kind, result }
+            })
+            .collect();
+        let readable = match extraction {
+            Some(task) => task.await.ok().flatten(),
+            None => None,
+        };
+        Ok(Capture {
+            requested_url: url,
+            encoding: Some((decoded.encoding.name(), decoded.source)),
+            page,
+            snapshot: Snapshot::Html(parts.expand()),
+            parts: Some(parts),
+            resources: records,
+            readable,
+            elapsed: started.elapsed(),
+        })
     }
 }
 

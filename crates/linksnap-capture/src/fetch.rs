@@ -152,17 +152,8 @@ impl Fetcher {
             if !matches!(current.scheme(), "http" | "https") {
                 return Err(Failure::UnsupportedScheme(current.scheme().to_owned()));
             }
-            self.resolver
-                .check_url(&current)
-                .await
-                .map_err(|e| match e {
-                    HostError::Refused { .. } => Failure::Refused(e.to_string()),
-                    HostError::Dns { .. } => Failure::Connect(e.to_string()),
-                })?;
-            let request_deadline = self
-                .settings
-                .deadline
-                .min(Instant::now() + self.settings.request_timeout);
+            self.check(&current).await?;
+            let request_deadline = self.request_deadline();
             let mut request = self
                 .client
                 .get(current.clone())
@@ -170,26 +161,8 @@ impl Fetcher {
             if is_page {
                 request = request.header(ACCEPT, PAGE_ACCEPT);
             }
-            let response = tokio::time::timeout_at(request_deadline, request.send())
-                .await
-                .map_err(|_| Failure::TimedOut)?
-                .map_err(|e| {
-                    if e.is_connect() {
-                        Failure::Connect(error_chain(&e))
-                    } else {
-                        Failure::Network(error_chain(&e))
-                    }
-                })?;
-            let status = response.status();
-            if status.is_redirection()
-                && let Some(location) = response.headers().get(LOCATION)
-            {
-                let location = location
-                    .to_str()
-                    .map_err(|_| Failure::Redirect("the Location header is not text".to_owned()))?;
-                let next = current
-                    .join(location.trim())
-                    .map_err(|e| Failure::Redirect(format!("bad Location `{location}`: {e}")))?;
+            let response = send(request, request_deadline).await?;
+            if let Some(next) = redirect_target(&current, &response)? {
                 if !seen.insert(next.clone()) {
                     return Err(Failure::Redirect(format!("redirect loop at {next}")));
                 }
@@ -204,6 +177,74 @@ impl Fetcher {
             "more than {} redirects, the limit (max_redirects)",
             self.settings.max_redirects
         )))
+    }
+
+    /// One request as a browser made it (method, headers, body), one hop only: a
+    /// redirect is answered as it came, for the browser to follow (and be checked again).
+    /// The address is checked first; the body is read against `max_bytes`.
+    pub async fn exchange(&self, request: &Exchange, max_bytes: u64) -> Result<Hop, Failure> {
+        let url = &request.url;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Failure::UnsupportedScheme(url.scheme().to_owned()));
+        }
+        self.check(url).await?;
+        let request_deadline = self.request_deadline();
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| Failure::Network(format!("bad method `{}`", request.method)))?;
+        let mut builder = self.client.request(method, url.clone());
+        for (name, value) in &request.headers {
+            // What the client sets itself (the connection, the body's length and
+            // encoding, cookies from this capture's jar) is not taken from the browser.
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host"
+                    | "connection"
+                    | "content-length"
+                    | "accept-encoding"
+                    | "cookie"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "te"
+            ) {
+                continue;
+            }
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let response = send(builder, request_deadline).await?;
+        if let Some(next) = redirect_target(url, &response)? {
+            return Ok(Hop::Redirect {
+                status: response.status().as_u16(),
+                location: next,
+            });
+        }
+        self.read(response, url.clone(), max_bytes, request_deadline)
+            .await
+            .map(Hop::Done)
+    }
+
+    /// Refuses an address the policy does not allow, before any connection.
+    async fn check(&self, url: &Url) -> Result<(), Failure> {
+        self.resolver
+            .check_url(url)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                HostError::Refused { .. } => Failure::Refused(e.to_string()),
+                HostError::Dns { .. } => Failure::Connect(e.to_string()),
+            })
+    }
+
+    /// When a request sent now must be done: its own timeout or the capture's deadline.
+    fn request_deadline(&self) -> Instant {
+        self.settings
+            .deadline
+            .min(Instant::now() + self.settings.request_timeout)
     }
 
     async fn read(
@@ -269,6 +310,64 @@ impl Fetcher {
             bytes,
         })
     }
+}
+
+/// A request as a browser made it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// `GET`, `POST`…
+    pub method: String,
+    pub url: Url,
+    /// The browser's request headers, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<bytes::Bytes>,
+}
+
+/// The answer to one [`Exchange`].
+#[derive(Debug, Clone)]
+pub enum Hop {
+    /// A redirect, for the browser to follow (its next request is checked again).
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+        /// Where to, resolved against the request's URL.
+        location: Url,
+    },
+    /// The response, its body read whole.
+    Done(Fetched),
+}
+
+/// Sends a request, bounded by `deadline`.
+async fn send(
+    request: reqwest::RequestBuilder,
+    deadline: Instant,
+) -> Result<reqwest::Response, Failure> {
+    tokio::time::timeout_at(deadline, request.send())
+        .await
+        .map_err(|_| Failure::TimedOut)?
+        .map_err(|e| {
+            if e.is_connect() {
+                Failure::Connect(error_chain(&e))
+            } else {
+                Failure::Network(error_chain(&e))
+            }
+        })
+}
+
+/// Where a redirect answer of a request for `url` points, if it is one.
+fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Option<Url>, Failure> {
+    if !response.status().is_redirection() {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(LOCATION) else {
+        return Ok(None);
+    };
+    let location = location
+        .to_str()
+        .map_err(|_| Failure::Redirect("the Location header is not text".to_owned()))?;
+    url.join(location.trim())
+        .map(Some)
+        .map_err(|e| Failure::Redirect(format!("bad Location `{location}`: {e}")))
 }
 
 fn origin_key(url: &Url) -> String {

@@ -28,10 +28,12 @@ pub mod resource;
 pub mod template;
 
 pub use capture::{
-    Capture, CaptureError, CaptureOptions, Capturer, Limits, ResourceRecord, Snapshot, parse_url,
+    Capture, CaptureError, CaptureOptions, CaptureSession, Capturer, Limits, ResourceRecord,
+    Snapshot, parse_url,
 };
 pub use dns::NameResolver;
 pub use extract::Readable;
+pub use fetch::{Exchange, Hop};
 pub use html::InlineOptions;
 pub use policy::AddressPolicy;
 pub use resource::{Failure, Fetched, ResourceKind};

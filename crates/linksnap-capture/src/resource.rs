@@ -27,6 +27,9 @@ pub enum ResourceKind {
     SvgSprite,
     /// `<embed>` or `<object>` content.
     Embed,
+    /// What a page's scripts fetched (fetch, XHR, event streams, beacons): seen by the
+    /// browser engine only.
+    Data,
 }
 
 impl ResourceKind {
@@ -42,6 +45,7 @@ impl ResourceKind {
             Self::Media => "media",
             Self::SvgSprite => "svg-sprite",
             Self::Embed => "embed",
+            Self::Data => "data",
         }
     }
 }

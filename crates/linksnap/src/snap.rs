@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::args::{FetchArgs, Format};
-use crate::exit::Code;
+use crate::exit::{Code, UsageError};
 use crate::wire::SnapReport;
 
 /// Arguments of `linksnap snap`.
@@ -29,8 +29,29 @@ pub struct SnapArgs {
     /// Print no summary line on standard error.
     #[arg(short, long)]
     pub quiet: bool,
+    /// How to capture: `static` keeps what the server sends; `browser` renders the page
+    /// in a headless Chromium (its scripts run, every request through linksnap's own
+    /// fetcher and address policy) and saves the rendered page without its scripts;
+    /// `auto` is the browser when a Chromium is found, else static.
+    #[arg(long, value_enum, env = "LINKSNAP_ENGINE", default_value_t = Engine::Static)]
+    pub engine: Engine,
+    /// The Chromium to run (default: $LINKSNAP_CHROMIUM, else chromium, chromium-browser
+    /// or google-chrome on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub chromium: Option<PathBuf>,
     #[command(flatten)]
     pub fetch: FetchArgs,
+}
+
+/// Which engine captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// The browser when a Chromium is found, else the static engine.
+    Auto,
+    /// A headless Chromium renders the page.
+    Browser,
+    /// What the server sends, without running scripts.
+    Static,
 }
 
 /// Runs the command.
@@ -40,7 +61,46 @@ pub struct SnapArgs {
 pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
     let (options, names) = args.fetch.build(args.format != Format::Html)?;
     let capturer = Capturer::with_resolver(options, names)?;
-    let capture = capturer.capture(&args.url).await?;
+    let chromium = match args.engine {
+        Engine::Static => None,
+        Engine::Browser => Some(linksnap_browser::find_chromium(args.chromium.as_deref()).ok_or_else(|| {
+            UsageError(
+                "--engine browser needs Chromium: install it (Debian: apt install chromium) or name it with --chromium PATH or LINKSNAP_CHROMIUM".to_owned(),
+            )
+        })?),
+        Engine::Auto => {
+            let found = linksnap_browser::find_chromium(args.chromium.as_deref());
+            if found.is_none() {
+                eprintln!("linksnap: no Chromium found: capturing with the static engine (scripts are not run)");
+            }
+            found
+        }
+    };
+    let capture = match chromium {
+        None => capturer.capture(&args.url).await?,
+        Some(path) => {
+            let browser = linksnap_browser::BrowserCapturer::launch(
+                &path,
+                capturer,
+                linksnap_browser::BrowserSettings::default(),
+            )
+            .await?;
+            let result = browser.capture(&args.url).await;
+            browser.close().await;
+            match result {
+                Ok(done) => {
+                    if done.unsettled && !args.quiet {
+                        eprintln!(
+                            "linksnap: the page was still loading at the deadline; saved as it was then"
+                        );
+                    }
+                    done.capture
+                }
+                Err(linksnap_browser::BrowserError::Capture(e)) => return Err(e.into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     let body = render(&capture, args.format)?;
     match &args.output {
         Some(path) => write_atomically(path, &body)?,

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod browser;
 mod charset;
 mod corpus;
 mod faults;

@@ -246,6 +246,9 @@ fn router(shared: Shared) -> Router {
         .route("/hostile.html", get(hostile))
         .route("/escape/{port}", get(escape_page))
         .route("/reach/{port}", get(reach_page))
+        .route("/rendered/page.html", get(rendered_page))
+        .route("/rendered/frame.html", get(rendered_frame))
+        .route("/rendered/data.json", get(rendered_data))
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
@@ -388,8 +391,18 @@ document.body.style.background = "rgb(0, 200, 83)";
 /// A page whose script, when it runs, reaches for `127.0.0.1:PORT` every way a page can
 /// load something (each attempt names itself in the path), then says `tried N` in
 /// `#result`.
-async fn reach_page(UrlPath(port): UrlPath<u16>) -> Response {
-    let c = format!("127.0.0.1:{port}");
+async fn reach_page(UrlPath(port): UrlPath<u16>, RawQuery(q): RawQuery) -> Response {
+    let host = query_values(&q, "host")
+        .pop()
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let c = format!("{host}:{port}");
+    // Navigating away is no load a snapshot's policy can stop: asked for only where the
+    // browser engine's interception is what is tested.
+    let navigate = if query_values(&q, "navigate").is_empty() {
+        String::new()
+    } else {
+        format!(r#"setTimeout(function () {{ location.href = "http://{c}/navigate-away"; }}, 50);"#)
+    };
     let page = format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>reach page</title>
 </head><body>
@@ -422,10 +435,82 @@ attempt(function () {{ new Worker(C + "/worker"); }});
 attempt(function () {{ var b = new Blob(["fetch('" + C + "/from-worker')"], {{ type: "text/javascript" }}); new Worker(URL.createObjectURL(b)); }});
 attempt(function () {{ navigator.serviceWorker.register(C + "/service-worker"); }});
 attempt(function () {{ document.write('<img src="' + C + '/document-write">'); }});
+// The same loopback machine under other names and spellings.
+["localhost", "[::1]", "[::ffff:127.0.0.2]", "2130706434", "0x7f.0.0.2", "127.1"].forEach(function (h) {{
+  attempt(function () {{ fetch("http://" + h + ":{port}/fetch-" + h, {{ mode: "no-cors" }}).catch(function () {{}}); }});
+  attempt(function () {{ new WebSocket("ws://" + h + ":{port}/websocket-" + h); }});
+}});
+{navigate}
 document.getElementById("result").textContent = "tried " + tried;
 </script></body></html>"#
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// A page that is nothing but a "Loading…" shell until its scripts run: each of what
+/// only a browser has (data fetched after load, content added later, CSSOM rules and an
+/// adopted sheet, open and closed shadow roots with a slot, a canvas drawn from fetched
+/// data, form state, a lazy image far below, a frame rendering its own fetched data)
+/// writes a marker the snapshot must keep.
+async fn rendered_page() -> Response {
+    html(
+        r#"<!doctype html><html><head><title>rendered</title></head><body>
+<div id="app">Loading…</div>
+<form><input id="name" value="typed by nobody"><input id="agree" type="checkbox"><select id="pick"><option>one</option><option>two</option></select><textarea id="story"></textarea></form>
+<div style="height:3000px">spacer</div>
+<img id="lazy" loading="lazy" src="/site/img/lazy.png" alt="far below">
+<iframe id="frame" src="/rendered/frame.html" style="width:400px;height:100px"></iframe>
+<script>
+fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
+  document.getElementById("app").innerHTML = "<h1 class=title>" + d.title + "</h1>";
+  var style = document.createElement("style");
+  document.head.appendChild(style);
+  style.sheet.insertRule(".title { color: rgb(1, 2, 3) }");
+  var sheet = new CSSStyleSheet();
+  sheet.replaceSync(".adopted-marker { color: rgb(4, 5, 6) }");
+  document.adoptedStyleSheets = [sheet];
+  var open = document.createElement("div");
+  document.body.appendChild(open);
+  open.attachShadow({ mode: "open" }).innerHTML = "<p>open shadow content</p><slot></slot>";
+  open.innerHTML = "<span>slotted light content</span>";
+  var closed = document.createElement("div");
+  document.body.appendChild(closed);
+  closed.attachShadow({ mode: "closed" }).innerHTML = "<p>closed shadow content</p>";
+  var canvas = document.createElement("canvas");
+  canvas.id = "chart"; canvas.width = 30; canvas.height = 10;
+  var g = canvas.getContext("2d");
+  d.bars.forEach(function (h, i) { g.fillRect(i * 10, 10 - h, 8, h); });
+  document.body.appendChild(canvas);
+});
+setTimeout(function () {
+  var late = document.createElement("p");
+  late.textContent = "added after a delay";
+  document.body.appendChild(late);
+  document.getElementById("name").value = "typed by script";
+  document.getElementById("agree").checked = true;
+  document.getElementById("pick").value = "two";
+  document.getElementById("story").value = "a story typed in";
+}, 300);
+</script></body></html>"#,
+    )
+}
+
+async fn rendered_frame() -> Response {
+    html(
+        r#"<!doctype html><body><p id="f">frame loading</p><script>
+fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
+  document.getElementById("f").textContent = "frame says " + d.frame;
+});
+</script></body>"#,
+    )
+}
+
+async fn rendered_data() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"title": "rendered by script", "frame": "fetched in the frame", "bars": [3, 7, 10]}"#,
+    )
+        .into_response()
 }
 
 async fn font() -> Response {
@@ -859,7 +944,9 @@ fn command(args: &[&str]) -> Command {
         .env_remove("LINKSNAP_ALLOW_NET")
         .env_remove("LINKSNAP_USER_AGENT")
         .env_remove("LINKSNAP_STRIP_PARAMS")
-        .env_remove("LINKSNAP_LOG");
+        .env_remove("LINKSNAP_LOG")
+        .env_remove("LINKSNAP_ENGINE")
+        .env_remove("LINKSNAP_CHROMIUM");
     cmd
 }
 

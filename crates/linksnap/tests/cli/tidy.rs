@@ -306,8 +306,9 @@ fn modules_of(src: &Path, declared: &BTreeSet<String>) -> BTreeSet<String> {
         .collect()
 }
 
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 6] = [
     "linksnap-capture",
+    "linksnap-browser",
     "linksnap-store",
     "linksnap-mail",
     "linksnap-server",

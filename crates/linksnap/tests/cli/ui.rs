@@ -23,11 +23,12 @@ pub(crate) async fn browser(profile: &Path) -> Browser {
         .user_data_dir(profile)
         .window_size(1200, 900)
         .viewport(None)
+        // The driver adds the leading `--` itself.
         .args(
             crate::support::CHROMIUM_FLAGS
                 .iter()
-                .copied()
-                .chain(["--lang=en-US"]),
+                .map(|f| f.trim_start_matches("--"))
+                .chain(["lang=en-US"]),
         )
         .build()
         .expect("browser config");

@@ -1,0 +1,337 @@
+//! One browser capture: a fresh browser context and page, every request answered by
+//! the capture's own fetcher, the page settled (load, then network quiet, then lazy
+//! content revealed by scrolling, then quiet again, all inside the capture's deadline),
+//! its DOM serialised without scripts and handed to the static engine's walk, which
+//! inlines what the browser received.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::{
+    SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
+use chromiumoxide::cdp::browser_protocol::fetch::EventRequestPaused;
+use chromiumoxide::cdp::browser_protocol::page::{
+    EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use linksnap_capture::{Capture, CaptureError, CaptureSession, Capturer, Failure, parse_url};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::chromium::{Chromium, LaunchError};
+use crate::intercept::{Seen, answer};
+
+/// Installed in every frame before the page's scripts.
+const INIT_JS: &str = include_str!("init.js");
+/// The page-side serialiser.
+const SERIALIZE_JS: &str = include_str!("serialize.js");
+
+/// How long no request may be in flight before the page counts as settled.
+pub const DEFAULT_QUIET: Duration = Duration::from_millis(500);
+/// Most window heights scrolled to reveal lazy content.
+pub const DEFAULT_MAX_SCROLLS: u32 = 20;
+
+/// Why a browser capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    /// The page itself could not be had, as with the static engine.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Chromium did not start.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// Chromium failed during the capture (it crashed, or stopped answering).
+    #[error("the browser failed during the capture: {0}")]
+    Browser(String),
+}
+
+/// How a browser capture waits.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// See [`DEFAULT_QUIET`].
+    pub quiet: Duration,
+    /// See [`DEFAULT_MAX_SCROLLS`].
+    pub max_scrolls: u32,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        Self {
+            quiet: DEFAULT_QUIET,
+            max_scrolls: DEFAULT_MAX_SCROLLS,
+        }
+    }
+}
+
+/// Makes captures through one running Chromium.
+#[derive(Debug)]
+pub struct BrowserCapturer {
+    chromium: Chromium,
+    capturer: Capturer,
+    settings: BrowserSettings,
+}
+
+/// What a browser capture made besides the snapshot.
+#[derive(Debug)]
+pub struct BrowserCapture {
+    /// The snapshot, as the static engine's.
+    pub capture: Capture,
+    /// Whether the page still had requests in flight at the deadline (saved as it was).
+    pub unsettled: bool,
+}
+
+impl BrowserCapturer {
+    /// Starts the Chromium at `chromium` for captures made with `capturer`'s options.
+    ///
+    /// # Errors
+    /// [`BrowserError::Launch`].
+    pub async fn launch(
+        chromium: &Path,
+        capturer: Capturer,
+        settings: BrowserSettings,
+    ) -> Result<Self, BrowserError> {
+        let chromium = Chromium::launch(chromium).await?;
+        Ok(Self {
+            chromium,
+            capturer,
+            settings,
+        })
+    }
+
+    /// Connections that got past the interception (each refused by the proxy).
+    #[must_use]
+    pub fn escaped(&self) -> usize {
+        self.chromium.escaped()
+    }
+
+    /// Closes the browser.
+    pub async fn close(self) {
+        self.chromium.close().await;
+    }
+
+    /// Captures `input` as the browser renders it.
+    ///
+    /// # Errors
+    /// [`BrowserError`]: the page's own failure (refused, timed out…) as
+    /// [`BrowserError::Capture`], or the browser's.
+    pub async fn capture(&self, input: &str) -> Result<BrowserCapture, BrowserError> {
+        let url = parse_url(input)?;
+        let session = self.capturer.session()?;
+        let browser = &self.chromium.browser;
+        let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
+        let context = browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .map_err(fail)?;
+        let result = async {
+            let target = CreateTargetParams::builder()
+                .url("about:blank")
+                .browser_context_id(context.clone())
+                .build()
+                .map_err(BrowserError::Browser)?;
+            let page = browser.new_page(target).await.map_err(fail)?;
+            let outcome = self.capture_in(&session, &page, &url).await;
+            let _ = page.close().await;
+            outcome
+        }
+        .await;
+        let _ = browser.dispose_browser_context(context).await;
+        let (page_url, rendered, seen, unsettled) = result?;
+        let page = match seen.document(&page_url) {
+            Some(Ok(page)) => page,
+            Some(Err(failure)) => return Err(session.page_error(&page_url, failure).into()),
+            None => {
+                return Err(BrowserError::Browser(format!(
+                    "the browser shows {page_url}, which it never received"
+                )));
+            }
+        };
+        let capture = session
+            .finish(url, page, Some(rendered), seen.take_answers())
+            .await?;
+        Ok(BrowserCapture { capture, unsettled })
+    }
+
+    /// Navigates `page` to `url` with every request answered by `session`, waits for it
+    /// to settle and serialises it. Returns the URL it shows, the document, what the
+    /// interception saw, and whether it never settled.
+    async fn capture_in(
+        &self,
+        session: &CaptureSession<'_>,
+        page: &Page,
+        url: &Url,
+    ) -> Result<(Url, String, Arc<Seen>, bool), BrowserError> {
+        let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
+        let seen = Arc::new(Seen::new());
+        let mut paused = page
+            .event_listener::<EventRequestPaused>()
+            .await
+            .map_err(fail)?;
+        let mut dialogs = page
+            .event_listener::<EventJavascriptDialogOpening>()
+            .await
+            .map_err(fail)?;
+        page.evaluate_on_new_document(INIT_JS).await.map_err(fail)?;
+        page.set_user_agent(session.options().user_agent.as_str())
+            .await
+            .map_err(fail)?;
+        let _ = page
+            .execute(SetDownloadBehaviorParams::new(
+                SetDownloadBehaviorBehavior::Deny,
+            ))
+            .await;
+        let main_frame = page.mainframe().await.map_err(fail)?;
+        let main_frame = main_frame.as_ref().map(|f| f.as_ref().to_owned());
+
+        let deadline = session.deadline();
+        // What the page does runs beside the interception, in this task: both borrow the
+        // session, and the interception ends when the work does.
+        let work = async {
+            // Navigated by the page itself (not Page.navigate, whose completion the
+            // driver tracks and would wait on for ever if the page navigates again by
+            // script and that navigation is refused): then polled until loaded.
+            let target = serde_json::to_string(url.as_str())
+                .map_err(|e| BrowserError::Browser(e.to_string()))?;
+            evaluate::<serde_json::Value>(page, &format!("location.href = {target}")).await?;
+            let key = linksnap_capture::resource::ResourceMap::key(url);
+            loop {
+                if let Some(Err(failure)) = seen.document(&key) {
+                    return Err(session.page_error(url, failure).into());
+                }
+                let state: (String, String) =
+                    evaluate(page, "[location.href, document.readyState]").await?;
+                if state.0 != "about:blank" && state.1 == "complete" {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(session.page_error(url, Failure::TimedOut).into());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Serialising and inlining need time of their own.
+            let settle_by = deadline
+                - (deadline.saturating_duration_since(Instant::now()) / 5)
+                    .min(Duration::from_secs(10));
+            let mut settled = self.wait_quiet(&seen, settle_by).await;
+            if settled {
+                self.reveal_lazy(page, &seen, settle_by).await;
+                settled = self.wait_quiet(&seen, settle_by).await;
+            }
+            let shown: String = evaluate(page, "location.href").await?;
+            let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
+            let html: String = evaluate(page, SERIALIZE_JS).await?;
+            Ok((
+                linksnap_capture::resource::ResourceMap::key(&shown),
+                html,
+                !settled,
+            ))
+        };
+        let intercept = async {
+            let mut answering = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    Some(event) = paused.next() => {
+                        let (seen, main_frame) = (&seen, main_frame.as_deref());
+                        answering.push(async move { answer(session, page, seen, main_frame, &event).await });
+                    }
+                    Some(dialog) = dialogs.next() => {
+                        tracing::debug!(message = %dialog.message, "a dialog dismissed");
+                        let _ = page.execute(HandleJavaScriptDialogParams::new(false)).await;
+                    }
+                    Some(()) = answering.next(), if !answering.is_empty() => {}
+                    else => break,
+                }
+            }
+        };
+        tokio::pin!(work);
+        tokio::pin!(intercept);
+        let finished = tokio::select! {
+            r = &mut work => r,
+            () = &mut intercept => Err(BrowserError::Browser("the browser went away".to_owned())),
+        };
+        let (shown, html, unsettled) = finished?;
+        Ok((shown, html, seen.clone(), unsettled))
+    }
+
+    /// Waits until no request has been in flight for the quiet window, or `by`.
+    /// Returns whether the page went quiet.
+    async fn wait_quiet(&self, seen: &Seen, by: Instant) -> bool {
+        loop {
+            if seen.quiet_for() >= self.settings.quiet {
+                return true;
+            }
+            if Instant::now() >= by {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Scrolls down a window at a time (at most `max_scrolls`), letting what loads as it
+    /// comes into view load, then back to the top.
+    async fn reveal_lazy(&self, page: &Page, seen: &Seen, by: Instant) {
+        for _ in 0..self.settings.max_scrolls {
+            let Ok(at_end) = evaluate::<bool>(
+                page,
+                "(() => { const before = scrollY; scrollBy(0, innerHeight); \
+                 return scrollY === before || scrollY + innerHeight >= document.documentElement.scrollHeight; })()",
+            )
+            .await
+            else {
+                break;
+            };
+            let step_by = by.min(Instant::now() + self.settings.quiet * 4);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.wait_quiet(seen, step_by).await;
+            if at_end || Instant::now() >= by {
+                break;
+            }
+        }
+        let _ = evaluate::<serde_json::Value>(page, "scrollTo(0, 0)").await;
+    }
+}
+
+/// Evaluates `js` in the page's main world as it is now (not waiting for a navigation
+/// the page may have attempted), returning its value.
+async fn evaluate<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    js: &str,
+) -> Result<T, BrowserError> {
+    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+    let params = EvaluateParams::builder()
+        .expression(js)
+        .return_by_value(true)
+        .await_promise(false)
+        .build()
+        .map_err(BrowserError::Browser)?;
+    let response = page
+        .execute(params)
+        .await
+        .map_err(|e| BrowserError::Browser(e.to_string()))?;
+    if let Some(exception) = &response.result.exception_details {
+        return Err(BrowserError::Browser(format!(
+            "the page's serialiser failed: {}",
+            exception.text
+        )));
+    }
+    let value = response
+        .result
+        .result
+        .value
+        .clone()
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(value).map_err(|e| BrowserError::Browser(e.to_string()))
+}
+
+impl From<Failure> for BrowserError {
+    fn from(f: Failure) -> Self {
+        Self::Browser(f.to_string())
+    }
+}

@@ -1,0 +1,221 @@
+//! Answering the browser's requests: each one paused at the request stage is fetched by
+//! the capture's own fetcher (one hop) and fulfilled with what came back, or failed with
+//! why; every answer is kept for the snapshot (the single source of its bytes).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    EventRequestPaused, FailRequestParams, FulfillRequestParams, HeaderEntry,
+};
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use linksnap_capture::{
+    CaptureSession, Exchange, Failure, Fetched, Hop, ResourceKind, ResourceRecord,
+};
+use tokio::time::Instant;
+use url::Url;
+
+/// What the interception has seen, shared by the tasks answering requests and the
+/// capture waiting for the page to settle.
+pub(crate) struct Seen {
+    /// Requests being answered now.
+    in_flight: AtomicUsize,
+    /// When a request last began or ended.
+    last_change: Mutex<Instant>,
+    /// Every answer, in the order they came: the URL, what it was for, the response or
+    /// why there is none. A URL asked for twice keeps its first answer.
+    answers: Mutex<Vec<ResourceRecord>>,
+    /// The main frame's documents by URL (the page, and where it navigated).
+    documents: Mutex<HashMap<Url, Result<Fetched, Failure>>>,
+}
+
+impl Seen {
+    pub(crate) fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last_change: Mutex::new(Instant::now()),
+            answers: Mutex::default(),
+            documents: Mutex::default(),
+        }
+    }
+
+    /// How long no request has been in flight (zero while one is).
+    pub(crate) fn quiet_for(&self) -> std::time::Duration {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return std::time::Duration::ZERO;
+        }
+        lock(&self.last_change).elapsed()
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_change) = Instant::now();
+    }
+
+    /// The main frame's document at `url`, as it was answered.
+    pub(crate) fn document(&self, url: &Url) -> Option<Result<Fetched, Failure>> {
+        lock(&self.documents).get(url).cloned()
+    }
+
+    /// Everything answered, in order.
+    pub(crate) fn take_answers(&self) -> Vec<ResourceRecord> {
+        std::mem::take(&mut *lock(&self.answers))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What a request of this type is for, in the snapshot's resource list.
+fn kind_of(resource: &ResourceType, main_frame: bool) -> ResourceKind {
+    match resource {
+        ResourceType::Document if main_frame => ResourceKind::Page,
+        ResourceType::Document => ResourceKind::Frame,
+        ResourceType::Stylesheet => ResourceKind::Stylesheet,
+        ResourceType::Image => ResourceKind::Image,
+        ResourceType::Media | ResourceType::TextTrack => ResourceKind::Media,
+        ResourceType::Font => ResourceKind::CssAsset,
+        ResourceType::Script => ResourceKind::Script,
+        _ => ResourceKind::Data,
+    }
+}
+
+/// How Chromium is told a request failed.
+fn error_reason(failure: &Failure) -> ErrorReason {
+    match failure {
+        Failure::Refused(_) => ErrorReason::BlockedByClient,
+        Failure::TimedOut => ErrorReason::TimedOut,
+        Failure::Connect(_) | Failure::HostFailed(_) => ErrorReason::ConnectionRefused,
+        Failure::TooLarge(_) => ErrorReason::Aborted,
+        _ => ErrorReason::Failed,
+    }
+}
+
+/// Response headers the browser gets: the body it receives is decoded and whole, so the
+/// ones describing the encoding and framing of the original go.
+fn headers_for_browser(headers: &[(String, String)]) -> Vec<HeaderEntry> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "content-encoding"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "keep-alive"
+            )
+        })
+        .map(|(name, value)| HeaderEntry::new(name.clone(), value.clone()))
+        .collect()
+}
+
+/// The request a paused event describes.
+fn exchange_of(event: &EventRequestPaused) -> Result<Exchange, Failure> {
+    let raw = event.request.url.as_str();
+    let url = Url::parse(raw).map_err(|e| Failure::Network(format!("bad URL {raw}: {e}")))?;
+    let headers = event
+        .request
+        .headers
+        .inner()
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = event.request.post_data_entries.as_ref().map(|entries| {
+        let mut body = Vec::new();
+        for e in entries {
+            if let Some(b) = &e.bytes
+                && let Ok(bytes) = BASE64.decode(AsRef::<str>::as_ref(b))
+            {
+                body.extend_from_slice(&bytes);
+            }
+        }
+        bytes::Bytes::from(body)
+    });
+    Ok(Exchange {
+        method: event.request.method.clone(),
+        url,
+        headers,
+        body,
+    })
+}
+
+/// Answers one paused request.
+pub(crate) async fn answer(
+    session: &CaptureSession<'_>,
+    page: &Page,
+    seen: &Seen,
+    main_frame: Option<&str>,
+    event: &EventRequestPaused,
+) {
+    seen.in_flight.fetch_add(1, Ordering::SeqCst);
+    seen.touch();
+    let is_main = main_frame == Some(event.frame_id.as_ref())
+        && matches!(event.resource_type, ResourceType::Document);
+    let kind = kind_of(&event.resource_type, is_main);
+    let exchange = exchange_of(event);
+    let result = match &exchange {
+        Ok(x) => session.exchange(x, is_main).await,
+        Err(f) => Err(f.clone()),
+    };
+    let sent = match &result {
+        Ok(Hop::Redirect { status, location }) => {
+            let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), *status);
+            fulfil.response_headers = Some(vec![HeaderEntry::new("location", location.as_str())]);
+            page.execute(fulfil).await.map(|_| ())
+        }
+        Ok(Hop::Done(fetched)) => {
+            let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), fetched.status);
+            fulfil.response_headers = Some(headers_for_browser(&fetched.headers));
+            fulfil.body = Some(BASE64.encode(&fetched.bytes).into());
+            page.execute(fulfil).await.map(|_| ())
+        }
+        // A main-frame document that cannot be had is aborted: the page stays as it
+        // was (a refused navigation by script does not replace it with an error page).
+        Err(failure) => page
+            .execute(FailRequestParams::new(
+                event.request_id.clone(),
+                if is_main {
+                    ErrorReason::Aborted
+                } else {
+                    error_reason(failure)
+                },
+            ))
+            .await
+            .map(|_| ()),
+    };
+    if let Err(e) = sent {
+        tracing::debug!(url = %event.request.url, error = %e, "answering the browser");
+    }
+    if let Ok(x) = &exchange {
+        let kept = match result {
+            Ok(Hop::Done(f)) => Some(Ok(f)),
+            Ok(Hop::Redirect { .. }) => None,
+            Err(f) => Some(Err(f)),
+        };
+        if let Some(kept) = kept {
+            let key = linksnap_capture::resource::ResourceMap::key(&x.url);
+            if is_main {
+                lock(&seen.documents).insert(key.clone(), kept.clone());
+            }
+            let mut answers = lock(&seen.answers);
+            if !answers.iter().any(|r| r.url == key) {
+                answers.push(ResourceRecord {
+                    url: key,
+                    kind,
+                    result: kept,
+                });
+            }
+        }
+    }
+    seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+    seen.touch();
+}

@@ -1,0 +1,21 @@
+//! The browser engine: a page captured as a headless Chromium renders it, with scripts
+//! run, then saved as the rendered document without its scripts, inlined by the same
+//! walk as the static engine's (`linksnap-capture`).
+//!
+//! Chromium never touches the network. Every request it makes is paused at the request
+//! stage and answered by the capture's own fetcher (`CaptureSession::exchange`: the
+//! same resolver, address policy, limits, cookie jar and deadline as the static engine),
+//! one redirect hop at a time; what the interception cannot see goes to a proxy that
+//! refuses everything. What the browser received is the single source of the snapshot's
+//! bytes: the walk takes its resources from those responses first.
+//!
+//! Layers, lowest first: `chromium` (finding and launching the browser, the refusing
+//! proxy), `intercept` (answering its requests), `capture` (one capture: navigate,
+//! settle, serialise, finish).
+
+pub mod capture;
+pub mod chromium;
+mod intercept;
+
+pub use capture::{BrowserCapture, BrowserCapturer, BrowserError, BrowserSettings};
+pub use chromium::{Chromium, find_chromium};

@@ -1,0 +1,182 @@
+//! The browser engine (`snap --engine browser`) in Debian's Chromium: a page built by its
+//! scripts is saved as the browser shows it, without its scripts; every request the
+//! browser makes goes through linksnap's fetcher and address policy, so a page reaching
+//! for a loopback canary every way it can (and under every spelling of the address)
+//! reaches nothing.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use crate::support::{FixtureServer, artifact_dir, chromium, linksnap};
+
+/// What the snapshot of the rendered fixture page must show, each only there once a
+/// browser ran the page's scripts.
+const RENDERED: [&str; 10] = [
+    "rendered by script",
+    "rgb(1, 2, 3)",
+    "rgb(4, 5, 6)",
+    "<template shadowrootmode=\"open\"><p>open shadow content</p><slot></slot></template>",
+    "<span>slotted light content</span>",
+    "<template shadowrootmode=\"closed\"><p>closed shadow content</p></template>",
+    "added after a delay",
+    "value=\"typed by script\"",
+    "a story typed in",
+    "frame says fetched in the frame",
+];
+
+#[test]
+fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scripts() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-rendered");
+    let url = site.url("/rendered/page.html");
+    let snap = |engine: &str, out: &str| {
+        let out = dir.join(out);
+        let run = linksnap(&[
+            "snap",
+            &url,
+            "--engine",
+            engine,
+            "--chromium",
+            chromium(),
+            "--allow-net",
+            "127.0.0.0/8",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        std::fs::read_to_string(out).unwrap()
+    };
+    // The static engine keeps the shell (so this test can fail); the page's scripts,
+    // kept, name some of the markers, but none of what they make is there.
+    let shell = snap("static", "static.html");
+    assert!(shell.contains("Loading…"));
+    for r in [
+        "rendered by script",
+        "<template shadowrootmode",
+        "value=\"typed by script\"",
+        "frame says fetched in the frame",
+    ] {
+        assert!(!shell.contains(r), "{r}: {shell}");
+    }
+
+    let html = snap("browser", "browser.html");
+    for r in RENDERED {
+        assert!(html.contains(r), "`{r}` not in the snapshot: {html}");
+    }
+    assert!(!html.contains("Loading…"), "{html}");
+    // The canvas is an image of what was drawn; the lazy image far below was loaded
+    // and inlined; the checkbox and the selection are as the script left them.
+    assert!(!html.contains("<canvas"), "{html}");
+    assert!(
+        html.contains("id=\"chart\" width=\"30\" height=\"10\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("alt=\"far below\"") && html.contains("src=\"data:image/png;base64,"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"agree\" type=\"checkbox\" checked=\"\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option selected=\"\">two</option>"),
+        "{html}"
+    );
+    // No script of the page is left, and the data the page fetched came once, through
+    // the browser's requests (the walk took it from them).
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("fetch("), "{html}");
+    assert_eq!(site.hits("/rendered/data.json"), 2, "{:?}", site.requests());
+    assert!(html.contains("connect-src 'none'"));
+}
+
+/// A canary listening on one port on three loopback addresses (127.0.0.1, 127.0.0.2 and
+/// ::1): it records every connection, whether or not anything is sent on it.
+fn canary() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..20 {
+        let first = TcpListener::bind("127.0.0.2:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        let (Ok(second), Ok(third)) = (
+            TcpListener::bind(("127.0.0.1", port)),
+            TcpListener::bind(("::1", port)),
+        ) else {
+            continue;
+        };
+        for listener in [first, second, third] {
+            let hits = hits.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let peer = conn.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    hits.lock().unwrap().push(peer);
+                }
+            });
+        }
+        return (port, hits);
+    }
+    panic!("no port free on 127.0.0.1, 127.0.0.2 and ::1 at once");
+}
+
+#[test]
+fn a_page_reaching_for_the_network_every_way_reaches_nothing_and_is_still_saved() {
+    // The page is served from 127.0.0.3, the only address allowed; the canary listens on
+    // the other loopback addresses. Fetch, XHR, WebSocket, EventSource, beacons, images,
+    // media, frames, objects, styles, fonts, scripts, modules, workers, a service worker,
+    // document.write, navigating away, and localhost, [::1], [::ffff:127.0.0.2],
+    // 2130706434, 0x7f.0.0.2 and 127.1: none gets there.
+    let site = FixtureServer::start_on("127.0.0.3".parse().unwrap());
+    let (port, hits) = canary();
+    let dir = artifact_dir("browser-canary");
+    let out = dir.join("reach.html");
+    let run = linksnap(&[
+        "snap",
+        &site.url(&format!("/reach/{port}?host=127.0.0.2&navigate=1")),
+        "--engine",
+        "browser",
+        "--chromium",
+        chromium(),
+        "--allow-net",
+        "127.0.0.3/32",
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got = hits.lock().unwrap().clone();
+    assert!(got.is_empty(), "connections reached the canary: {got:?}");
+    // The refusals are on record, named by the rule that refused them.
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let refused: Vec<String> = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "refused")
+        .map(|r| r["url"].as_str().unwrap().to_owned())
+        .collect();
+    for path in ["/fetch", "/xhr", "/image", "/stylesheet", "/script"] {
+        let url = format!("http://127.0.0.2:{port}{path}");
+        assert!(refused.contains(&url), "{url} not refused: {refused:?}");
+    }
+}
+
+#[test]
+fn a_refused_page_and_a_missing_chromium_are_clear_errors() {
+    let site = FixtureServer::start();
+    let url = site.url("/rendered/page.html");
+    let snap =
+        |chromium: &str| linksnap(&["snap", &url, "--engine", "browser", "--chromium", chromium]);
+    // Loopback is refused without an allow rule: never contacted, by the browser either.
+    let run = snap(chromium());
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert_eq!(site.hits("/rendered/page.html"), 0);
+    let run = snap("/nonexistent/chromium");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("apt install chromium"),
+        "{}",
+        run.stderr
+    );
+}
