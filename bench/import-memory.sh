@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Memory of a large JSON import (issue 18): an export of LINKS links (our JSON, with
 # titles, notes and tags) imported with `linksnap import FILE --no-capture` into a new
-# library by each binary given; prints each one's peak RSS and wall time.
+# library by each binary given; prints each one's peak RSS and wall time. Then the same
+# file broken at its very end: nothing is imported, so the peak is the reading alone
+# (no commit, no indexing).
 #
 #   bash bench/import-memory.sh LINKS BINARY [BINARY…]
 #
@@ -31,10 +33,14 @@ with open(path, "w") as f:
         }, f)
     f.write("]")
 PY
+head -c -1 "$dir/links.json" >"$dir/broken.json"
+printf ',\n {"url": ]' >>"$dir/broken.json"
 echo "file: $(stat -c %s "$dir/links.json") bytes, $links links"
-for bin in "$@"; do
-  rm -rf "$dir/data"
-  /usr/bin/time -f "%e %M" -o "$dir/time" "$bin" --data "$dir/data" import "$dir/links.json" --no-capture 2>"$dir/err" >/dev/null
-  read -r wall kb <"$dir/time"
-  echo "$bin: $(tail -1 "$dir/err" | tr -d '\r' | sed 's/.*\r//'); wall $wall s; peak RSS $((kb / 1024)) MiB"
+for file in links.json broken.json; do
+  for bin in "$@"; do
+    rm -rf "$dir/data"
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$bin" --data "$dir/data" import "$dir/$file" --no-capture 2>"$dir/err" >/dev/null || true
+    read -r wall kb < <(tail -1 "$dir/time")
+    echo "$file, $bin: $(grep -v '^Command exited' "$dir/err" | tail -1 | tr -d '\r' | sed 's/.*\r//' | cut -c1-90); wall $wall s; peak RSS $((kb / 1024)) MiB"
+  done
 done
