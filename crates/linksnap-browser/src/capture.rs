@@ -78,13 +78,44 @@ pub struct BrowserCapturer {
     settings: BrowserSettings,
 }
 
-/// What a browser capture made besides the snapshot.
+/// Tallest screenshot, in CSS pixels: a page taller than this is captured from its top
+/// down to here (Chromium's own limit for one capture is 16,384).
+pub const MAX_SCREENSHOT_HEIGHT: u32 = 16_384;
+
+/// A4 in inches, the PDF's paper.
+const A4_INCHES: (f64, f64) = (8.27, 11.69);
+
+/// What a browser capture makes besides the snapshot, when asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// A full-page PNG at the window's width ([`crate::chromium::WINDOW_WIDTH`]), at most
+    /// [`MAX_SCREENSHOT_HEIGHT`] tall.
+    pub screenshot: bool,
+    /// The page printed to PDF (A4, backgrounds printed).
+    pub pdf: bool,
+}
+
+/// What a browser capture made.
 #[derive(Debug)]
 pub struct BrowserCapture {
     /// The snapshot, as the static engine's.
     pub capture: Capture,
     /// Whether the page still had requests in flight at the deadline (saved as it was).
     pub unsettled: bool,
+    /// The screenshot (PNG), when asked for.
+    pub screenshot: Option<Vec<u8>>,
+    /// Whether the screenshot was cut at [`MAX_SCREENSHOT_HEIGHT`].
+    pub screenshot_cut: bool,
+    /// The PDF, when asked for.
+    pub pdf: Option<Vec<u8>>,
+}
+
+/// The images and prints of a settled page.
+#[derive(Debug, Default)]
+struct Taken {
+    screenshot: Option<Vec<u8>>,
+    screenshot_cut: bool,
+    pdf: Option<Vec<u8>>,
 }
 
 impl BrowserCapturer {
@@ -121,7 +152,11 @@ impl BrowserCapturer {
     /// # Errors
     /// [`BrowserError`]: the page's own failure (refused, timed out…) as
     /// [`BrowserError::Capture`], or the browser's.
-    pub async fn capture(&self, input: &str) -> Result<BrowserCapture, BrowserError> {
+    pub async fn capture(
+        &self,
+        input: &str,
+        extras: Extras,
+    ) -> Result<BrowserCapture, BrowserError> {
         let url = parse_url(input)?;
         let session = self.capturer.session()?;
         let browser = &self.chromium.browser;
@@ -137,13 +172,13 @@ impl BrowserCapturer {
                 .build()
                 .map_err(BrowserError::Browser)?;
             let page = browser.new_page(target).await.map_err(fail)?;
-            let outcome = self.capture_in(&session, &page, &url).await;
+            let outcome = self.capture_in(&session, &page, &url, extras).await;
             let _ = page.close().await;
             outcome
         }
         .await;
         let _ = browser.dispose_browser_context(context).await;
-        let (page_url, rendered, seen, unsettled) = result?;
+        let (page_url, rendered, seen, unsettled, taken) = result?;
         let page = match seen.document(&page_url) {
             Some(Ok(page)) => page,
             Some(Err(failure)) => return Err(session.page_error(&page_url, failure).into()),
@@ -156,7 +191,13 @@ impl BrowserCapturer {
         let capture = session
             .finish(url, page, Some(rendered), seen.take_answers())
             .await?;
-        Ok(BrowserCapture { capture, unsettled })
+        Ok(BrowserCapture {
+            capture,
+            unsettled,
+            screenshot: taken.screenshot,
+            screenshot_cut: taken.screenshot_cut,
+            pdf: taken.pdf,
+        })
     }
 
     /// Navigates `page` to `url` with every request answered by `session`, waits for it
@@ -167,7 +208,8 @@ impl BrowserCapturer {
         session: &CaptureSession<'_>,
         page: &Page,
         url: &Url,
-    ) -> Result<(Url, String, Arc<Seen>, bool), BrowserError> {
+        extras: Extras,
+    ) -> Result<(Url, String, Arc<Seen>, bool, Taken), BrowserError> {
         let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
         let seen = Arc::new(Seen::new());
         let mut paused = page
@@ -227,10 +269,12 @@ impl BrowserCapturer {
             let shown: String = evaluate(page, "location.href").await?;
             let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
             let html: String = evaluate(page, SERIALIZE_JS).await?;
+            let taken = take(page, extras).await?;
             Ok((
                 linksnap_capture::resource::ResourceMap::key(&shown),
                 html,
                 !settled,
+                taken,
             ))
         };
         let intercept = async {
@@ -256,8 +300,8 @@ impl BrowserCapturer {
             r = &mut work => r,
             () = &mut intercept => Err(BrowserError::Browser("the browser went away".to_owned())),
         };
-        let (shown, html, unsettled) = finished?;
-        Ok((shown, html, seen.clone(), unsettled))
+        let (shown, html, unsettled, taken) = finished?;
+        Ok((shown, html, seen.clone(), unsettled, taken))
     }
 
     /// Waits until no request has been in flight for the quiet window, or `by`.
@@ -296,6 +340,56 @@ impl BrowserCapturer {
         }
         let _ = evaluate::<serde_json::Value>(page, "scrollTo(0, 0)").await;
     }
+}
+
+/// The screenshot and the PDF of the settled page, as asked.
+async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
+    use base64::Engine as _;
+    use chromiumoxide::cdp::browser_protocol::page::{
+        CaptureScreenshotFormat, CaptureScreenshotParams, PrintToPdfParams, Viewport,
+    };
+    let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
+    let decode = |data: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| BrowserError::Browser(e.to_string()))
+    };
+    let mut taken = Taken::default();
+    if extras.screenshot {
+        let height: f64 = evaluate(
+            page,
+            "Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0, innerHeight)",
+        )
+        .await?;
+        let max = f64::from(MAX_SCREENSHOT_HEIGHT);
+        taken.screenshot_cut = height > max;
+        let params = CaptureScreenshotParams {
+            format: Some(CaptureScreenshotFormat::Png),
+            quality: None,
+            clip: Some(Viewport {
+                x: 0.0,
+                y: 0.0,
+                width: f64::from(crate::chromium::WINDOW_WIDTH),
+                height: height.min(max).max(1.0),
+                scale: 1.0,
+            }),
+            from_surface: Some(true),
+            capture_beyond_viewport: Some(true),
+            optimize_for_speed: None,
+        };
+        let shot = page.execute(params).await.map_err(fail)?;
+        taken.screenshot = Some(decode(shot.result.data.as_ref())?);
+    }
+    if extras.pdf {
+        let params = PrintToPdfParams::builder()
+            .print_background(true)
+            .paper_width(A4_INCHES.0)
+            .paper_height(A4_INCHES.1)
+            .build();
+        let pdf = page.execute(params).await.map_err(fail)?;
+        taken.pdf = Some(decode(pdf.result.data.as_ref())?);
+    }
+    Ok(taken)
 }
 
 /// Evaluates `js` in the page's main world as it is now (not waiting for a navigation

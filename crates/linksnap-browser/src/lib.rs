@@ -17,5 +17,7 @@ pub mod capture;
 pub mod chromium;
 mod intercept;
 
-pub use capture::{BrowserCapture, BrowserCapturer, BrowserError, BrowserSettings};
+pub use capture::{
+    BrowserCapture, BrowserCapturer, BrowserError, BrowserSettings, Extras, MAX_SCREENSHOT_HEIGHT,
+};
 pub use chromium::{Chromium, find_chromium};

@@ -39,6 +39,14 @@ pub struct SnapArgs {
     /// or google-chrome on PATH).
     #[arg(long, value_name = "PATH")]
     pub chromium: Option<PathBuf>,
+    /// Also write a full-page PNG of the rendered page (1280 px wide, at most 16,384 px
+    /// tall) to FILE. Browser engine only.
+    #[arg(long, value_name = "FILE")]
+    pub screenshot: Option<PathBuf>,
+    /// Also write the rendered page printed to PDF (A4, backgrounds printed) to FILE.
+    /// Browser engine only.
+    #[arg(long, value_name = "FILE")]
+    pub pdf: Option<PathBuf>,
     #[command(flatten)]
     pub fetch: FetchArgs,
 }
@@ -76,6 +84,17 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
             found
         }
     };
+    let extras = linksnap_browser::Extras {
+        screenshot: args.screenshot.is_some(),
+        pdf: args.pdf.is_some(),
+    };
+    if chromium.is_none() && (extras.screenshot || extras.pdf) {
+        return Err(UsageError(
+            "--screenshot and --pdf need the browser engine (--engine browser, and Chromium installed)"
+                .to_owned(),
+        )
+        .into());
+    }
     let capture = match chromium {
         None => capturer.capture(&args.url).await?,
         Some(path) => {
@@ -85,7 +104,7 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
                 linksnap_browser::BrowserSettings::default(),
             )
             .await?;
-            let result = browser.capture(&args.url).await;
+            let result = browser.capture(&args.url, extras).await;
             browser.close().await;
             match result {
                 Ok(done) => {
@@ -93,6 +112,19 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
                         eprintln!(
                             "linksnap: the page was still loading at the deadline; saved as it was then"
                         );
+                    }
+                    if let (Some(path), Some(png)) = (&args.screenshot, &done.screenshot) {
+                        write_atomically(path, png)?;
+                        if done.screenshot_cut && !args.quiet {
+                            eprintln!(
+                                "linksnap: the page is taller than {} px: the screenshot shows its top {} px",
+                                linksnap_browser::MAX_SCREENSHOT_HEIGHT,
+                                linksnap_browser::MAX_SCREENSHOT_HEIGHT
+                            );
+                        }
+                    }
+                    if let (Some(path), Some(pdf)) = (&args.pdf, &done.pdf) {
+                        write_atomically(path, pdf)?;
                     }
                     done.capture
                 }

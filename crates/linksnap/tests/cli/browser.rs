@@ -180,3 +180,61 @@ fn a_refused_page_and_a_missing_chromium_are_clear_errors() {
         run.stderr
     );
 }
+
+/// The width and height of a PNG.
+fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    (info.width, info.height)
+}
+
+#[test]
+fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-extras");
+    let (shot, pdf) = (dir.join("page.png"), dir.join("page.pdf"));
+    let snap = |path: &str, engine: &str| {
+        linksnap(&[
+            "snap",
+            &site.url(path),
+            "--engine",
+            engine,
+            "--chromium",
+            chromium(),
+            "--allow-net",
+            "127.0.0.0/8",
+            "-o",
+            dir.join("page.html").to_str().unwrap(),
+            "--screenshot",
+            shot.to_str().unwrap(),
+            "--pdf",
+            pdf.to_str().unwrap(),
+        ])
+    };
+    let run = snap("/rendered/page.html", "browser");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The whole page: 1280 wide, taller than its 3,000 px spacer.
+    let (w, h) = png_size(&shot);
+    assert_eq!(w, 1280);
+    assert!(h > 3000, "{h}");
+    let pdf_bytes = std::fs::read(&pdf).unwrap();
+    assert!(pdf_bytes.starts_with(b"%PDF-"), "not a PDF");
+    // A page 30,000 px tall is cut at 16,384, and says so.
+    let run = snap("/rendered/tall.html", "browser");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(png_size(&shot), (1280, 16_384));
+    assert!(
+        run.stderr.contains("taller than 16384 px"),
+        "{}",
+        run.stderr
+    );
+    // The static engine renders nothing to take a picture of.
+    let run = snap("/rendered/page.html", "static");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("need the browser engine"),
+        "{}",
+        run.stderr
+    );
+}

@@ -247,6 +247,9 @@ fn router(shared: Shared) -> Router {
         .route("/escape/{port}", get(escape_page))
         .route("/reach/{port}", get(reach_page))
         .route("/rendered/page.html", get(rendered_page))
+        .route("/rendered/tall.html", get(|| async {
+            html(r#"<!doctype html><body style="margin:0"><div style="height:30000px;background:rgb(0,200,83)">tall</div></body>"#)
+        }))
         .route("/rendered/frame.html", get(rendered_frame))
         .route("/rendered/data.json", get(rendered_data))
         .route("/slow/{ms}", get(slow))
