@@ -24,6 +24,29 @@ const RENDERED: [&str; 10] = [
     "frame says fetched in the frame",
 ];
 
+/// `snap URL` with `engine`, loopback allowed, to `out`, with `extra` flags.
+fn snap_loopback(
+    url: &str,
+    engine: &str,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> crate::support::Run {
+    let mut args = vec![
+        "snap",
+        url,
+        "--engine",
+        engine,
+        "--chromium",
+        chromium(),
+        "--allow-net",
+        "127.0.0.0/8",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    linksnap(&args)
+}
+
 #[test]
 fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scripts() {
     let site = FixtureServer::start();
@@ -31,18 +54,7 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
     let url = site.url("/rendered/page.html");
     let snap = |engine: &str, out: &str| {
         let out = dir.join(out);
-        let run = linksnap(&[
-            "snap",
-            &url,
-            "--engine",
-            engine,
-            "--chromium",
-            chromium(),
-            "--allow-net",
-            "127.0.0.0/8",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let run = snap_loopback(&url, engine, &out, &[]);
         assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
         std::fs::read_to_string(out).unwrap()
     };
@@ -195,22 +207,17 @@ fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
     let dir = artifact_dir("browser-extras");
     let (shot, pdf) = (dir.join("page.png"), dir.join("page.pdf"));
     let snap = |path: &str, engine: &str| {
-        linksnap(&[
-            "snap",
+        snap_loopback(
             &site.url(path),
-            "--engine",
             engine,
-            "--chromium",
-            chromium(),
-            "--allow-net",
-            "127.0.0.0/8",
-            "-o",
-            dir.join("page.html").to_str().unwrap(),
-            "--screenshot",
-            shot.to_str().unwrap(),
-            "--pdf",
-            pdf.to_str().unwrap(),
-        ])
+            &dir.join("page.html"),
+            &[
+                "--screenshot",
+                shot.to_str().unwrap(),
+                "--pdf",
+                pdf.to_str().unwrap(),
+            ],
+        )
     };
     let run = snap("/rendered/page.html", "browser");
     assert_eq!(run.code, 0, "{}", run.stderr);
