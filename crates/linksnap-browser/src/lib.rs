@@ -18,6 +18,7 @@ pub mod chromium;
 mod intercept;
 
 pub use capture::{
-    BrowserCapture, BrowserCapturer, BrowserError, BrowserSettings, Extras, MAX_SCREENSHOT_HEIGHT,
+    BrowserCapture, BrowserCapturer, BrowserEngine, BrowserError, BrowserSettings, DEFAULT_TABS,
+    Extras, MAX_SCREENSHOT_HEIGHT,
 };
 pub use chromium::{Chromium, find_chromium};

@@ -191,6 +191,37 @@ pub enum CaptureError {
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The engine itself failed (a browser that crashed or stopped answering): nothing
+    /// the page did for certain, so worth another try.
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// What makes captures: the static engine ([`Capturer`]) or a browser engine. Captures
+/// are not `Send` (the rewriting holds non-`Send` state), so neither are these futures.
+pub trait CaptureEngine {
+    /// Captures `input`.
+    fn capture_page<'a>(
+        &'a self,
+        input: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Capture, CaptureError>> + 'a>>;
+
+    /// The options in force (the limits bound the whole capture).
+    fn capture_options(&self) -> &CaptureOptions;
+}
+
+impl CaptureEngine for Capturer {
+    fn capture_page<'a>(
+        &'a self,
+        input: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Capture, CaptureError>> + 'a>>
+    {
+        Box::pin(self.capture(input))
+    }
+
+    fn capture_options(&self) -> &CaptureOptions {
+        &self.options
+    }
 }
 
 /// What the snapshot is.
@@ -233,6 +264,28 @@ pub struct Capture {
     pub readable: Option<Readable>,
     /// Wall time of the capture.
     pub elapsed: Duration,
+    /// Which engine made it.
+    pub engine: Engine,
+}
+
+/// Which engine made a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// What the server sent, scripts not run.
+    Static,
+    /// The page as a headless browser rendered it.
+    Browser,
+}
+
+impl Engine {
+    /// `static` or `browser`, as stored and printed.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Browser => "browser",
+        }
+    }
 }
 
 impl Capture {
@@ -618,6 +671,11 @@ impl CaptureSession<'_> {
                 resources: Vec::new(),
                 readable: None,
                 elapsed: started.elapsed(),
+                engine: if rendered.is_some() {
+                    Engine::Browser
+                } else {
+                    Engine::Static
+                },
             });
         }
 
@@ -626,6 +684,11 @@ impl CaptureSession<'_> {
             page.content_type.as_deref(),
             page.final_url.host_str(),
         );
+        let engine = if rendered.is_some() {
+            Engine::Browser
+        } else {
+            Engine::Static
+        };
         if let Some(html) = rendered {
             decoded.text = html;
         }
@@ -720,6 +783,7 @@ impl CaptureSession<'_> {
             resources: records,
             readable,
             elapsed: started.elapsed(),
+            engine,
         })
     }
 }

@@ -28,8 +28,8 @@ pub mod resource;
 pub mod template;
 
 pub use capture::{
-    Capture, CaptureError, CaptureOptions, CaptureSession, Capturer, Limits, ResourceRecord,
-    Snapshot, parse_url,
+    Capture, CaptureEngine, CaptureError, CaptureOptions, CaptureSession, Capturer, Engine, Limits,
+    ResourceRecord, Snapshot, parse_url,
 };
 pub use dns::NameResolver;
 pub use extract::Readable;

@@ -93,6 +93,8 @@ pub struct VersionJson {
     pub title: String,
     pub resources_inlined: i64,
     pub resources_failed: i64,
+    /// `static` or `browser`: which engine made it.
+    pub engine: String,
 }
 
 impl VersionJson {
@@ -108,6 +110,7 @@ impl VersionJson {
             title: v.title.clone(),
             resources_inlined: v.inlined,
             resources_failed: v.failed,
+            engine: v.engine.clone(),
         }
     }
 }

@@ -5,16 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use linksnap_capture::Capturer;
+use linksnap_capture::CaptureEngine;
 use linksnap_store::{Libraries, Outcome};
 use tokio::sync::{Notify, watch};
 
-/// Builds the capturer on the workers' runtime (its HTTP client and resolver belong there).
+/// Builds the capture engine on the workers' runtime (its HTTP client, resolver and
+/// browser belong there).
 ///
 /// It is given the server's own sockets, which captures must never connect to (see
 /// `AddressPolicy::never_connect`).
 pub type CapturerFactory =
-    Box<dyn FnOnce(&[std::net::SocketAddr]) -> Result<Capturer, String> + Send>;
+    Box<dyn FnOnce(&[std::net::SocketAddr]) -> Result<Box<dyn CaptureEngine>, String> + Send>;
 
 /// How often idle workers look for jobs that became due (retries wait for a time).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -62,7 +63,7 @@ impl Workers {
                 };
                 rt.block_on(async move {
                     let capturer = match make(&own_sockets) {
-                        Ok(c) => std::rc::Rc::new(c),
+                        Ok(c) => std::rc::Rc::<dyn CaptureEngine>::from(c),
                         Err(e) => {
                             tracing::error!(error = %e, "capture workers cannot start");
                             let _ = finished_tx.send(true);
@@ -108,7 +109,7 @@ impl Workers {
 async fn work(
     n: usize,
     libs: Arc<Libraries>,
-    capturer: std::rc::Rc<Capturer>,
+    capturer: std::rc::Rc<dyn CaptureEngine>,
     wake: Arc<Notify>,
     events: tokio::sync::broadcast::Sender<crate::state::LinkEvent>,
     mut stop: watch::Receiver<bool>,
@@ -118,8 +119,8 @@ async fn work(
     let mut maintained = tokio::time::Instant::now();
     // No capture of this process runs longer (see `run_job`): a job running for longer
     // was abandoned (its result could not be recorded, nor the job put back).
-    let stale_after =
-        capturer.options().limits.timeout + linksnap_store::queue::CAPTURE_DEADLINE_GRACE * 2;
+    let stale_after = capturer.capture_options().limits.timeout
+        + linksnap_store::queue::CAPTURE_DEADLINE_GRACE * 2;
     loop {
         if *stop.borrow() {
             return;
@@ -175,7 +176,7 @@ async fn work(
             });
         };
         tell(job.link.0, "capturing");
-        match library.run_job(&capturer, job).await {
+        match library.run_job(&*capturer, job).await {
             Ok(Outcome::Saved {
                 version,
                 http_status,

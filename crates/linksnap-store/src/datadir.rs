@@ -113,6 +113,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token scopes",
         include_str!("../migrations/0009_token_scopes.sql"),
     ),
+    (
+        10,
+        "version engine",
+        include_str!("../migrations/0010_version_engine.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

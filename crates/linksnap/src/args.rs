@@ -26,9 +26,33 @@ pub enum Format {
     Json,
 }
 
+/// Which engine captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The browser when a Chromium is found, else the static engine.
+    Auto,
+    /// A headless Chromium renders the page.
+    Browser,
+    /// What the server sends, without running scripts.
+    Static,
+}
+
 /// How a command that fetches may fetch. Shared by every such command.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
+    /// How to capture: `static` keeps what the server sends; `browser` renders the page
+    /// in a headless Chromium (its scripts run, every request through linksnap's own
+    /// fetcher and address policy) and saves the rendered page without its scripts;
+    /// `auto` is the browser when a Chromium is found, else static.
+    #[arg(long, value_enum, env = "LINKSNAP_ENGINE", default_value_t = Engine::Static)]
+    pub engine: Engine,
+    /// The Chromium to run (default: $LINKSNAP_CHROMIUM, else chromium, chromium-browser
+    /// or google-chrome on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub chromium: Option<PathBuf>,
+    /// Pages the browser engine renders at once (the library's captures).
+    #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS", default_value_t = linksnap_browser::DEFAULT_TABS)]
+    pub browser_tabs: usize,
     /// Open an address range the policy refuses by default (loopback, private…).
     /// Repeatable; adds to LINKSNAP_ALLOW_NET (comma-separated).
     #[arg(long = "allow-net", value_name = "CIDR")]
@@ -132,6 +156,56 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl FetchArgs {
+    /// The Chromium the engine setting asks for: none for `static`; for `auto` the one
+    /// found, if any (saying once when there is none); for `browser` the one found.
+    ///
+    /// # Errors
+    /// [`UsageError`] for `browser` without a Chromium, naming what to install.
+    pub fn chromium_to_run(&self) -> anyhow::Result<Option<PathBuf>> {
+        match self.engine {
+            Engine::Static => Ok(None),
+            Engine::Browser => Ok(Some(
+                linksnap_browser::find_chromium(self.chromium.as_deref()).ok_or_else(|| {
+                    UsageError(
+                        "--engine browser needs Chromium: install it (Debian: apt install chromium) or name it with --chromium PATH or LINKSNAP_CHROMIUM".to_owned(),
+                    )
+                })?,
+            )),
+            Engine::Auto => {
+                let found = linksnap_browser::find_chromium(self.chromium.as_deref());
+                if found.is_none() {
+                    eprintln!(
+                        "linksnap: no Chromium found: capturing with the static engine (scripts are not run)"
+                    );
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// The capture engine of the library's captures: the static engine, or a browser
+    /// engine over `capturer`'s options.
+    ///
+    /// # Errors
+    /// As [`FetchArgs::chromium_to_run`].
+    pub fn engine(
+        &self,
+        capturer: linksnap_capture::Capturer,
+    ) -> anyhow::Result<Box<dyn linksnap_capture::CaptureEngine>> {
+        if self.browser_tabs == 0 {
+            return Err(UsageError("--browser-tabs must be at least 1".to_owned()).into());
+        }
+        Ok(match self.chromium_to_run()? {
+            None => Box::new(capturer),
+            Some(path) => Box::new(linksnap_browser::BrowserEngine::new(
+                path,
+                capturer,
+                linksnap_browser::BrowserSettings::default(),
+                self.browser_tabs,
+            )),
+        })
+    }
+
     /// Capture options and resolver from flags and environment.
     ///
     /// # Errors

@@ -356,7 +356,7 @@ fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()>
 /// on stderr. Returns how many failed for good.
 async fn run_jobs(
     library: &Library,
-    capturer: &Capturer,
+    capturer: &dyn linksnap_capture::CaptureEngine,
     only: &[i64],
     max: Option<usize>,
     err: &mut dyn Write,
@@ -421,9 +421,10 @@ async fn run_jobs(
     Ok(failed)
 }
 
-fn capturer(fetch: &FetchArgs) -> anyhow::Result<Capturer> {
+/// The engine the library's captures are made with, from the fetch flags.
+fn capturer(fetch: &FetchArgs) -> anyhow::Result<Box<dyn linksnap_capture::CaptureEngine>> {
     let (options, names) = fetch.build(true)?;
-    Ok(Capturer::with_resolver(options, names)?)
+    fetch.engine(Capturer::with_resolver(options, names)?)
 }
 
 pub async fn add(library: &Library, t: &mut Term, args: AddArgs) -> anyhow::Result<Code> {
@@ -453,7 +454,7 @@ pub async fn add(library: &Library, t: &mut Term, args: AddArgs) -> anyhow::Resu
     library.commit_index().await?;
     if args.wait && !jobs.is_empty() {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(library, &capturer, &jobs, None, &mut t.err).await? > 0 {
+        if run_jobs(library, &*capturer, &jobs, None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
     }
@@ -790,7 +791,7 @@ pub async fn recapture(
     let job = library.enqueue(id).await?;
     if args.wait {
         let capturer = capturer(&args.fetch)?;
-        if run_jobs(library, &capturer, &[job], None, &mut t.err).await? > 0 {
+        if run_jobs(library, &*capturer, &[job], None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
     }
@@ -812,7 +813,7 @@ pub async fn work(library: &Library, t: &mut Term, args: WorkArgs) -> anyhow::Re
         )?;
     }
     loop {
-        run_jobs(library, &capturer, &[], args.max_jobs, &mut t.err).await?;
+        run_jobs(library, &*capturer, &[], args.max_jobs, &mut t.err).await?;
         if args.once || args.max_jobs.is_some() {
             let left = library.queued_jobs().await?;
             if left > 0 {

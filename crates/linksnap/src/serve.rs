@@ -57,8 +57,12 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
         for mailbox in &config.mailboxes {
             crate::mail_cmds::check_owner(libs.accounts(), mailbox).await?;
         }
-        // The fetch flags are checked now, so that a bad one stops `serve` at once.
+        // The fetch flags are checked now, so that a bad one stops `serve` at once (the
+        // engine included: `--engine browser` without a Chromium).
         args.fetch.build(true)?;
+        if args.fetch.engine == crate::args::Engine::Browser {
+            args.fetch.chromium_to_run()?;
+        }
         let fetch = args.fetch;
         let make: linksnap_server::workers::CapturerFactory = Box::new(move |own| {
             let (mut options, names) = fetch.build(true).map_err(|e| e.to_string())?;
@@ -66,7 +70,9 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
             for addr in own {
                 options.policy.never_connect(*addr);
             }
-            linksnap_capture::Capturer::with_resolver(options, names).map_err(|e| e.to_string())
+            let capturer = linksnap_capture::Capturer::with_resolver(options, names)
+                .map_err(|e| e.to_string())?;
+            fetch.engine(capturer).map_err(|e| e.to_string())
         });
         let dir = libs.main().data_dir().path.clone();
         let report = linksnap_server::serve(

@@ -29,16 +29,6 @@ pub struct SnapArgs {
     /// Print no summary line on standard error.
     #[arg(short, long)]
     pub quiet: bool,
-    /// How to capture: `static` keeps what the server sends; `browser` renders the page
-    /// in a headless Chromium (its scripts run, every request through linksnap's own
-    /// fetcher and address policy) and saves the rendered page without its scripts;
-    /// `auto` is the browser when a Chromium is found, else static.
-    #[arg(long, value_enum, env = "LINKSNAP_ENGINE", default_value_t = Engine::Static)]
-    pub engine: Engine,
-    /// The Chromium to run (default: $LINKSNAP_CHROMIUM, else chromium, chromium-browser
-    /// or google-chrome on PATH).
-    #[arg(long, value_name = "PATH")]
-    pub chromium: Option<PathBuf>,
     /// Also write a full-page PNG of the rendered page (1280 px wide, at most 16,384 px
     /// tall) to FILE. Browser engine only.
     #[arg(long, value_name = "FILE")]
@@ -51,17 +41,6 @@ pub struct SnapArgs {
     pub fetch: FetchArgs,
 }
 
-/// Which engine captures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Engine {
-    /// The browser when a Chromium is found, else the static engine.
-    Auto,
-    /// A headless Chromium renders the page.
-    Browser,
-    /// What the server sends, without running scripts.
-    Static,
-}
-
 /// Runs the command.
 ///
 /// # Errors
@@ -69,21 +48,7 @@ pub enum Engine {
 pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
     let (options, names) = args.fetch.build(args.format != Format::Html)?;
     let capturer = Capturer::with_resolver(options, names)?;
-    let chromium = match args.engine {
-        Engine::Static => None,
-        Engine::Browser => Some(linksnap_browser::find_chromium(args.chromium.as_deref()).ok_or_else(|| {
-            UsageError(
-                "--engine browser needs Chromium: install it (Debian: apt install chromium) or name it with --chromium PATH or LINKSNAP_CHROMIUM".to_owned(),
-            )
-        })?),
-        Engine::Auto => {
-            let found = linksnap_browser::find_chromium(args.chromium.as_deref());
-            if found.is_none() {
-                eprintln!("linksnap: no Chromium found: capturing with the static engine (scripts are not run)");
-            }
-            found
-        }
-    };
+    let chromium = args.fetch.chromium_to_run()?;
     let extras = linksnap_browser::Extras {
         screenshot: args.screenshot.is_some(),
         pdf: args.pdf.is_some(),

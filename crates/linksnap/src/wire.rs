@@ -29,6 +29,8 @@ pub struct SnapReport<'a> {
     pub resources: Vec<ResourceReport<'a>>,
     /// Wall time of the capture in milliseconds.
     pub elapsed_ms: u128,
+    /// `static` or `browser`: which engine made it.
+    pub engine: &'static str,
 }
 
 /// The page's encoding.
@@ -110,6 +112,7 @@ impl<'a> SnapReport<'a> {
             text: c.readable.as_ref().map(TextReport::new),
             resources: c.resources.iter().map(ResourceReport::new).collect(),
             elapsed_ms: c.elapsed.as_millis(),
+            engine: c.engine.as_str(),
         }
     }
 }

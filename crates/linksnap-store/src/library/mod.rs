@@ -673,8 +673,8 @@ impl Library {
         let title = readable.map(|r| r.title.clone()).unwrap_or_default();
         let snapshot_id: i64 = sqlx::query_scalar(
             "INSERT INTO snapshots (link_id, version, captured_at, final_url, http_status, media_type, kind, root_blob, page_blob, bytes, \
-             title, text_blob, byline, excerpt, lang, site_name, published, elapsed_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             title, text_blob, byline, excerpt, lang, site_name, published, elapsed_ms, engine) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(id.0)
         .bind(version)
@@ -694,6 +694,7 @@ impl Library {
         .bind(readable.and_then(|r| r.site_name.as_deref()))
         .bind(readable.and_then(|r| r.published_time.as_deref()))
         .bind(capture.elapsed.as_millis() as i64)
+        .bind(capture.engine.as_str())
         .fetch_one(&mut *tx)
         .await?;
         for (hash, kind) in &parts {

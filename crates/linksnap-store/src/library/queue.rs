@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use linksnap_capture::{CaptureError, Capturer};
+use linksnap_capture::{CaptureEngine, CaptureError};
 use sqlx::Row as _;
 
 use crate::library::{Library, LinkId, LinkStatus, StoreError, now_ms};
@@ -103,6 +103,7 @@ fn is_transient(e: &CaptureError) -> bool {
             | CaptureError::Network { .. }
             | CaptureError::EmptyBody { .. }
             | CaptureError::Client(_)
+            | CaptureError::Engine(_)
     )
 }
 
@@ -224,7 +225,11 @@ impl Library {
     ///
     /// # Errors
     /// [`StoreError`] when recording fails; capture failures are an [`Outcome`].
-    pub async fn run_job(&self, capturer: &Capturer, job: Job) -> Result<Outcome, StoreError> {
+    pub async fn run_job(
+        &self,
+        capturer: &dyn CaptureEngine,
+        job: Job,
+    ) -> Result<Outcome, StoreError> {
         let link = match self.get(job.link).await {
             Ok(l) => l,
             Err(StoreError::NoLink(_)) => {
@@ -242,9 +247,9 @@ impl Library {
         }
         // The capture keeps its own deadline; this bounds a capture that does not (a bug,
         // a stuck peer the deadline cannot see), so a worker is never lost to one page.
-        let deadline = capturer.options().limits.timeout + CAPTURE_DEADLINE_GRACE;
+        let deadline = capturer.capture_options().limits.timeout + CAPTURE_DEADLINE_GRACE;
         let captured =
-            match tokio::time::timeout(deadline, capturer.capture(link.url.as_str())).await {
+            match tokio::time::timeout(deadline, capturer.capture_page(link.url.as_str())).await {
                 Ok(c) => c.map_err(|e| (is_transient(&e), e.to_string())),
                 Err(_) => Err((
                     true,

@@ -24,6 +24,8 @@ pub struct Version {
     /// Resources inlined / left out.
     pub inlined: i64,
     pub failed: i64,
+    /// `static` or `browser`: which engine made it.
+    pub engine: String,
 }
 
 /// One resource of a snapshot version: what was referenced and what became of it.
@@ -81,6 +83,7 @@ impl Library {
                 title: r.get("title"),
                 inlined: r.get("inlined"),
                 failed: r.get("failed"),
+                engine: r.get("engine"),
             })
             .collect())
     }

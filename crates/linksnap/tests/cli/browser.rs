@@ -245,3 +245,85 @@ fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
         run.stderr
     );
 }
+
+#[test]
+fn the_library_captures_with_the_browser_engine_when_asked_and_records_which_engine() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-library");
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    let with = |args: &[&str]| {
+        let mut all = vec!["--data", d];
+        all.extend_from_slice(args);
+        linksnap(&all)
+    };
+    let fetch = ["--allow-net", "127.0.0.0/8", "--chromium", chromium()];
+    let mut add = vec!["add", "--wait", "--engine", "browser"];
+    let url = site.url("/rendered/page.html");
+    add.push(&url);
+    add.extend_from_slice(&fetch);
+    let run = with(&add);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.stdout_str().trim().to_owned();
+    // What the page's scripts wrote is what the library keeps and finds.
+    let hits = with(&["search", "rendered by script", "--json"]).json();
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    // A static recapture is a second version; each says which engine made it.
+    let mut again = vec!["recapture", &id, "--wait", "--engine", "static"];
+    again.extend_from_slice(&fetch);
+    let run = with(&again);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let versions = with(&["versions", &id, "--json"]).json();
+    let engines: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["engine"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["browser", "static"], "{versions}");
+}
+
+#[test]
+fn the_server_s_workers_capture_with_the_browser_engine() {
+    use crate::serve::{Serve, http, token, wait_captured};
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-serve");
+    let s = Serve::start(
+        &dir,
+        &[
+            "--workers",
+            "1",
+            "--engine",
+            "browser",
+            "--chromium",
+            chromium(),
+        ],
+    );
+    let tok = token(&dir, "t");
+    let link = http(
+        "POST",
+        &s.url("/api/v1/links"),
+        Some(&tok),
+        Some(serde_json::json!({"url": site.url("/rendered/page.html")})),
+    )
+    .json();
+    let id = link["id"].as_i64().unwrap();
+    let done = wait_captured(&s, &tok, id);
+    assert_eq!(done["status"], "ok", "{done}\n{}", s.log());
+    let versions = http(
+        "GET",
+        &s.url(&format!("/api/v1/links/{id}")),
+        Some(&tok),
+        None,
+    )
+    .json();
+    assert_eq!(versions["versions"][0]["engine"], "browser", "{versions}");
+    let snapshot = http(
+        "GET",
+        &s.url(&format!("/snapshots/{id}/latest")),
+        Some(&tok),
+        None,
+    );
+    let body = String::from_utf8_lossy(&snapshot.body).into_owned();
+    assert!(body.contains("closed shadow content"), "{body}");
+}

@@ -214,7 +214,7 @@ pub fn token(dir: &Path, name: &str) -> String {
 }
 
 /// Polls `GET /api/v1/links/{id}` until its status is not queued or capturing.
-fn wait_captured(s: &Serve, token: &str, id: i64) -> Value {
+pub(crate) fn wait_captured(s: &Serve, token: &str, id: i64) -> Value {
     let start = Instant::now();
     loop {
         let a = http(
