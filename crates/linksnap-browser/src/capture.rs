@@ -37,6 +37,8 @@ const SERIALIZE_JS: &str = include_str!("serialize.js");
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(500);
 /// Most window heights scrolled to reveal lazy content.
 pub const DEFAULT_MAX_SCROLLS: u32 = 20;
+/// How long closing a page or its context may take (a hung renderer does not answer).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a browser capture failed.
 #[derive(Debug, thiserror::Error)]
@@ -172,12 +174,19 @@ impl BrowserCapturer {
                 .build()
                 .map_err(BrowserError::Browser)?;
             let page = browser.new_page(target).await.map_err(fail)?;
-            let outcome = self.capture_in(&session, &page, &url, extras).await;
-            let _ = page.close().await;
+            // Nothing the page does (a script that never yields, dialogs without end, a
+            // renderer that hangs) keeps the capture past its deadline.
+            let outcome = tokio::time::timeout_at(
+                session.deadline(),
+                self.capture_in(&session, &page, &url, extras),
+            )
+            .await
+            .unwrap_or_else(|_| Err(session.page_error(&url, Failure::TimedOut).into()));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, page.close()).await;
             outcome
         }
         .await;
-        let _ = browser.dispose_browser_context(context).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, browser.dispose_browser_context(context)).await;
         let (page_url, rendered, seen, unsettled, taken) = result?;
         let page = match seen.document(&page_url) {
             Some(Ok(page)) => page,

@@ -327,3 +327,27 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
     let body = String::from_utf8_lossy(&snapshot.body).into_owned();
     assert!(body.contains("closed shadow content"), "{body}");
 }
+
+#[test]
+fn pages_that_never_let_go_end_at_the_deadline_with_a_clear_error() {
+    // Alerts without end (each dismissed, the next one comes) and a script that never
+    // yields: the capture ends at --timeout, exit 5, naming the time-out.
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-never");
+    for page in ["/rendered/alerts.html", "/rendered/busy.html"] {
+        let started = std::time::Instant::now();
+        let run = snap_loopback(
+            &site.url(page),
+            "browser",
+            &dir.join("out.html"),
+            &["--timeout", "4"],
+        );
+        let took = started.elapsed();
+        assert_eq!(run.code, 5, "{page}: {}", run.stderr);
+        assert!(run.stderr.contains("timed out"), "{page}: {}", run.stderr);
+        assert!(
+            took < std::time::Duration::from_secs(12),
+            "{page}: {took:?}"
+        );
+    }
+}

@@ -247,6 +247,12 @@ fn router(shared: Shared) -> Router {
         .route("/escape/{port}", get(escape_page))
         .route("/reach/{port}", get(reach_page))
         .route("/rendered/page.html", get(rendered_page))
+        .route("/rendered/alerts.html", get(|| async {
+            html(r#"<!doctype html><title>alerts</title><p>shown before the alerts</p><script>setTimeout(function () { for (;;) { alert("again"); } }, 0);</script>"#)
+        }))
+        .route("/rendered/busy.html", get(|| async {
+            html(r#"<!doctype html><title>busy</title><p>a script that never yields</p><script>setTimeout(function () { for (;;) {} }, 100);</script>"#)
+        }))
         .route("/rendered/tall.html", get(|| async {
             html(r#"<!doctype html><body style="margin:0"><div style="height:30000px;background:rgb(0,200,83)">tall</div></body>"#)
         }))
