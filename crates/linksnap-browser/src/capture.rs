@@ -87,12 +87,18 @@ pub const MAX_SCREENSHOT_HEIGHT: u32 = 16_384;
 /// A4 in inches, the PDF's paper.
 const A4_INCHES: (f64, f64) = (8.27, 11.69);
 
-/// What a browser capture makes besides the snapshot, when asked.
+/// Width and height of a thumbnail: the top 1280×720 of the page at half size.
+pub const THUMBNAIL_SIZE: (u32, u32) = (640, 360);
+
+/// What a browser capture makes besides the snapshot, when asked (into
+/// [`Capture::renderings`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extras {
     /// A full-page PNG at the window's width ([`crate::chromium::WINDOW_WIDTH`]), at most
     /// [`MAX_SCREENSHOT_HEIGHT`] tall.
     pub screenshot: bool,
+    /// A JPEG of the page's top, [`THUMBNAIL_SIZE`].
+    pub thumbnail: bool,
     /// The page printed to PDF (A4, backgrounds printed).
     pub pdf: bool,
 }
@@ -100,24 +106,19 @@ pub struct Extras {
 /// What a browser capture made.
 #[derive(Debug)]
 pub struct BrowserCapture {
-    /// The snapshot, as the static engine's.
+    /// The snapshot, as the static engine's, with the renderings asked for.
     pub capture: Capture,
     /// Whether the page still had requests in flight at the deadline (saved as it was).
     pub unsettled: bool,
-    /// The screenshot (PNG), when asked for.
-    pub screenshot: Option<Vec<u8>>,
     /// Whether the screenshot was cut at [`MAX_SCREENSHOT_HEIGHT`].
     pub screenshot_cut: bool,
-    /// The PDF, when asked for.
-    pub pdf: Option<Vec<u8>>,
 }
 
 /// The images and prints of a settled page.
 #[derive(Debug, Default)]
 struct Taken {
-    screenshot: Option<Vec<u8>>,
+    renderings: linksnap_capture::Renderings,
     screenshot_cut: bool,
-    pdf: Option<Vec<u8>>,
 }
 
 impl BrowserCapturer {
@@ -197,15 +198,14 @@ impl BrowserCapturer {
                 )));
             }
         };
-        let capture = session
+        let mut capture = session
             .finish(url, page, Some(rendered), seen.take_answers())
             .await?;
+        capture.renderings = taken.renderings;
         Ok(BrowserCapture {
             capture,
             unsettled,
-            screenshot: taken.screenshot,
             screenshot_cut: taken.screenshot_cut,
-            pdf: taken.pdf,
         })
     }
 
@@ -387,7 +387,26 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
             optimize_for_speed: None,
         };
         let shot = page.execute(params).await.map_err(fail)?;
-        taken.screenshot = Some(decode(shot.result.data.as_ref())?);
+        taken.renderings.screenshot = Some(decode(shot.result.data.as_ref())?.into());
+    }
+    if extras.thumbnail {
+        let (w, h) = THUMBNAIL_SIZE;
+        let params = CaptureScreenshotParams {
+            format: Some(CaptureScreenshotFormat::Jpeg),
+            quality: Some(80),
+            clip: Some(Viewport {
+                x: 0.0,
+                y: 0.0,
+                width: f64::from(w * 2),
+                height: f64::from(h * 2),
+                scale: 0.5,
+            }),
+            from_surface: Some(true),
+            capture_beyond_viewport: Some(true),
+            optimize_for_speed: None,
+        };
+        let shot = page.execute(params).await.map_err(fail)?;
+        taken.renderings.thumbnail = Some(decode(shot.result.data.as_ref())?.into());
     }
     if extras.pdf {
         let params = PrintToPdfParams::builder()
@@ -396,7 +415,7 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
             .paper_height(A4_INCHES.1)
             .build();
         let pdf = page.execute(params).await.map_err(fail)?;
-        taken.pdf = Some(decode(pdf.result.data.as_ref())?);
+        taken.renderings.pdf = Some(decode(pdf.result.data.as_ref())?.into());
     }
     Ok(taken)
 }
@@ -452,23 +471,32 @@ pub struct BrowserEngine {
     chromium: std::path::PathBuf,
     capturer: Capturer,
     settings: BrowserSettings,
+    /// What every capture also keeps: a screenshot and a thumbnail, a PDF when asked.
+    extras: Extras,
     tabs: tokio::sync::Semaphore,
     running: tokio::sync::Mutex<Option<(Arc<BrowserCapturer>, usize)>>,
 }
 
 impl BrowserEngine {
-    /// An engine that will run the Chromium at `chromium`.
+    /// An engine that will run the Chromium at `chromium`; every capture keeps a
+    /// screenshot and a thumbnail, and with `pdf` a PDF.
     #[must_use]
     pub fn new(
         chromium: std::path::PathBuf,
         capturer: Capturer,
         settings: BrowserSettings,
         tabs: usize,
+        pdf: bool,
     ) -> Self {
         Self {
             chromium,
             capturer,
             settings,
+            extras: Extras {
+                screenshot: true,
+                thumbnail: true,
+                pdf,
+            },
             tabs: tokio::sync::Semaphore::new(tabs.max(1)),
             running: tokio::sync::Mutex::new(None),
         }
@@ -501,7 +529,7 @@ impl BrowserEngine {
             .browser()
             .await
             .map_err(|e| CaptureError::Engine(e.to_string()))?;
-        match browser.capture(input, Extras::default()).await {
+        match browser.capture(input, self.extras).await {
             Ok(done) => Ok(done.capture),
             Err(BrowserError::Capture(e)) => Err(e),
             Err(e) => {

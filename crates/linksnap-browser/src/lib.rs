@@ -19,6 +19,6 @@ mod intercept;
 
 pub use capture::{
     BrowserCapture, BrowserCapturer, BrowserEngine, BrowserError, BrowserSettings, DEFAULT_TABS,
-    Extras, MAX_SCREENSHOT_HEIGHT,
+    Extras, MAX_SCREENSHOT_HEIGHT, THUMBNAIL_SIZE,
 };
 pub use chromium::{Chromium, find_chromium};

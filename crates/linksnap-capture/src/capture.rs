@@ -266,6 +266,19 @@ pub struct Capture {
     pub elapsed: Duration,
     /// Which engine made it.
     pub engine: Engine,
+    /// What a browser engine drew of the page (none for the static engine).
+    pub renderings: Renderings,
+}
+
+/// What a browser engine drew of a captured page.
+#[derive(Debug, Clone, Default)]
+pub struct Renderings {
+    /// The whole page as a PNG.
+    pub screenshot: Option<bytes::Bytes>,
+    /// The top of the page, small, as a JPEG (for lists).
+    pub thumbnail: Option<bytes::Bytes>,
+    /// The page printed to PDF.
+    pub pdf: Option<bytes::Bytes>,
 }
 
 /// Which engine made a capture.
@@ -676,6 +689,7 @@ impl CaptureSession<'_> {
                 } else {
                     Engine::Static
                 },
+                renderings: Renderings::default(),
             });
         }
 
@@ -784,6 +798,7 @@ impl CaptureSession<'_> {
             readable,
             elapsed: started.elapsed(),
             engine,
+            renderings: Renderings::default(),
         })
     }
 }

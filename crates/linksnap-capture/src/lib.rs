@@ -29,7 +29,7 @@ pub mod template;
 
 pub use capture::{
     Capture, CaptureEngine, CaptureError, CaptureOptions, CaptureSession, Capturer, Engine, Limits,
-    ResourceRecord, Snapshot, parse_url,
+    Renderings, ResourceRecord, Snapshot, parse_url,
 };
 pub use dns::NameResolver;
 pub use extract::Readable;

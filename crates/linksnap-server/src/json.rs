@@ -95,6 +95,9 @@ pub struct VersionJson {
     pub resources_failed: i64,
     /// `static` or `browser`: which engine made it.
     pub engine: String,
+    /// What the browser engine kept of it (`screenshot`, `thumbnail`, `pdf`), each at
+    /// `/api/v1/links/{id}/versions/{version}/{rendering}`.
+    pub renderings: Vec<&'static str>,
 }
 
 impl VersionJson {
@@ -111,6 +114,14 @@ impl VersionJson {
             resources_inlined: v.inlined,
             resources_failed: v.failed,
             engine: v.engine.clone(),
+            renderings: [
+                (v.screenshot, "screenshot"),
+                (v.thumbnail, "thumbnail"),
+                (v.pdf, "pdf"),
+            ]
+            .into_iter()
+            .filter_map(|(kept, name)| kept.then_some(name))
+            .collect(),
         }
     }
 }

@@ -118,6 +118,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "version engine",
         include_str!("../migrations/0010_version_engine.sql"),
     ),
+    (
+        11,
+        "version renderings",
+        include_str!("../migrations/0011_version_renderings.sql"),
+    ),
 ];
 
 /// The newest schema version this build knows.

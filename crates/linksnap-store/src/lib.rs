@@ -28,6 +28,6 @@ pub use library::maintenance::{FsckReport, GcReport};
 pub use library::queue::{Job, JobInfo, Outcome};
 pub use library::shares::Share;
 pub use library::tags::TagNode;
-pub use library::versions::{ResourceRow, Version};
+pub use library::versions::{Rendering, ResourceRow, Version};
 pub use library::{EditLink, Library, Link, LinkId, LinkStatus, StoreError, now_ms};
 pub use library::{filter, import, mail, maintenance, queue, tags, versions};

@@ -53,6 +53,10 @@ pub struct FetchArgs {
     /// Pages the browser engine renders at once (the library's captures).
     #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS", default_value_t = linksnap_browser::DEFAULT_TABS)]
     pub browser_tabs: usize,
+    /// The library's browser captures also keep the page printed to PDF (they always
+    /// keep a screenshot and a thumbnail).
+    #[arg(long, env = "LINKSNAP_BROWSER_PDF")]
+    pub browser_pdf: bool,
     /// Open an address range the policy refuses by default (loopback, private…).
     /// Repeatable; adds to LINKSNAP_ALLOW_NET (comma-separated).
     #[arg(long = "allow-net", value_name = "CIDR")]
@@ -202,6 +206,7 @@ impl FetchArgs {
                 capturer,
                 linksnap_browser::BrowserSettings::default(),
                 self.browser_tabs,
+                self.browser_pdf,
             )),
         })
     }

@@ -51,6 +51,7 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
     let chromium = args.fetch.chromium_to_run()?;
     let extras = linksnap_browser::Extras {
         screenshot: args.screenshot.is_some(),
+        thumbnail: false,
         pdf: args.pdf.is_some(),
     };
     if chromium.is_none() && (extras.screenshot || extras.pdf) {
@@ -78,7 +79,8 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
                             "linksnap: the page was still loading at the deadline; saved as it was then"
                         );
                     }
-                    if let (Some(path), Some(png)) = (&args.screenshot, &done.screenshot) {
+                    let made = &done.capture.renderings;
+                    if let (Some(path), Some(png)) = (&args.screenshot, &made.screenshot) {
                         write_atomically(path, png)?;
                         if done.screenshot_cut && !args.quiet {
                             eprintln!(
@@ -88,7 +90,7 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
                             );
                         }
                     }
-                    if let (Some(path), Some(pdf)) = (&args.pdf, &done.pdf) {
+                    if let (Some(path), Some(pdf)) = (&args.pdf, &made.pdf) {
                         write_atomically(path, pdf)?;
                     }
                     done.capture

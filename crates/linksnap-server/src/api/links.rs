@@ -240,6 +240,45 @@ pub(super) async fn versions(Scoped(s): Scoped, Path(id): Path<String>) -> ApiRe
     Ok(Json(v.iter().map(VersionJson::new).collect::<Vec<_>>()).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/links/{id}/versions/{version}/{rendering}", tag = "links",
+    params(("id" = i64, Path), ("version" = String, Path, description = "a version number, or `latest`"),
+        ("rendering" = String, Path, description = "`screenshot` (PNG), `thumbnail` (JPEG, 640×360) or `pdf`")),
+    responses((status = 200, description = "the image or the PDF"), (status = 404, description = "no such link, version or rendering (a static capture has none)", body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]
+pub(super) async fn rendering(
+    Scoped(s): Scoped,
+    Path((id, version, what)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let id = link_id(&id)?;
+    let version =
+        match version.as_str() {
+            "latest" => None,
+            v => Some(v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::bad(format!("`{v}` is not a version number or `latest`"))
+            })?),
+        };
+    let what = linksnap_store::Rendering::parse(&what).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no rendering `{what}`: screenshot, thumbnail or pdf"),
+        )
+    })?;
+    let bytes = s.library.rendering(id, version, what).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, what.media_type()),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=3600"),
+            // A PDF can carry scripts: whatever opens it, never with the app's origin.
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'; img-src 'self' data:",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 #[utoipa::path(get, path = "/api/v1/links/{id}/diff", tag = "links",
     params(("id" = i64, Path), ("from" = Option<i64>, Query), ("to" = Option<i64>, Query)),
     responses((status = 200, body = DiffJson), (status = 409, description = "fewer than two versions", body = ErrorJson), (status = 404, body = ErrorJson), (status = 400, description = "bad input", body = ErrorJson), (status = 401, description = "no valid credentials", body = ErrorJson)))]

@@ -81,6 +81,7 @@ pub(crate) fn router(state: AppState, body_limit: usize) -> Router {
         .routes(routes!(get_link, update_link, delete_link))
         .routes(routes!(recapture))
         .routes(routes!(versions))
+        .routes(routes!(rendering))
         .routes(routes!(diff))
         .routes(routes!(tags))
         .routes(routes!(rename_tag))

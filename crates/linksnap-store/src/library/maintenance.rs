@@ -53,6 +53,9 @@ impl Library {
             "SELECT root_blob AS blob, 'snapshot ' || id || ' root' AS what FROM snapshots \
              UNION ALL SELECT page_blob, 'snapshot ' || id || ' page' FROM snapshots \
              UNION ALL SELECT text_blob, 'snapshot ' || id || ' text' FROM snapshots WHERE text_blob IS NOT NULL \
+             UNION ALL SELECT screenshot_blob, 'snapshot ' || id || ' screenshot' FROM snapshots WHERE screenshot_blob IS NOT NULL \
+             UNION ALL SELECT thumbnail_blob, 'snapshot ' || id || ' thumbnail' FROM snapshots WHERE thumbnail_blob IS NOT NULL \
+             UNION ALL SELECT pdf_blob, 'snapshot ' || id || ' pdf' FROM snapshots WHERE pdf_blob IS NOT NULL \
              UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' part' FROM snapshot_parts \
              UNION ALL SELECT blob, 'snapshot ' || snapshot_id || ' resource ' || seq FROM snapshot_resources WHERE blob IS NOT NULL",
         )

@@ -654,6 +654,14 @@ impl Library {
             Some(r) if !r.text.is_empty() => Some(self.blobs().put(r.text.as_bytes()).await?),
             _ => None,
         };
+        let drawn = &capture.renderings;
+        let mut rendering_blobs = Vec::with_capacity(3);
+        for bytes in [&drawn.screenshot, &drawn.thumbnail, &drawn.pdf] {
+            rendering_blobs.push(match bytes {
+                Some(b) => Some(self.blobs().put(b).await?),
+                None => None,
+            });
+        }
         let mut resource_blobs = Vec::with_capacity(capture.resources.len());
         for r in &capture.resources {
             resource_blobs.push(match &r.result {
@@ -673,8 +681,9 @@ impl Library {
         let title = readable.map(|r| r.title.clone()).unwrap_or_default();
         let snapshot_id: i64 = sqlx::query_scalar(
             "INSERT INTO snapshots (link_id, version, captured_at, final_url, http_status, media_type, kind, root_blob, page_blob, bytes, \
-             title, text_blob, byline, excerpt, lang, site_name, published, elapsed_ms, engine) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             title, text_blob, byline, excerpt, lang, site_name, published, elapsed_ms, engine, \
+             screenshot_blob, thumbnail_blob, pdf_blob) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(id.0)
         .bind(version)
@@ -695,6 +704,9 @@ impl Library {
         .bind(readable.and_then(|r| r.published_time.as_deref()))
         .bind(capture.elapsed.as_millis() as i64)
         .bind(capture.engine.as_str())
+        .bind(rendering_blobs[0].as_ref().map(BlobHash::as_str))
+        .bind(rendering_blobs[1].as_ref().map(BlobHash::as_str))
+        .bind(rendering_blobs[2].as_ref().map(BlobHash::as_str))
         .fetch_one(&mut *tx)
         .await?;
         for (hash, kind) in &parts {

@@ -26,6 +26,62 @@ pub struct Version {
     pub failed: i64,
     /// `static` or `browser`: which engine made it.
     pub engine: String,
+    /// Which renderings a browser engine kept of it.
+    pub screenshot: bool,
+    pub thumbnail: bool,
+    pub pdf: bool,
+}
+
+/// What a browser engine drew of a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// The whole page, PNG.
+    Screenshot,
+    /// The page's top, small, JPEG.
+    Thumbnail,
+    /// The page printed, PDF.
+    Pdf,
+}
+
+impl Rendering {
+    /// `screenshot`, `thumbnail` or `pdf`.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "screenshot" => Some(Self::Screenshot),
+            "thumbnail" => Some(Self::Thumbnail),
+            "pdf" => Some(Self::Pdf),
+            _ => None,
+        }
+    }
+
+    /// Its media type.
+    #[must_use]
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Screenshot => "image/png",
+            Self::Thumbnail => "image/jpeg",
+            Self::Pdf => "application/pdf",
+        }
+    }
+
+    /// The query for its blob, of a link (`?`) at a version (`?`, `?`; null: the latest).
+    fn query(self) -> &'static str {
+        match self {
+            Self::Screenshot => {
+                "SELECT screenshot_blob FROM snapshots WHERE link_id = ? AND (? IS NULL OR version = ?) \
+                 ORDER BY version DESC LIMIT 1"
+            }
+            Self::Thumbnail => {
+                "SELECT thumbnail_blob FROM snapshots WHERE link_id = ? AND (? IS NULL OR version = ?) \
+                 ORDER BY version DESC LIMIT 1"
+            }
+            Self::Pdf => {
+                "SELECT pdf_blob FROM snapshots WHERE link_id = ? AND (? IS NULL OR version = ?) \
+                 ORDER BY version DESC LIMIT 1"
+            }
+        }
+    }
 }
 
 /// One resource of a snapshot version: what was referenced and what became of it.
@@ -84,6 +140,9 @@ impl Library {
                 inlined: r.get("inlined"),
                 failed: r.get("failed"),
                 engine: r.get("engine"),
+                screenshot: r.get::<Option<String>, _>("screenshot_blob").is_some(),
+                thumbnail: r.get::<Option<String>, _>("thumbnail_blob").is_some(),
+                pdf: r.get::<Option<String>, _>("pdf_blob").is_some(),
             })
             .collect())
     }
@@ -126,6 +185,33 @@ impl Library {
                 error: r.get("error"),
             })
             .collect())
+    }
+
+    /// A rendering of a version (the latest when `version` is `None`), if the browser
+    /// engine kept one.
+    ///
+    /// # Errors
+    /// [`StoreError::NoVersion`] when there is no such version or it has no such
+    /// rendering; [`StoreError::Blob`].
+    pub async fn rendering(
+        &self,
+        id: LinkId,
+        version: Option<i64>,
+        what: Rendering,
+    ) -> Result<Bytes, StoreError> {
+        self.get(id).await?;
+        let blob: Option<String> = sqlx::query_scalar(what.query())
+            .bind(id.0)
+            .bind(version)
+            .bind(version)
+            .fetch_optional(self.db())
+            .await?
+            .flatten();
+        let blob = blob.ok_or(StoreError::NoVersion {
+            link: id,
+            version: version.unwrap_or(0),
+        })?;
+        Ok(self.blobs().get(&stored_hash(&blob)).await?)
     }
 
     /// The file of a version (the latest when `version` is `None`), rebuilt from its

@@ -326,6 +326,91 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
     );
     let body = String::from_utf8_lossy(&snapshot.body).into_owned();
     assert!(body.contains("closed shadow content"), "{body}");
+
+    // The version keeps a screenshot and a thumbnail (no PDF unless asked for), and
+    // lists them; the API serves them to the link's owner only, and gc keeps them.
+    assert_eq!(
+        versions["versions"][0]["renderings"],
+        serde_json::json!(["screenshot", "thumbnail"]),
+        "{versions}"
+    );
+    let get = |what: &str, tok: &str| {
+        http(
+            "GET",
+            &s.url(&format!("/api/v1/links/{id}/versions/1/{what}")),
+            Some(tok),
+            None,
+        )
+    };
+    let check = |tok: &str| {
+        let shot = get("screenshot", tok);
+        assert_eq!(shot.status, 200);
+        assert_eq!(shot.headers["content-type"], "image/png");
+        let png = png::Decoder::new(std::io::Cursor::new(shot.body.clone()))
+            .read_info()
+            .unwrap();
+        assert_eq!(png.info().width, 1280);
+        assert!(png.info().height > 3000);
+        let thumb = get("thumbnail", tok);
+        assert_eq!(thumb.status, 200);
+        assert_eq!(thumb.headers["content-type"], "image/jpeg");
+        assert_eq!(jpeg_size(&thumb.body), Some((640, 360)));
+        assert_eq!(get("pdf", tok).status, 404);
+    };
+    check(&tok);
+    let gc = linksnap(&["--data", dir.to_str().unwrap(), "gc", "--older-than", "0"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    check(&tok);
+    // The first user owns the data directory's library (where the link is); the second
+    // has a library of their own.
+    for user in ["ann", "bob"] {
+        let added = crate::support::linksnap_stdin(
+            &[
+                "--data",
+                dir.to_str().unwrap(),
+                "user",
+                "add",
+                user,
+                "--password-stdin",
+            ],
+            b"a long enough password\n",
+        );
+        assert_eq!(added.code, 0, "{}", added.stderr);
+    }
+    let bob = linksnap(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "--as",
+        "bob",
+        "token",
+        "create",
+        "b",
+    ]);
+    assert_eq!(bob.code, 0, "{}", bob.stderr);
+    let bob = bob.stdout_str().trim().to_owned();
+    assert_eq!(get("screenshot", &bob).status, 404);
+}
+
+/// The width and height of a baseline or progressive JPEG, from its frame header.
+fn jpeg_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 9 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if matches!(marker, 0xC0..=0xC2) {
+            let h = u32::from(u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]));
+            let w = u32::from(u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]));
+            return Some((w, h));
+        }
+        i += 2 + len;
+    }
+    None
 }
 
 #[test]
