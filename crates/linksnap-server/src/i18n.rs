@@ -146,6 +146,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "与上一版本比较",
     ),
     ("link.resources", "Resources", "资源"),
+    ("link.screenshot", "Screenshot", "截图"),
+    ("link.pdf", "PDF", "PDF"),
     ("link.share", "Public share links", "公开分享链接"),
     ("link.share_create", "Create a share link", "创建分享链接"),
     (

@@ -10,6 +10,9 @@ pub(super) struct VersionRow {
     bytes: i64,
     resources_inlined: i64,
     resources_failed: i64,
+    /// What a browser engine kept of it.
+    screenshot: bool,
+    pdf: bool,
 }
 
 pub(super) struct ResourceView {
@@ -180,6 +183,8 @@ pub(super) async fn link_page(
                 bytes: v.bytes,
                 resources_inlined: v.inlined,
                 resources_failed: v.failed,
+                screenshot: v.screenshot,
+                pdf: v.pdf,
             })
             .collect(),
         shown,

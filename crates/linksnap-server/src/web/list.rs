@@ -59,6 +59,8 @@ pub(super) struct Row {
     status_key: &'static str,
     tags: Vec<String>,
     snippet: String,
+    /// The latest version has a thumbnail (a browser capture's).
+    thumbnail: bool,
 }
 
 #[derive(Debug)]
@@ -116,6 +118,7 @@ pub(super) fn row(l: &linksnap_store::Link, snippet: String) -> Row {
         status_key: status_key(l.status.as_str()),
         tags: l.tags.iter().map(|t| t.as_str().to_owned()).collect(),
         snippet,
+        thumbnail: l.thumbnail,
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Link {
     pub tags: Vec<TagName>,
     /// How many snapshot versions it has.
     pub snapshots: i64,
+    /// Whether its latest version has a thumbnail (a browser capture's).
+    pub thumbnail: bool,
 }
 
 /// What [`Library::edit`] changes; `None` leaves a field as it is.
@@ -504,7 +506,9 @@ impl Library {
     ) -> Result<Vec<Link>, StoreError> {
         let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "SELECT l.id, l.url, l.title, l.note, l.favourite, l.unread, l.status, l.failure, l.created_at, l.updated_at, \
-             (SELECT count(*) FROM snapshots s WHERE s.link_id = l.id) AS snapshots \
+             (SELECT count(*) FROM snapshots s WHERE s.link_id = l.id) AS snapshots, \
+             (SELECT s.thumbnail_blob IS NOT NULL FROM snapshots s WHERE s.link_id = l.id \
+              ORDER BY s.version DESC LIMIT 1) AS thumbnail \
              FROM links l WHERE 1 = 1",
         );
         filter.push_sql(&mut qb);
@@ -542,6 +546,7 @@ impl Library {
                 updated_at: row.get("updated_at"),
                 tags: Vec::new(),
                 snapshots: row.get("snapshots"),
+                thumbnail: row.get::<Option<i64>, _>("thumbnail") == Some(1),
             });
         }
         // Only the tags of the links returned, a chunk of ids per query.

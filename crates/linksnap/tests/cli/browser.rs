@@ -283,13 +283,10 @@ fn the_library_captures_with_the_browser_engine_when_asked_and_records_which_eng
     assert_eq!(engines, ["browser", "static"], "{versions}");
 }
 
-#[test]
-fn the_server_s_workers_capture_with_the_browser_engine() {
-    use crate::serve::{Serve, http, token, wait_captured};
-    let site = FixtureServer::start();
-    let dir = artifact_dir("browser-serve");
-    let s = Serve::start(
-        &dir,
+/// A server on `dir` whose one worker captures with the browser engine.
+fn browser_server(dir: &std::path::Path) -> crate::serve::Serve {
+    crate::serve::Serve::start(
+        dir,
         &[
             "--workers",
             "1",
@@ -298,18 +295,33 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
             "--chromium",
             chromium(),
         ],
-    );
-    let tok = token(&dir, "t");
+    )
+}
+
+/// Adds `url` through the API and waits until its capture is done (and succeeded).
+fn add_captured(s: &crate::serve::Serve, tok: &str, url: &str) -> i64 {
+    use crate::serve::{http, wait_captured};
     let link = http(
         "POST",
         &s.url("/api/v1/links"),
-        Some(&tok),
-        Some(serde_json::json!({"url": site.url("/rendered/page.html")})),
+        Some(tok),
+        Some(serde_json::json!({"url": url})),
     )
     .json();
     let id = link["id"].as_i64().unwrap();
-    let done = wait_captured(&s, &tok, id);
+    let done = wait_captured(s, tok, id);
     assert_eq!(done["status"], "ok", "{done}\n{}", s.log());
+    id
+}
+
+#[test]
+fn the_server_s_workers_capture_with_the_browser_engine() {
+    use crate::serve::{http, token};
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-serve");
+    let s = browser_server(&dir);
+    let tok = token(&dir, "t");
+    let id = add_captured(&s, &tok, &site.url("/rendered/page.html"));
     let versions = http(
         "GET",
         &s.url(&format!("/api/v1/links/{id}")),
@@ -435,4 +447,47 @@ fn pages_that_never_let_go_end_at_the_deadline_with_a_clear_error() {
             "{page}: {took:?}"
         );
     }
+}
+
+#[test]
+fn the_link_list_shows_thumbnails_of_browser_captures() {
+    use crate::serve::token;
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-ui-thumbnails");
+    crate::ui::add_admin(&dir, "ann");
+    let s = browser_server(&dir);
+    let tok = token(&dir, "t");
+    let mut ids = Vec::new();
+    for path in ["/rendered/page.html", "/rendered/tall.html"] {
+        ids.push(add_captured(&s, &tok, &site.url(path)));
+    }
+    let session = crate::readcache::sign_in(&s, "ann", "correct+horse+battery");
+    let base = s.url("");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let browser = crate::ui::browser(&dir.join("profile")).await;
+        let page = browser.new_page("about:blank").await.unwrap();
+        crate::ui::set_session(&page, &base, &session).await;
+        page.goto(format!("{base}/")).await.unwrap();
+        // Both links show their thumbnail, loaded (640×360, shown at 160×90).
+        crate::ui::wait_for(
+            &page,
+            "document.querySelectorAll('li.link .thumb img').length == 2 && \
+             Array.from(document.querySelectorAll('li.link .thumb img')).every(i => i.complete && i.naturalWidth == 640 && i.naturalHeight == 360)",
+            "two loaded thumbnails in the list",
+        )
+        .await;
+        // A link's page offers its screenshot.
+        page.goto(format!("{base}/links/{}", ids[0])).await.unwrap();
+        let href: String = crate::ui::eval(
+            &page,
+            "document.querySelector('a.screenshot').getAttribute('href')",
+        )
+        .await;
+        assert_eq!(href, format!("/api/v1/links/{}/versions/1/screenshot", ids[0]));
+    });
 }

@@ -11,13 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::network::CookieParam;
 use chromiumoxide::layout::Point;
 use chromiumoxide::page::ScreenshotParams;
 
 use crate::readcache::sign_in;
 use crate::serve::{Serve, http, send, token};
-use crate::support::{FixtureServer, artifact_dir, linksnap, linksnap_stdin};
+use crate::support::{FixtureServer, artifact_dir, linksnap};
 use crate::ui::{browser, eval};
 
 /// A loopback server that answers anything and, once armed, records each request line.
@@ -96,19 +95,7 @@ fn an_archived_page_cannot_navigate_open_windows_or_submit_from_any_view() {
     let dir = artifact_dir("sandbox-escape");
     let data = dir.join("data");
     let d = data.to_str().unwrap();
-    let added = linksnap_stdin(
-        &[
-            "--data",
-            d,
-            "user",
-            "add",
-            "ann",
-            "--admin",
-            "--password-stdin",
-        ],
-        b"correct horse battery\n",
-    );
-    assert_eq!(added.code, 0, "{}", added.stderr);
+    crate::ui::add_admin(&data, "ann");
     let page_url = site.url(&format!("/escape/{port}"));
     let run = linksnap(&[
         "--data",
@@ -164,16 +151,7 @@ fn an_archived_page_cannot_navigate_open_windows_or_submit_from_any_view() {
         let browser = browser(&dir.join("profile")).await;
         let page = browser.new_page("about:blank").await.unwrap();
         let pages_before = browser.pages().await.unwrap().len();
-        page.set_cookie(
-            CookieParam::builder()
-                .name("linksnap_session")
-                .value(session.clone())
-                .url(base.clone())
-                .build()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        crate::ui::set_session(&page, &base, &session).await;
         for (view, path, click) in [
             (
                 "the snapshot opened in a tab",

@@ -13,7 +13,7 @@ use chromiumoxide::page::ScreenshotParams;
 use futures_util::StreamExt as _;
 
 use crate::serve::Serve;
-use crate::support::{FixtureServer, artifact_dir, linksnap_stdin};
+use crate::support::{FixtureServer, artifact_dir};
 
 pub(crate) async fn browser(profile: &Path) -> Browser {
     let config = BrowserConfig::builder()
@@ -35,6 +35,39 @@ pub(crate) async fn browser(profile: &Path) -> Browser {
     let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
     tokio::spawn(async move { while handler.next().await.is_some() {} });
     browser
+}
+
+/// Adds `name` as an administrator of the data directory `data`, with the password
+/// the UI tests sign in with (`correct horse battery`).
+pub(crate) fn add_admin(data: &Path, name: &str) {
+    let added = crate::support::linksnap_stdin(
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "user",
+            "add",
+            name,
+            "--admin",
+            "--password-stdin",
+        ],
+        b"correct horse battery\n",
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+}
+
+/// Gives `page` the session cookie `session` for the server at `base`.
+pub(crate) async fn set_session(page: &Page, base: &str, session: &str) {
+    use chromiumoxide::cdp::browser_protocol::network::CookieParam;
+    page.set_cookie(
+        CookieParam::builder()
+            .name("linksnap_session")
+            .value(session)
+            .url(base)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 pub(crate) async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
@@ -138,20 +171,7 @@ fn the_web_ui_end_to_end_in_chromium() {
     let site = FixtureServer::start();
     let dir = artifact_dir("ui");
     let data = dir.join("data");
-    let d = data.to_str().unwrap();
-    let added = linksnap_stdin(
-        &[
-            "--data",
-            d,
-            "user",
-            "add",
-            "ann",
-            "--admin",
-            "--password-stdin",
-        ],
-        b"correct horse battery\n",
-    );
-    assert_eq!(added.code, 0, "{}", added.stderr);
+    add_admin(&data, "ann");
     let s = Serve::start(&data, &["--workers", "1", "--sse-heartbeat", "1s"]);
     let base = s.url("");
     let rt = tokio::runtime::Builder::new_multi_thread()
