@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The browser engine against the static engine on the capture benchmark's pages (results
+# in BENCHMARKS.md): wall time per page and the peak memory of linksnap with Chromium.
+# Inside a loopback-only network namespace, pages served by nginx. Needs root, nginx and
+# Debian's chromium (installed when missing).
+#
+#   bash bench/browser.sh [LINKSNAP_BINARY]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
+bin="${1:-}"
+if [ -z "$bin" ]; then
+  cargo build --release -q -p linksnap
+  bin=target/release/linksnap
+fi
+corpus="${LINKSNAP_CORPUS:-$(cd .. && pwd)/shared/corpus}"
+exec unshare --net -- bash -c '
+  ip link set lo up
+  exec python3 bench/browser.py --linksnap "$1" --chromium "$(command -v chromium)" \
+    --corpus "$2" --site crates/linksnap/tests/fixtures/site
+' bench "$bin" "$corpus"
