@@ -84,6 +84,8 @@ def main():
             cmd = [a.linksnap, "snap", url, "-q", "-o", os.path.join(out, f"{i}-{engine}.html"),
                    "--allow-net", "127.0.0.0/8", "--engine", engine, "--chromium", a.chromium]
             wall, peak, code = run(cmd)
+            if code != 0:
+                print(f"{engine}: exit {code}: {page}", flush=True)
             results[engine].append((wall, peak, os.path.getsize(os.path.join(out, f"{i}-{engine}.html")) if code == 0 else 0))
             failures[engine] += code != 0
     nginx.terminate()
