@@ -250,15 +250,20 @@ impl BrowserCapturer {
             // script and that navigation is refused): then polled until loaded.
             let target = serde_json::to_string(url.as_str())
                 .map_err(|e| BrowserError::Browser(e.to_string()))?;
-            evaluate::<serde_json::Value>(page, &format!("location.href = {target}")).await?;
+            // The navigation may replace the page's context before this call answers:
+            // whether it started is seen below.
+            let _ = evaluate::<serde_json::Value>(page, &format!("location.href = {target}")).await;
             let key = linksnap_capture::resource::ResourceMap::key(url);
             loop {
                 if let Some(Err(failure)) = seen.document(&key) {
                     return Err(session.page_error(url, failure).into());
                 }
-                let state: (String, String) =
-                    evaluate(page, "[location.href, document.readyState]").await?;
-                if state.0 != "about:blank" && state.1 == "complete" {
+                // Between two documents there is no context to ask: not loaded yet.
+                if let Ok((href, state)) =
+                    evaluate::<(String, String)>(page, "[location.href, document.readyState]").await
+                    && href != "about:blank"
+                    && state == "complete"
+                {
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -275,9 +280,11 @@ impl BrowserCapturer {
                 self.reveal_lazy(page, &seen, settle_by).await;
                 settled = self.wait_quiet(&seen, settle_by).await;
             }
-            let shown: String = evaluate(page, "location.href").await?;
+            // A page that navigates itself now (a redirect by script) has no context for
+            // a moment: asked again until it has one.
+            let shown: String = evaluate_until(page, "location.href", deadline).await?;
             let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
-            let html: String = evaluate(page, SERIALIZE_JS).await?;
+            let html: String = evaluate_until(page, SERIALIZE_JS, deadline).await?;
             let taken = take(page, extras).await?;
             Ok((
                 linksnap_capture::resource::ResourceMap::key(&shown),
@@ -420,6 +427,27 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
     Ok(taken)
 }
 
+/// How [`evaluate`] reports an exception thrown by the evaluated script.
+const SCRIPT_FAILED: &str = "the page's serialiser failed";
+
+/// [`evaluate`], asked again every 100 ms while the page has no context to answer in
+/// (between two documents), until `by`.
+async fn evaluate_until<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    js: &str,
+    by: Instant,
+) -> Result<T, BrowserError> {
+    loop {
+        match evaluate(page, js).await {
+            Ok(v) => return Ok(v),
+            // The script itself failed: asking again gives the same answer.
+            Err(e) if e.to_string().starts_with(SCRIPT_FAILED) => return Err(e),
+            Err(e) if Instant::now() >= by => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Evaluates `js` in the page's main world as it is now (not waiting for a navigation
 /// the page may have attempted), returning its value.
 async fn evaluate<T: serde::de::DeserializeOwned>(
@@ -439,7 +467,7 @@ async fn evaluate<T: serde::de::DeserializeOwned>(
         .map_err(|e| BrowserError::Browser(e.to_string()))?;
     if let Some(exception) = &response.result.exception_details {
         return Err(BrowserError::Browser(format!(
-            "the page's serialiser failed: {}",
+            "{SCRIPT_FAILED}: {}",
             exception.text
         )));
     }

@@ -491,3 +491,32 @@ fn the_link_list_shows_thumbnails_of_browser_captures() {
         assert_eq!(href, format!("/api/v1/links/{}/versions/1/screenshot", ids[0]));
     });
 }
+
+#[test]
+fn a_page_that_moves_on_by_script_after_load_is_saved_where_it_went() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-moves");
+    let out = dir.join("moves.json");
+    let run = snap_loopback(
+        &site.url("/rendered/moves.html"),
+        "browser",
+        &out,
+        &["--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(report["url"], site.url("/rendered/moves.html"));
+    assert_eq!(
+        report["final_url"],
+        site.url("/rendered/frame.html"),
+        "{report}"
+    );
+    assert_eq!(report["engine"], "browser");
+    assert!(
+        report["text"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("frame says fetched in the frame"),
+        "{report}"
+    );
+}

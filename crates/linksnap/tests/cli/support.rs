@@ -247,6 +247,9 @@ fn router(shared: Shared) -> Router {
         .route("/escape/{port}", get(escape_page))
         .route("/reach/{port}", get(reach_page))
         .route("/rendered/page.html", get(rendered_page))
+        .route("/rendered/moves.html", get(|| async {
+            html(r#"<!doctype html><title>moves</title><p>the first page</p><script>addEventListener("load", function () { setTimeout(function () { location.href = "/rendered/frame.html"; }, 100); });</script>"#)
+        }))
         .route("/rendered/alerts.html", get(|| async {
             html(r#"<!doctype html><title>alerts</title><p>shown before the alerts</p><script>setTimeout(function () { for (;;) { alert("again"); } }, 0);</script>"#)
         }))
