@@ -370,6 +370,21 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
             .decode(data)
             .map_err(|e| BrowserError::Browser(e.to_string()))
     };
+    // The page from its top, `width` × `height` CSS pixels, drawn at `scale`.
+    let shot = |format, quality, width, height, scale| CaptureScreenshotParams {
+        format: Some(format),
+        quality,
+        clip: Some(Viewport {
+            x: 0.0,
+            y: 0.0,
+            width,
+            height,
+            scale,
+        }),
+        from_surface: Some(true),
+        capture_beyond_viewport: Some(true),
+        optimize_for_speed: None,
+    };
     let mut taken = Taken::default();
     if extras.screenshot {
         let height: f64 = evaluate(
@@ -379,39 +394,22 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
         .await?;
         let max = f64::from(MAX_SCREENSHOT_HEIGHT);
         taken.screenshot_cut = height > max;
-        let params = CaptureScreenshotParams {
-            format: Some(CaptureScreenshotFormat::Png),
-            quality: None,
-            clip: Some(Viewport {
-                x: 0.0,
-                y: 0.0,
-                width: f64::from(crate::chromium::WINDOW_WIDTH),
-                height: height.min(max).max(1.0),
-                scale: 1.0,
-            }),
-            from_surface: Some(true),
-            capture_beyond_viewport: Some(true),
-            optimize_for_speed: None,
-        };
-        let shot = page.execute(params).await.map_err(fail)?;
+        let png = CaptureScreenshotFormat::Png;
+        let (width, height) = (
+            f64::from(crate::chromium::WINDOW_WIDTH),
+            height.min(max).max(1.0),
+        );
+        let shot = page
+            .execute(shot(png, None, width, height, 1.0))
+            .await
+            .map_err(fail)?;
         taken.renderings.screenshot = Some(decode(shot.result.data.as_ref())?.into());
     }
     if extras.thumbnail {
+        // The top 1280×720 of the page at half size.
         let (w, h) = THUMBNAIL_SIZE;
-        let params = CaptureScreenshotParams {
-            format: Some(CaptureScreenshotFormat::Jpeg),
-            quality: Some(80),
-            clip: Some(Viewport {
-                x: 0.0,
-                y: 0.0,
-                width: f64::from(w * 2),
-                height: f64::from(h * 2),
-                scale: 0.5,
-            }),
-            from_surface: Some(true),
-            capture_beyond_viewport: Some(true),
-            optimize_for_speed: None,
-        };
+        let jpeg = CaptureScreenshotFormat::Jpeg;
+        let params = shot(jpeg, Some(80), f64::from(w * 2), f64::from(h * 2), 0.5);
         let shot = page.execute(params).await.map_err(fail)?;
         taken.renderings.thumbnail = Some(decode(shot.result.data.as_ref())?.into());
     }

@@ -2,7 +2,7 @@
 //! the capture's own fetcher (one hop) and fulfilled with what came back, or failed with
 //! why; every answer is kept for the snapshot (the single source of its bytes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -27,8 +27,9 @@ pub(crate) struct Seen {
     /// When a request last began or ended.
     last_change: Mutex<Instant>,
     /// Every answer, in the order they came: the URL, what it was for, the response or
-    /// why there is none. A URL asked for twice keeps its first answer.
-    answers: Mutex<Vec<ResourceRecord>>,
+    /// why there is none. A URL asked for twice keeps its first answer (the set: the URLs
+    /// answered, so a page of many resources is not scanned for each).
+    answers: Mutex<(Vec<ResourceRecord>, HashSet<Url>)>,
     /// The main frame's documents by URL (the page, and where it navigated).
     documents: Mutex<HashMap<Url, Result<Fetched, Failure>>>,
 }
@@ -62,7 +63,7 @@ impl Seen {
 
     /// Everything answered, in order.
     pub(crate) fn take_answers(&self) -> Vec<ResourceRecord> {
-        std::mem::take(&mut *lock(&self.answers))
+        std::mem::take(&mut *lock(&self.answers)).0
     }
 }
 
@@ -207,8 +208,9 @@ pub(crate) async fn answer(
                 lock(&seen.documents).insert(key.clone(), kept.clone());
             }
             let mut answers = lock(&seen.answers);
-            if !answers.iter().any(|r| r.url == key) {
-                answers.push(ResourceRecord {
+            let (records, answered) = &mut *answers;
+            if answered.insert(key.clone()) {
+                records.push(ResourceRecord {
                     url: key,
                     kind,
                     result: kept,

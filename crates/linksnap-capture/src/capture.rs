@@ -671,6 +671,11 @@ impl CaptureSession<'_> {
     ) -> Result<Capture, CaptureError> {
         let capturer = self.capturer;
         let started = self.started;
+        let engine = if rendered.is_some() {
+            Engine::Browser
+        } else {
+            Engine::Static
+        };
         if !matches!(
             page.media_type.as_str(),
             "text/html" | "application/xhtml+xml"
@@ -684,11 +689,7 @@ impl CaptureSession<'_> {
                 resources: Vec::new(),
                 readable: None,
                 elapsed: started.elapsed(),
-                engine: if rendered.is_some() {
-                    Engine::Browser
-                } else {
-                    Engine::Static
-                },
+                engine,
                 renderings: Renderings::default(),
             });
         }
@@ -698,11 +699,6 @@ impl CaptureSession<'_> {
             page.content_type.as_deref(),
             page.final_url.host_str(),
         );
-        let engine = if rendered.is_some() {
-            Engine::Browser
-        } else {
-            Engine::Static
-        };
         if let Some(html) = rendered {
             decoded.text = html;
         }
@@ -714,9 +710,10 @@ impl CaptureSession<'_> {
         let mut resources = ResourceMap::default();
         let mut order: Vec<(Url, ResourceKind)> = Vec::new();
         let mut kinds: HashMap<Url, ResourceKind> = HashMap::new();
+        let page_key = ResourceMap::key(&page.final_url);
         for record in seen {
             let key = ResourceMap::key(&record.url);
-            if key == ResourceMap::key(&page.final_url) || resources.contains(&key) {
+            if key == page_key || resources.contains(&key) {
                 continue;
             }
             kinds.insert(key.clone(), record.kind);

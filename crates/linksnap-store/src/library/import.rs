@@ -12,7 +12,7 @@ use std::rc::Rc;
 use lol_html::{HtmlRewriter, Settings, doc_text, element, end_tag};
 
 mod json;
-pub use json::{parse_json, read_json};
+pub use json::read_json;
 
 use crate::domain::{NormalizedUrl, TagName};
 use crate::library::{Library, StoreError, now_ms};

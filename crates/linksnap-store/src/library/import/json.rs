@@ -27,19 +27,6 @@ pub fn read_json(
     de.end().map_err(bad)
 }
 
-/// Reads a JSON export held in memory.
-///
-/// # Errors
-/// As [`read_json`].
-pub fn parse_json(bytes: &[u8]) -> Result<Vec<ImportItem>, ImportError> {
-    let mut items = Vec::new();
-    read_json(bytes, &mut |item| {
-        items.push(item);
-        true
-    })?;
-    Ok(items)
-}
-
 /// The visitor of the top-level array: each element is read, converted and handed on
 /// before the next is read.
 struct Entries<'f> {
@@ -132,6 +119,16 @@ fn item_of(e: &Value) -> ImportItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads a JSON export held in memory.
+    fn parse_json(bytes: &[u8]) -> Result<Vec<ImportItem>, ImportError> {
+        let mut items = Vec::new();
+        read_json(bytes, &mut |item| {
+            items.push(item);
+            true
+        })?;
+        Ok(items)
+    }
 
     #[test]
     fn json_of_several_dialects_parses() {
