@@ -202,6 +202,20 @@ pub struct ServerConfig {
     pub mailboxes: Vec<linksnap_mail::Mailbox>,
     /// Relative paths in `[[mail]]` are taken from here (the config file's directory).
     pub mail_base: std::path::PathBuf,
+    /// How the library captures, as the file says (the binary weighs it against its
+    /// flags and environment).
+    pub capture: CaptureFile,
+}
+
+/// The capture settings of the config file: `engine = "auto"|"browser"|"static"`,
+/// `chromium = "/path"`, `browser_tabs = 2`, `pdf = true`. Read by every command that
+/// captures into the library, not only `serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CaptureFile {
+    pub engine: Option<String>,
+    pub chromium: Option<std::path::PathBuf>,
+    pub browser_tabs: Option<usize>,
+    pub pdf: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -236,6 +250,7 @@ impl Default for ServerConfig {
             mail: Vec::new(),
             mailboxes: Vec::new(),
             mail_base: std::path::PathBuf::from("."),
+            capture: CaptureFile::default(),
         }
     }
 }
@@ -293,6 +308,10 @@ struct File {
     snapshot_origin: Option<String>,
     public_names: Option<Vec<String>>,
     mail: Option<Vec<linksnap_mail::MailboxFile>>,
+    engine: Option<String>,
+    chromium: Option<std::path::PathBuf>,
+    browser_tabs: Option<usize>,
+    pdf: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -392,6 +411,21 @@ impl ServerConfig {
         if let Some(mail) = f.mail {
             self.mail = mail;
         }
+        let capture = CaptureFile {
+            engine: f.engine,
+            chromium: f.chromium,
+            browser_tabs: f.browser_tabs,
+            pdf: f.pdf,
+        };
+        if let Some(e) = capture.engine.as_deref()
+            && !matches!(e, "auto" | "browser" | "static")
+        {
+            return Err(format!("engine: `{e}` is none of auto, browser, static"));
+        }
+        if capture.browser_tabs == Some(0) {
+            return Err("browser_tabs: must be at least 1".to_owned());
+        }
+        self.capture = capture;
         set(&mut self.max_conns_per_ip, f.max_conns_per_ip);
         set(&mut self.ipv6_prefix, f.ipv6_prefix);
         if let Some(r) = f.rate_limit {

@@ -38,23 +38,25 @@ pub enum Engine {
 }
 
 /// How a command that fetches may fetch. Shared by every such command.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct FetchArgs {
     /// How to capture: `static` keeps what the server sends; `browser` renders the page
     /// in a headless Chromium (its scripts run, every request through linksnap's own
     /// fetcher and address policy) and saves the rendered page without its scripts;
-    /// `auto` is the browser when a Chromium is found, else static.
-    #[arg(long, value_enum, env = "LINKSNAP_ENGINE", default_value_t = Engine::Static)]
-    pub engine: Engine,
+    /// `auto` (the default, also `engine` in the config file) is the browser when a
+    /// Chromium is found, else static.
+    #[arg(long, value_enum, env = "LINKSNAP_ENGINE")]
+    pub engine: Option<Engine>,
     /// The Chromium to run (default: $LINKSNAP_CHROMIUM, else chromium, chromium-browser
     /// or google-chrome on PATH).
     #[arg(long, value_name = "PATH")]
     pub chromium: Option<PathBuf>,
     /// Pages the browser engine renders at once (the library's captures).
-    #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS", default_value_t = linksnap_browser::DEFAULT_TABS)]
-    pub browser_tabs: usize,
+    /// [default: 2; also `browser_tabs` in the config file]
+    #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS")]
+    pub browser_tabs: Option<usize>,
     /// The library's browser captures also keep the page printed to PDF (they always
-    /// keep a screenshot and a thumbnail).
+    /// keep a screenshot and a thumbnail). Also `pdf = true` in the config file.
     #[arg(long, env = "LINKSNAP_BROWSER_PDF")]
     pub browser_pdf: bool,
     /// Open an address range the policy refuses by default (loopback, private…).
@@ -166,7 +168,7 @@ impl FetchArgs {
     /// # Errors
     /// [`UsageError`] for `browser` without a Chromium, naming what to install.
     pub fn chromium_to_run(&self) -> anyhow::Result<Option<PathBuf>> {
-        match self.engine {
+        match self.engine_setting() {
             Engine::Static => Ok(None),
             Engine::Browser => Ok(Some(
                 linksnap_browser::find_chromium(self.chromium.as_deref()).ok_or_else(|| {
@@ -176,8 +178,10 @@ impl FetchArgs {
                 })?,
             )),
             Engine::Auto => {
+                static SAID: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
                 let found = linksnap_browser::find_chromium(self.chromium.as_deref());
-                if found.is_none() {
+                if found.is_none() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     eprintln!(
                         "linksnap: no Chromium found: capturing with the static engine (scripts are not run)"
                     );
@@ -196,7 +200,8 @@ impl FetchArgs {
         &self,
         capturer: linksnap_capture::Capturer,
     ) -> anyhow::Result<Box<dyn linksnap_capture::CaptureEngine>> {
-        if self.browser_tabs == 0 {
+        let tabs = self.browser_tabs.unwrap_or(linksnap_browser::DEFAULT_TABS);
+        if tabs == 0 {
             return Err(UsageError("--browser-tabs must be at least 1".to_owned()).into());
         }
         Ok(match self.chromium_to_run()? {
@@ -205,10 +210,64 @@ impl FetchArgs {
                 path,
                 capturer,
                 linksnap_browser::BrowserSettings::default(),
-                self.browser_tabs,
+                tabs,
                 self.browser_pdf,
             )),
         })
+    }
+
+    /// The engine asked for: the flag, else `LINKSNAP_ENGINE`, else the config file,
+    /// else `auto`.
+    #[must_use]
+    pub fn engine_setting(&self) -> Engine {
+        self.engine.unwrap_or(Engine::Auto)
+    }
+
+    /// Fills what neither a flag nor the environment set from the config file's capture
+    /// settings (flags, then environment, then the file, then the defaults).
+    ///
+    /// # Errors
+    /// [`UsageError`] for an `engine` that is not one of the three.
+    pub fn apply_file(
+        &mut self,
+        file: &linksnap_server::config::CaptureFile,
+    ) -> anyhow::Result<()> {
+        if self.engine.is_none()
+            && let Some(engine) = &file.engine
+        {
+            self.engine = Some(Engine::from_str(engine, true).map_err(|_| {
+                UsageError(format!(
+                    "config file: engine: `{engine}` is none of auto, browser, static"
+                ))
+            })?);
+        }
+        if self.chromium.is_none()
+            && std::env::var_os("LINKSNAP_CHROMIUM").is_none_or(|v| v.is_empty())
+        {
+            self.chromium.clone_from(&file.chromium);
+        }
+        if self.browser_tabs.is_none() {
+            self.browser_tabs = file.browser_tabs;
+        }
+        self.browser_pdf |= file.pdf == Some(true);
+        Ok(())
+    }
+
+    /// [`FetchArgs::apply_file`] with the `config.toml` of the data directory `data`, if
+    /// it has one.
+    ///
+    /// # Errors
+    /// [`UsageError`] for a config file that does not read or parse.
+    pub fn apply_data_dir_config(&mut self, data: &std::path::Path) -> anyhow::Result<()> {
+        let path = data.join("config.toml");
+        if !path.exists() {
+            return Ok(());
+        }
+        let mut config = linksnap_server::ServerConfig::default();
+        config
+            .apply_file(&path)
+            .map_err(|e| UsageError(e.to_string()))?;
+        self.apply_file(&config.capture)
     }
 
     /// Capture options and resolver from flags and environment.

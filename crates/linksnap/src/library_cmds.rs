@@ -421,8 +421,14 @@ async fn run_jobs(
     Ok(failed)
 }
 
-/// The engine the library's captures are made with, from the fetch flags.
-fn capturer(fetch: &FetchArgs) -> anyhow::Result<Box<dyn linksnap_capture::CaptureEngine>> {
+/// The engine the library's captures are made with, from the fetch flags, the
+/// environment and the library's config file.
+fn capturer(
+    fetch: &FetchArgs,
+    library: &Library,
+) -> anyhow::Result<Box<dyn linksnap_capture::CaptureEngine>> {
+    let mut fetch = fetch.clone();
+    fetch.apply_data_dir_config(&library.data_dir().path)?;
     let (options, names) = fetch.build(true)?;
     fetch.engine(Capturer::with_resolver(options, names)?)
 }
@@ -453,7 +459,7 @@ pub async fn add(library: &Library, t: &mut Term, args: AddArgs) -> anyhow::Resu
     out.flush()?;
     library.commit_index().await?;
     if args.wait && !jobs.is_empty() {
-        let capturer = capturer(&args.fetch)?;
+        let capturer = capturer(&args.fetch, library)?;
         if run_jobs(library, &*capturer, &jobs, None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
@@ -790,7 +796,7 @@ pub async fn recapture(
     library.get(id).await?;
     let job = library.enqueue(id).await?;
     if args.wait {
-        let capturer = capturer(&args.fetch)?;
+        let capturer = capturer(&args.fetch, library)?;
         if run_jobs(library, &*capturer, &[job], None, &mut t.err).await? > 0 {
             return Ok(Code::Failure);
         }
@@ -804,7 +810,7 @@ pub async fn work(library: &Library, t: &mut Term, args: WorkArgs) -> anyhow::Re
             "a server is running on this data directory and captures queued links itself (`linksnap serve --workers N`)"
         );
     }
-    let capturer = capturer(&args.fetch)?;
+    let capturer = capturer(&args.fetch, library)?;
     if !args.once {
         writeln!(
             t.err,

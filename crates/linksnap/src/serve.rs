@@ -59,11 +59,10 @@ pub fn run(data: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<Code> {
         }
         // The fetch flags are checked now, so that a bad one stops `serve` at once (the
         // engine included: `--engine browser` without a Chromium).
-        args.fetch.build(true)?;
-        if args.fetch.engine == crate::args::Engine::Browser {
-            args.fetch.chromium_to_run()?;
-        }
-        let fetch = args.fetch;
+        let mut fetch = args.fetch;
+        fetch.apply_file(&config.capture)?;
+        fetch.build(true)?;
+        fetch.chromium_to_run()?;
         let make: linksnap_server::workers::CapturerFactory = Box::new(move |own| {
             let (mut options, names) = fetch.build(true).map_err(|e| e.to_string())?;
             // Whatever --allow-net opens, never the server's own listeners.

@@ -246,56 +246,116 @@ fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
     );
 }
 
+/// `linksnap ARGS` with the engine left to its default (no `--engine`, no
+/// `LINKSNAP_ENGINE`) and `path` as `PATH`, where the default looks for a Chromium.
+fn linksnap_default_engine(args: &[&str], path: &str) -> crate::support::Run {
+    let out = crate::support::command_for_test(args)
+        .env_remove("LINKSNAP_ENGINE")
+        .env("PATH", path)
+        .output()
+        .expect("run linksnap");
+    out.into()
+}
+
+/// A `PATH` holding only a link to Debian's Chromium, as `chromium`.
+fn path_with_chromium(dir: &std::path::Path) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(chromium(), bin.join("chromium")).unwrap();
+    bin.to_str().unwrap().to_owned()
+}
+
 #[test]
-fn the_library_captures_with_the_browser_engine_when_asked_and_records_which_engine() {
+fn the_library_captures_with_the_browser_by_default_and_records_which_engine() {
     let site = FixtureServer::start();
     let dir = artifact_dir("browser-library");
     let data = dir.join("data");
     let d = data.to_str().unwrap();
+    let path = path_with_chromium(&dir);
     let with = |args: &[&str]| {
         let mut all = vec!["--data", d];
         all.extend_from_slice(args);
-        linksnap(&all)
+        all.extend_from_slice(&["--allow-net", "127.0.0.0/8"]);
+        linksnap_default_engine(&all, &path)
     };
-    let fetch = ["--allow-net", "127.0.0.0/8", "--chromium", chromium()];
-    let mut add = vec!["add", "--wait", "--engine", "browser"];
     let url = site.url("/rendered/page.html");
-    add.push(&url);
-    add.extend_from_slice(&fetch);
-    let run = with(&add);
+    // No engine named anywhere: `auto` finds Chromium on PATH and renders the page.
+    let run = with(&["add", "--wait", &url]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let id = run.stdout_str().trim().to_owned();
     // What the page's scripts wrote is what the library keeps and finds.
-    let hits = with(&["search", "rendered by script", "--json"]).json();
+    let search = linksnap(&["--data", d, "search", "rendered by script", "--json"]);
+    let hits = search.json();
     assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
-    // A static recapture is a second version; each says which engine made it.
-    let mut again = vec!["recapture", &id, "--wait", "--engine", "static"];
-    again.extend_from_slice(&fetch);
-    let run = with(&again);
+    // The config file's `engine` is the library's setting when no flag or variable says
+    // otherwise; a flag wins over it.
+    std::fs::write(data.join("config.toml"), "engine = \"static\"\n").unwrap();
+    let run = with(&["recapture", &id, "--wait"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let versions = with(&["versions", &id, "--json"]).json();
+    let run = with(&["recapture", &id, "--wait", "--engine", "browser"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let versions = linksnap(&["--data", d, "versions", &id, "--json"]).json();
     let engines: Vec<&str> = versions
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v["engine"].as_str().unwrap())
         .collect();
-    assert_eq!(engines, ["browser", "static"], "{versions}");
+    assert_eq!(engines, ["browser", "static", "browser"], "{versions}");
+    // An engine the file misspells is a clear error, and nothing is captured.
+    std::fs::write(data.join("config.toml"), "engine = \"chrome\"\n").unwrap();
+    let run = with(&["recapture", &id, "--wait"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("engine") && run.stderr.contains("chrome"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(data.join("config.toml")).unwrap();
+    // Without a Chromium anywhere, `auto` says so once and captures statically.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = linksnap_default_engine(
+        &[
+            "--data",
+            d,
+            "add",
+            "--wait",
+            &site.url("/rendered/page.html?again=1"),
+            "--allow-net",
+            "127.0.0.0/8",
+        ],
+        empty.to_str().unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("no Chromium found").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let id = run.stdout_str().trim().to_owned();
+    let versions = linksnap(&["--data", d, "versions", &id, "--json"]).json();
+    assert_eq!(versions[0]["engine"], "static", "{versions}");
 }
 
-/// A server on `dir` whose one worker captures with the browser engine.
+/// A server on `dir` with one worker and the engine left to its default (Chromium on
+/// its `PATH`: the browser).
 fn browser_server(dir: &std::path::Path) -> crate::serve::Serve {
-    crate::serve::Serve::start(
-        dir,
-        &[
-            "--workers",
-            "1",
-            "--engine",
-            "browser",
-            "--chromium",
-            chromium(),
-        ],
-    )
+    let path = path_with_chromium(dir);
+    let mut cmd = crate::support::command_for_test(&[
+        "--data",
+        dir.to_str().unwrap(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow-net",
+        "127.0.0.0/8",
+        "--workers",
+        "1",
+    ]);
+    cmd.env_remove("LINKSNAP_ENGINE").env("PATH", path);
+    crate::serve::Serve::spawn(cmd)
 }
 
 /// Adds `url` through the API and waits until its capture is done (and succeeded).

@@ -957,8 +957,13 @@ fn command(args: &[&str]) -> Command {
         .env_remove("LINKSNAP_USER_AGENT")
         .env_remove("LINKSNAP_STRIP_PARAMS")
         .env_remove("LINKSNAP_LOG")
-        .env_remove("LINKSNAP_ENGINE")
-        .env_remove("LINKSNAP_CHROMIUM");
+        .env_remove("LINKSNAP_CHROMIUM")
+        .env_remove("LINKSNAP_BROWSER_TABS")
+        .env_remove("LINKSNAP_BROWSER_PDF")
+        // The default engine is `auto` (the browser, Chromium being installed for the
+        // browser tests): the suite's other captures are of the static engine, and the
+        // tests of the browser engine, or of the default, say so.
+        .env("LINKSNAP_ENGINE", "static");
     cmd
 }
 
