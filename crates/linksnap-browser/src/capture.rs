@@ -164,6 +164,7 @@ impl BrowserCapturer {
         let session = self.capturer.session()?;
         let browser = &self.chromium.browser;
         let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
+        let t0 = Instant::now();
         let context = browser
             .create_browser_context(CreateBrowserContextParams::default())
             .await
@@ -175,6 +176,7 @@ impl BrowserCapturer {
                 .build()
                 .map_err(BrowserError::Browser)?;
             let page = browser.new_page(target).await.map_err(fail)?;
+            tracing::debug!(elapsed = ?t0.elapsed(), "page opened");
             // Nothing the page does (a script that never yields, dialogs without end, a
             // renderer that hangs) keeps the capture past its deadline.
             let outcome = tokio::time::timeout_at(
@@ -183,11 +185,14 @@ impl BrowserCapturer {
             )
             .await
             .unwrap_or_else(|_| Err(session.page_error(&url, Failure::TimedOut).into()));
+            tracing::debug!(elapsed = ?t0.elapsed(), "page done");
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, page.close()).await;
+            tracing::debug!(elapsed = ?t0.elapsed(), "page closed");
             outcome
         }
         .await;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, browser.dispose_browser_context(context)).await;
+        tracing::debug!(elapsed = ?t0.elapsed(), "context disposed");
         let (page_url, rendered, seen, unsettled, taken) = result?;
         let page = match seen.document(&page_url) {
             Some(Ok(page)) => page,
@@ -220,6 +225,7 @@ impl BrowserCapturer {
         extras: Extras,
     ) -> Result<(Url, String, Arc<Seen>, bool, Taken), BrowserError> {
         let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
+        let entered = Instant::now();
         let seen = Arc::new(Seen::new());
         let mut paused = page
             .event_listener::<EventRequestPaused>()
@@ -229,21 +235,25 @@ impl BrowserCapturer {
             .event_listener::<EventJavascriptDialogOpening>()
             .await
             .map_err(fail)?;
-        page.evaluate_on_new_document(INIT_JS).await.map_err(fail)?;
-        page.set_user_agent(session.options().user_agent.as_str())
-            .await
-            .map_err(fail)?;
-        let _ = page
-            .execute(SetDownloadBehaviorParams::new(
+        // Asked at once: each is a round trip to the browser.
+        let (init, agent, _, main_frame) = tokio::join!(
+            page.evaluate_on_new_document(INIT_JS),
+            page.set_user_agent(session.options().user_agent.as_str()),
+            page.execute(SetDownloadBehaviorParams::new(
                 SetDownloadBehaviorBehavior::Deny,
-            ))
-            .await;
-        let main_frame = page.mainframe().await.map_err(fail)?;
+            )),
+            page.mainframe(),
+        );
+        init.map_err(fail)?;
+        agent.map_err(fail)?;
+        let main_frame = main_frame.map_err(fail)?;
+        tracing::debug!(elapsed = ?entered.elapsed(), "page set up");
         let main_frame = main_frame.as_ref().map(|f| f.as_ref().to_owned());
 
         let deadline = session.deadline();
         // What the page does runs beside the interception, in this task: both borrow the
         // session, and the interception ends when the work does.
+        let started = Instant::now();
         let work = async {
             // Navigated by the page itself (not Page.navigate, whose completion the
             // driver tracks and would wait on for ever if the page navigates again by
@@ -271,20 +281,25 @@ impl BrowserCapturer {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            tracing::debug!(elapsed = ?started.elapsed(), "loaded");
             // Serialising and inlining need time of their own.
             let settle_by = deadline
                 - (deadline.saturating_duration_since(Instant::now()) / 5)
                     .min(Duration::from_secs(10));
             let mut settled = self.wait_quiet(&seen, settle_by).await;
+            tracing::debug!(elapsed = ?started.elapsed(), settled, "quiet after load");
             if settled {
                 self.reveal_lazy(page, &seen, settle_by).await;
+                tracing::debug!(elapsed = ?started.elapsed(), "scrolled");
                 settled = self.wait_quiet(&seen, settle_by).await;
+                tracing::debug!(elapsed = ?started.elapsed(), settled, "quiet after scrolling");
             }
             // A page that navigates itself now (a redirect by script) has no context for
             // a moment: asked again until it has one.
             let shown: String = evaluate_until(page, "location.href", deadline).await?;
             let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
             let html: String = evaluate_until(page, SERIALIZE_JS, deadline).await?;
+            tracing::debug!(elapsed = ?started.elapsed(), bytes = html.len(), "serialised");
             let taken = take(page, extras).await?;
             Ok((
                 linksnap_capture::resource::ResourceMap::key(&shown),
@@ -334,25 +349,37 @@ impl BrowserCapturer {
         }
     }
 
-    /// Scrolls down a window at a time (at most `max_scrolls`), letting what loads as it
-    /// comes into view load, then back to the top.
+    /// Scrolls down a window at a time, at most `max_scrolls` windows in all: each pass
+    /// runs in the page (a window, then two animation frames for what comes into view to
+    /// ask for its content) down to the page's end as it is; when that brought requests,
+    /// they are let finish and, the page having grown, the next pass goes on from there.
+    /// Then back to the top.
     async fn reveal_lazy(&self, page: &Page, seen: &Seen, by: Instant) {
-        for _ in 0..self.settings.max_scrolls {
-            let Ok(at_end) = evaluate::<bool>(
-                page,
-                "(() => { const before = scrollY; scrollBy(0, innerHeight); \
-                 return scrollY === before || scrollY + innerHeight >= document.documentElement.scrollHeight; })()",
-            )
-            .await
-            else {
+        let mut left = self.settings.max_scrolls;
+        while left > 0 && Instant::now() < by {
+            let before = seen.activity();
+            let pass = format!(
+                "(async (max) => {{ \
+                   const frames = () => new Promise((r) => {{ \
+                     setTimeout(r, 100); requestAnimationFrame(() => requestAnimationFrame(r)); }}); \
+                   let steps = 0; \
+                   while (steps < max) {{ \
+                     const was = scrollY; scrollBy(0, innerHeight); steps++; await frames(); \
+                     if (scrollY === was || scrollY + innerHeight >= document.documentElement.scrollHeight) break; \
+                   }} \
+                   return steps; }})({left})"
+            );
+            let Ok(steps) = evaluate_async::<u32>(page, &pass).await else {
                 break;
             };
-            let step_by = by.min(Instant::now() + self.settings.quiet * 4);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            self.wait_quiet(seen, step_by).await;
-            if at_end || Instant::now() >= by {
+            left = left.saturating_sub(steps.max(1));
+            if seen.activity() == before {
                 break;
             }
+            // What came into view is loading: let it finish, then see whether the page
+            // grew below.
+            self.wait_quiet(seen, by.min(Instant::now() + self.settings.quiet * 4))
+                .await;
         }
         let _ = evaluate::<serde_json::Value>(page, "scrollTo(0, 0)").await;
     }
@@ -452,11 +479,27 @@ async fn evaluate<T: serde::de::DeserializeOwned>(
     page: &Page,
     js: &str,
 ) -> Result<T, BrowserError> {
+    evaluate_in(page, js, false).await
+}
+
+/// [`evaluate`] of a script whose value is a promise: its settled value.
+async fn evaluate_async<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    js: &str,
+) -> Result<T, BrowserError> {
+    evaluate_in(page, js, true).await
+}
+
+async fn evaluate_in<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    js: &str,
+    await_promise: bool,
+) -> Result<T, BrowserError> {
     use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
     let params = EvaluateParams::builder()
         .expression(js)
         .return_by_value(true)
-        .await_promise(false)
+        .await_promise(await_promise)
         .build()
         .map_err(BrowserError::Browser)?;
     let response = page

@@ -24,6 +24,8 @@ use url::Url;
 pub(crate) struct Seen {
     /// Requests being answered now.
     in_flight: AtomicUsize,
+    /// Requests begun, ever.
+    begun: AtomicUsize,
     /// When a request last began or ended.
     last_change: Mutex<Instant>,
     /// Every answer, in the order they came: the URL, what it was for, the response or
@@ -38,6 +40,7 @@ impl Seen {
     pub(crate) fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
+            begun: AtomicUsize::new(0),
             last_change: Mutex::new(Instant::now()),
             answers: Mutex::default(),
             documents: Mutex::default(),
@@ -50,6 +53,11 @@ impl Seen {
             return std::time::Duration::ZERO;
         }
         lock(&self.last_change).elapsed()
+    }
+
+    /// How many requests have begun so far (a change means the page asked for more).
+    pub(crate) fn activity(&self) -> usize {
+        self.begun.load(Ordering::SeqCst)
     }
 
     fn touch(&self) {
@@ -158,6 +166,7 @@ pub(crate) async fn answer(
     event: &EventRequestPaused,
 ) {
     seen.in_flight.fetch_add(1, Ordering::SeqCst);
+    seen.begun.fetch_add(1, Ordering::SeqCst);
     seen.touch();
     let is_main = main_frame == Some(event.frame_id.as_ref())
         && matches!(event.resource_type, ResourceType::Document);

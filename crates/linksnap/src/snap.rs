@@ -64,14 +64,18 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
     let capture = match chromium {
         None => capturer.capture(&args.url).await?,
         Some(path) => {
+            let started = std::time::Instant::now();
             let browser = linksnap_browser::BrowserCapturer::launch(
                 &path,
                 capturer,
                 linksnap_browser::BrowserSettings::default(),
             )
             .await?;
+            tracing::debug!(elapsed = ?started.elapsed(), "Chromium started");
             let result = browser.capture(&args.url, extras).await;
+            tracing::debug!(elapsed = ?started.elapsed(), "captured");
             browser.close().await;
+            tracing::debug!(elapsed = ?started.elapsed(), "Chromium closed");
             match result {
                 Ok(done) => {
                     if done.unsettled && !args.quiet {
