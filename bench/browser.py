@@ -3,6 +3,7 @@ bench/browser.sh inside a loopback-only network namespace): wall time per page, 
 peak memory (PSS) of linksnap together with every process it starts (Chromium's
 browser, renderer, GPU and utility processes), sampled from /proc every 20 ms."""
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -67,6 +68,7 @@ def main():
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--site", required=True)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--singlefile", help="SingleFile's CLI (single-file), measured beside")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="linksnap-bench-")
     os.symlink(os.path.abspath(a.corpus), os.path.join(root, "corpus"))
@@ -76,25 +78,40 @@ def main():
     todo = pages(root)
     if a.limit:
         todo = todo[: a.limit]
-    results = {"static": [], "browser": []}
-    failures = {"static": 0, "browser": 0}
+    engines = ["static", "browser"] + (["singlefile"] if a.singlefile else [])
+    results = {e: [] for e in engines}
+    failures = {e: 0 for e in engines}
+    sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []
     for i, page in enumerate(todo):
         url = f"http://127.0.0.1:{port}/{page}"
-        for engine in ("static", "browser"):
-            cmd = [a.linksnap, "snap", url, "-q", "-o", os.path.join(out, f"{i}-{engine}.html"),
-                   "--allow-net", "127.0.0.0/8", "--engine", engine, "--chromium", a.chromium]
+        for engine in engines:
+            target = os.path.join(out, f"{i}-{engine}.html")
+            if engine == "singlefile":
+                # Its defaults: network idle, then a second; deferred images loaded.
+                cmd = [a.singlefile, url, target, "--browser-executable-path", a.chromium,
+                       "--browser-args", json.dumps(sandbox)]
+            else:
+                cmd = [a.linksnap, "snap", url, "-q", "-o", target,
+                       "--allow-net", "127.0.0.0/8", "--engine", engine, "--chromium", a.chromium]
             wall, peak, code = run(cmd)
+            if code == 0 and not os.path.exists(target):
+                code = -1
             if code != 0:
                 print(f"{engine}: exit {code}: {page}", flush=True)
             results[engine].append((wall, peak, os.path.getsize(os.path.join(out, f"{i}-{engine}.html")) if code == 0 else 0))
             failures[engine] += code != 0
     nginx.terminate()
     print(f"pages: {len(todo)}, one run each per engine (Chromium started anew for every browser run)")
+    if a.singlefile:
+        ours = [r[0] for r in results["browser"]]
+        theirs = [r[0] for r in results["singlefile"]]
+        print(f"SingleFile / linksnap browser, median wall: {statistics.median(theirs) / statistics.median(ours):.2f}x; "
+              f"per page: median {statistics.median([t / o for t, o in zip(theirs, ours)]):.2f}x")
     for engine, rows in results.items():
         walls = [r[0] for r in rows]
         peaks = [r[1] for r in rows]
         sizes = sum(r[2] for r in rows)
-        print(f"{engine:8} wall per page: median {statistics.median(walls):.2f} s, p90 "
+        print(f"{engine:10} wall per page: median {statistics.median(walls):.2f} s, p90 "
               f"{sorted(walls)[int(len(walls) * 0.9)]:.2f} s, max {max(walls):.2f} s; total {sum(walls):.1f} s; "
               f"peak memory (linksnap + children): median {statistics.median(peaks) / 2**20:.0f} MiB, "
               f"max {max(peaks) / 2**20:.0f} MiB; output {sizes} bytes; non-zero exits {failures[engine]}")

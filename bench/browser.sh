@@ -4,7 +4,7 @@
 # Inside a loopback-only network namespace, pages served by nginx. Needs root, nginx and
 # Debian's chromium (installed when missing).
 #
-#   bash bench/browser.sh [LINKSNAP_BINARY]
+#   [LIMIT=N] [SINGLEFILE=PATH] bash bench/browser.sh [LINKSNAP_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -17,8 +17,18 @@ if [ -z "$bin" ]; then
   bin=target/release/linksnap
 fi
 corpus="${LINKSNAP_CORPUS:-$(cd .. && pwd)/shared/corpus}"
+# SingleFile's CLI, measured beside on the same pages with the same Chromium: $SINGLEFILE,
+# else installed with npm into a cache directory outside the repository (never committed).
+sf="${SINGLEFILE:-}"
+if [ -z "$sf" ] && command -v npm >/dev/null; then
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/linksnap-bench/singlefile"
+  if [ ! -x "$cache/node_modules/.bin/single-file" ]; then
+    mkdir -p "$cache" && (cd "$cache" && npm install -q single-file-cli >/dev/null)
+  fi
+  sf="$cache/node_modules/.bin/single-file"
+fi
 exec unshare --net -- bash -c '
   ip link set lo up
   exec python3 bench/browser.py --linksnap "$1" --chromium "$(command -v chromium)" \
-    --corpus "$2" --site crates/linksnap/tests/fixtures/site
-' bench "$bin" "$corpus"
+    --corpus "$2" --site crates/linksnap/tests/fixtures/site ${3:+--singlefile "$3"} ${4:+--limit "$4"}
+' bench "$bin" "$corpus" "$sf" "${LIMIT:-}"

@@ -17,8 +17,9 @@ use chromiumoxide::cdp::browser_protocol::page::{
     EventJavascriptDialogOpening, HandleJavaScriptDialogParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams,
+    CreateBrowserContextParams, CreateTargetParams, EventTargetCrashed,
 };
+use chromiumoxide::cdp::js_protocol::runtime::ExecutionContextId;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use linksnap_capture::{Capture, CaptureError, CaptureSession, Capturer, Failure, parse_url};
@@ -61,13 +62,20 @@ pub struct BrowserSettings {
     pub quiet: Duration,
     /// See [`DEFAULT_MAX_SCROLLS`].
     pub max_scrolls: u32,
+    /// See [`DEFAULT_HEAP_LIMIT_MIB`].
+    pub heap_limit_mib: u32,
 }
+
+/// The most memory a page's scripts may hold (V8's old generation, MiB): a page that
+/// wants more crashes its renderer, and its capture fails as over a limit.
+pub const DEFAULT_HEAP_LIMIT_MIB: u32 = 1024;
 
 impl Default for BrowserSettings {
     fn default() -> Self {
         Self {
             quiet: DEFAULT_QUIET,
             max_scrolls: DEFAULT_MAX_SCROLLS,
+            heap_limit_mib: DEFAULT_HEAP_LIMIT_MIB,
         }
     }
 }
@@ -131,7 +139,7 @@ impl BrowserCapturer {
         capturer: Capturer,
         settings: BrowserSettings,
     ) -> Result<Self, BrowserError> {
-        let chromium = Chromium::launch(chromium).await?;
+        let chromium = Chromium::launch(chromium, settings.heap_limit_mib).await?;
         Ok(Self {
             chromium,
             capturer,
@@ -235,6 +243,13 @@ impl BrowserCapturer {
             .event_listener::<EventJavascriptDialogOpening>()
             .await
             .map_err(fail)?;
+        let mut crashes = self
+            .chromium
+            .browser
+            .event_listener::<EventTargetCrashed>()
+            .await
+            .map_err(fail)?;
+        let target = page.target_id().clone();
         // Asked at once: each is a round trip to the browser.
         let (init, agent, _, main_frame) = tokio::join!(
             page.evaluate_on_new_document(INIT_JS),
@@ -265,8 +280,11 @@ impl BrowserCapturer {
             let _ = evaluate::<serde_json::Value>(page, &format!("location.href = {target}")).await;
             let key = linksnap_capture::resource::ResourceMap::key(url);
             loop {
-                if let Some(Err(failure)) = seen.document(&key) {
-                    return Err(session.page_error(url, failure).into());
+                // The page, or where its redirects led, could not be had (refused, failed):
+                // the browser shows nothing of it, and the capture fails as the static
+                // engine's would, naming the address.
+                if let (at, Some(Err(failure))) = seen.landed(&key) {
+                    return Err(session.page_error(&at, failure).into());
                 }
                 // Between two documents there is no context to ask: not loaded yet.
                 if let Ok((href, state)) =
@@ -298,7 +316,10 @@ impl BrowserCapturer {
             // a moment: asked again until it has one.
             let shown: String = evaluate_until(page, "location.href", deadline).await?;
             let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
-            let html: String = evaluate_until(page, SERIALIZE_JS, deadline).await?;
+            let nonce = nonce();
+            let top = format!("({SERIALIZE_JS})(\"{nonce}\", false)");
+            let html: String = evaluate_until(page, &top, deadline).await?;
+            let html = with_frames(page, html, None, &nonce, 1).await;
             tracing::debug!(elapsed = ?started.elapsed(), bytes = html.len(), "serialised");
             let taken = take(page, extras).await?;
             Ok((
@@ -325,14 +346,38 @@ impl BrowserCapturer {
                 }
             }
         };
+        // The page's renderer dying (a script that wanted more memory than the limit, or
+        // a crash) ends the capture at once.
+        let crashed = async {
+            while let Some(crash) = crashes.next().await {
+                if crash.target_id == target {
+                    return Some((crash.status.clone(), crash.error_code));
+                }
+            }
+            None
+        };
         tokio::pin!(work);
         tokio::pin!(intercept);
+        tokio::pin!(crashed);
         let finished = tokio::select! {
             r = &mut work => r,
             () = &mut intercept => Err(BrowserError::Browser("the browser went away".to_owned())),
+            Some((status, code)) = &mut crashed => Err(self.crash_error(url, &status, code)),
         };
         let (shown, html, unsettled, taken) = finished?;
         Ok((shown, html, seen.clone(), unsettled, taken))
+    }
+
+    /// Why a capture whose renderer ended (`status`, `code`: what Chromium said) failed.
+    fn crash_error(&self, url: &Url, status: &str, code: i64) -> BrowserError {
+        CaptureError::Crashed {
+            url: url.clone(),
+            reason: format!(
+                "{status}, code {code}; a page whose scripts want more memory than the limit of {} MiB (--browser-heap-limit) ends so",
+                self.settings.heap_limit_mib
+            ),
+        }
+        .into()
     }
 
     /// Waits until no request has been in flight for the quiet window, or `by`.
@@ -452,6 +497,96 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
     Ok(taken)
 }
 
+/// Frames inside frames written in, at most (deeper ones keep what their address
+/// answered, inlined by the static walk).
+const MAX_FRAME_DEPTH: usize = 5;
+
+/// A new random word, for names the page cannot guess.
+fn nonce() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    format!("{:016x}", h.finish())
+}
+
+/// `html`, serialised in `context` (the page's main world when `None`), with each frame
+/// of another origin it marked (see serialize.js) written in as a `srcdoc`: each
+/// serialised in its own frame's context, its own frames likewise, to
+/// [`MAX_FRAME_DEPTH`]. A frame that cannot be serialised keeps its address.
+fn with_frames<'a>(
+    page: &'a Page,
+    html: String,
+    context: Option<ExecutionContextId>,
+    nonce: &'a str,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'a>> {
+    Box::pin(async move {
+        let marker = format!("data-linksnap-frame-{nonce}");
+        if !html.contains(&marker) {
+            return html;
+        }
+        let mut html = html;
+        let count: usize = evaluate_in(
+            page,
+            &format!("window.__linksnapFrames{nonce}.length"),
+            context,
+            false,
+        )
+        .await
+        .unwrap_or(0);
+        for i in 0..count {
+            let written = match frame_html(page, context, nonce, i, depth).await {
+                Some((inner, inner_context)) => {
+                    let inner =
+                        with_frames(page, inner, Some(inner_context), nonce, depth + 1).await;
+                    format!(
+                        " srcdoc=\"{}\"",
+                        inner.replace('&', "&amp;").replace('"', "&quot;")
+                    )
+                }
+                None => String::new(),
+            };
+            html = html.replacen(&format!(" {marker}=\"{i}\""), &written, 1);
+        }
+        html
+    })
+}
+
+/// The document of the `i`th frame of another origin listed in `context`, serialised in
+/// that frame's own context (returned with it), if it can be.
+async fn frame_html(
+    page: &Page,
+    context: Option<ExecutionContextId>,
+    nonce: &str,
+    i: usize,
+    depth: usize,
+) -> Option<(String, ExecutionContextId)> {
+    use chromiumoxide::cdp::browser_protocol::dom::DescribeNodeParams;
+    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+    if depth > MAX_FRAME_DEPTH {
+        return None;
+    }
+    let mut element = EvaluateParams::builder()
+        .expression(format!("window.__linksnapFrames{nonce}[{i}]"))
+        .return_by_value(false);
+    if let Some(context) = context {
+        element = element.context_id(context);
+    }
+    let element = page.execute(element.build().ok()?).await.ok()?;
+    let object = element.result.result.object_id.clone()?;
+    let node = page
+        .execute(DescribeNodeParams::builder().object_id(object).build())
+        .await
+        .ok()?;
+    let frame = node.result.node.frame_id.clone()?;
+    let frame_context = page.frame_execution_context(frame).await.ok()??;
+    let js = format!("({SERIALIZE_JS})(\"{nonce}\", true)");
+    let html = evaluate_in(page, &js, Some(frame_context), false)
+        .await
+        .ok()?;
+    Some((html, frame_context))
+}
+
 /// How [`evaluate`] reports an exception thrown by the evaluated script.
 const SCRIPT_FAILED: &str = "the page's serialiser failed";
 
@@ -479,7 +614,7 @@ async fn evaluate<T: serde::de::DeserializeOwned>(
     page: &Page,
     js: &str,
 ) -> Result<T, BrowserError> {
-    evaluate_in(page, js, false).await
+    evaluate_in(page, js, None, false).await
 }
 
 /// [`evaluate`] of a script whose value is a promise: its settled value.
@@ -487,21 +622,26 @@ async fn evaluate_async<T: serde::de::DeserializeOwned>(
     page: &Page,
     js: &str,
 ) -> Result<T, BrowserError> {
-    evaluate_in(page, js, true).await
+    evaluate_in(page, js, None, true).await
 }
 
+/// [`evaluate`] in `context` (the page's main world when `None`), awaiting the value when
+/// it is a promise if `await_promise`.
 async fn evaluate_in<T: serde::de::DeserializeOwned>(
     page: &Page,
     js: &str,
+    context: Option<ExecutionContextId>,
     await_promise: bool,
 ) -> Result<T, BrowserError> {
     use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
-    let params = EvaluateParams::builder()
+    let mut params = EvaluateParams::builder()
         .expression(js)
         .return_by_value(true)
-        .await_promise(await_promise)
-        .build()
-        .map_err(BrowserError::Browser)?;
+        .await_promise(await_promise);
+    if let Some(context) = context {
+        params = params.context_id(context);
+    }
+    let params = params.build().map_err(BrowserError::Browser)?;
     let response = page
         .execute(params)
         .await

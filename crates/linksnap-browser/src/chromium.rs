@@ -101,7 +101,8 @@ impl Chromium {
     ///
     /// # Errors
     /// [`LaunchError`].
-    pub async fn launch(path: &Path) -> Result<Self, LaunchError> {
+    /// The renderers' script heap is at most `heap_limit_mib` MiB.
+    pub async fn launch(path: &Path, heap_limit_mib: u32) -> Result<Self, LaunchError> {
         let (proxy_port, escaped, proxy) = refusing_proxy().await.map_err(LaunchError::Proxy)?;
         let profile = std::env::temp_dir().join(format!(
             "linksnap-chromium-{}-{}",
@@ -137,6 +138,10 @@ impl Chromium {
                 None => config.arg(name),
             };
         }
+        config = config.arg((
+            "js-flags",
+            format!("--max-old-space-size={heap_limit_mib}").as_str(),
+        ));
         if is_root() {
             config = config.no_sandbox();
         }

@@ -1,10 +1,36 @@
 // Installed before any script of the page runs (in every frame): remembers closed
-// shadow roots and the style sheets a script changed through the CSSOM, so that the
-// serialiser can write both; makes lazy images load like eager ones.
+// shadow roots, the style sheets a script changed through the CSSOM and the fonts it made
+// through the FontFace API (with their sources), so that the serialiser can write all
+// three; makes lazy images load like eager ones; refuses popups.
 (() => {
   const shadows = new WeakMap();
   const changed = new WeakSet();
-  Object.defineProperty(window, "__linksnap", { value: { shadows, changed }, enumerable: false });
+  const fonts = [];
+  Object.defineProperty(window, "__linksnap", { value: { shadows, changed, fonts }, enumerable: false });
+  window.open = function () { return null; };
+  const NativeFontFace = window.FontFace;
+  if (typeof NativeFontFace === "function") {
+    // The source as given: CSS `src` text (its addresses made absolute now, against the
+    // document that made it), or a copy of the bytes.
+    const FontFace = function FontFace(family, source, descriptors) {
+      const face = new NativeFontFace(family, source, descriptors);
+      let src = null;
+      let bytes = null;
+      if (typeof source === "string") {
+        src = source.replace(/url\(\s*(['"]?)([^'")]+)\1\s*\)/g, (m, q, u) => {
+          try { return 'url("' + new URL(u, document.baseURI).href + '")'; } catch (e) { return m; }
+        });
+      } else if (source instanceof ArrayBuffer) {
+        bytes = new Uint8Array(source.slice(0));
+      } else if (source && ArrayBuffer.isView(source)) {
+        bytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength).slice();
+      }
+      fonts.push({ face, src, bytes });
+      return face;
+    };
+    FontFace.prototype = NativeFontFace.prototype;
+    window.FontFace = FontFace;
+  }
   const attach = Element.prototype.attachShadow;
   Element.prototype.attachShadow = function (init) {
     const root = attach.call(this, init);

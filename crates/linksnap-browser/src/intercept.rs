@@ -34,6 +34,8 @@ pub(crate) struct Seen {
     answers: Mutex<(Vec<ResourceRecord>, HashSet<Url>)>,
     /// The main frame's documents by URL (the page, and where it navigated).
     documents: Mutex<HashMap<Url, Result<Fetched, Failure>>>,
+    /// The main frame's redirects: where each hop was sent.
+    redirects: Mutex<HashMap<Url, Url>>,
 }
 
 impl Seen {
@@ -44,6 +46,7 @@ impl Seen {
             last_change: Mutex::new(Instant::now()),
             answers: Mutex::default(),
             documents: Mutex::default(),
+            redirects: Mutex::default(),
         }
     }
 
@@ -62,6 +65,23 @@ impl Seen {
 
     fn touch(&self) {
         *lock(&self.last_change) = Instant::now();
+    }
+
+    /// Where the main frame's navigation to `url` ended up through the redirects it was
+    /// answered (`url` itself when none), and that document as it was answered, if it was.
+    pub(crate) fn landed(&self, url: &Url) -> (Url, Option<Result<Fetched, Failure>>) {
+        let redirects = lock(&self.redirects);
+        let mut at = url.clone();
+        // A loop is the fetcher's to refuse; this only follows what was answered.
+        for _ in 0..64 {
+            match redirects.get(&at) {
+                Some(next) if next != &at => at = next.clone(),
+                _ => break,
+            }
+        }
+        drop(redirects);
+        let document = self.document(&at);
+        (at, document)
     }
 
     /// The main frame's document at `url`, as it was answered.
@@ -208,7 +228,15 @@ pub(crate) async fn answer(
     if let Ok(x) = &exchange {
         let kept = match result {
             Ok(Hop::Done(f)) => Some(Ok(f)),
-            Ok(Hop::Redirect { .. }) => None,
+            Ok(Hop::Redirect { location, .. }) => {
+                if is_main {
+                    lock(&seen.redirects).insert(
+                        linksnap_capture::resource::ResourceMap::key(&x.url),
+                        linksnap_capture::resource::ResourceMap::key(&location),
+                    );
+                }
+                None
+            }
             Err(f) => Some(Err(f)),
         };
         if let Some(kept) = kept {

@@ -18,7 +18,7 @@ pub mod chromium;
 mod intercept;
 
 pub use capture::{
-    BrowserCapture, BrowserCapturer, BrowserEngine, BrowserError, BrowserSettings, DEFAULT_TABS,
-    Extras, MAX_SCREENSHOT_HEIGHT, THUMBNAIL_SIZE,
+    BrowserCapture, BrowserCapturer, BrowserEngine, BrowserError, BrowserSettings,
+    DEFAULT_HEAP_LIMIT_MIB, DEFAULT_TABS, Extras, MAX_SCREENSHOT_HEIGHT, THUMBNAIL_SIZE,
 };
 pub use chromium::{Chromium, find_chromium};

@@ -2,10 +2,18 @@
 // exists only in the browser written out — form state, open and closed shadow roots (as
 // declarative `<template shadowrootmode>`), style sheets changed or made by scripts
 // (CSSOM, adopted sheets), canvases (as images), same-origin frames (as `srcdoc`).
-(() => {
+//
+// A function of (nonce, asFrame): frames of another origin, whose documents this context
+// cannot read, are listed in `window["__linksnapFrames" + nonce]` and marked with the
+// attribute `data-linksnap-frame-NONCE="INDEX"`, for the capture to serialise each in its
+// own context and write in as `srcdoc`. `asFrame`: this document will be a `srcdoc`, so
+// its addresses are made absolute.
+(function (nonce, asFrame) {
   const VOID = new Set(["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr", "param"]);
   const RAW = new Set(["style", "xmp", "noembed", "noframes"]);
-  const hooks = window.__linksnap || { shadows: new WeakMap(), changed: new WeakSet() };
+  const hooks = window.__linksnap || { shadows: new WeakMap(), changed: new WeakSet(), fonts: [] };
+  const others = [];
+  Object.defineProperty(window, "__linksnapFrames" + nonce, { value: others, configurable: true });
   const text = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\u00a0/g, "&nbsp;");
   const quoted = (s) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/\u00a0/g, "&nbsp;");
   const rules = (sheet) => {
@@ -17,6 +25,25 @@
       const css = rules(sheet);
       if (css) out.push("<style>" + css.replace(/<\/style/gi, "<\\/style") + "</style>");
     }
+  };
+  // Fonts a script made with the FontFace API and added to `doc`, as @font-face rules.
+  const scriptedFonts = (doc, out) => {
+    const rulesOut = [];
+    for (const { face, src, bytes } of hooks.fonts || []) {
+      if (!doc.fonts || !doc.fonts.has(face) || face.status === "error") continue;
+      let source = src;
+      if (bytes) {
+        let bin = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        source = 'url("data:application/octet-stream;base64,' + btoa(bin) + '")';
+      }
+      if (!source) continue;
+      const family = '"' + face.family.replace(/^["']|["']$/g, "").replace(/["\\]/g, "\\$&") + '"';
+      rulesOut.push("@font-face { font-family: " + family + "; src: " + source + "; font-style: " + face.style +
+        "; font-weight: " + face.weight + "; font-stretch: " + face.stretch + "; unicode-range: " + face.unicodeRange +
+        "; font-display: " + face.display + "; }");
+    }
+    if (rulesOut.length) out.push("<style>" + rulesOut.join("\n").replace(/<\/style/gi, "<\\/style") + "</style>");
   };
   function children(node, out) {
     for (let c = node.firstChild; c; c = c.nextSibling) one(c, out);
@@ -39,7 +66,7 @@
     for (const k of ["href", "src", "action", "formaction", "xlink:href"]) {
       if (a[k] !== undefined && /^\s*javascript:/i.test(a[k])) a[k] = "#";
     }
-    if (el.ownerDocument !== document) {
+    if (asFrame || el.ownerDocument !== document) {
       // A frame's document becomes a `srcdoc`, whose relative addresses would resolve
       // against the top page: they are made absolute against the frame's own.
       const abs = (v) => { try { return new URL(v, el.baseURI).href; } catch (e) { return v; } };
@@ -87,13 +114,15 @@
         if (css !== null) inner = css.replace(/<\/style/gi, "<\\/style");
       }
     } else if (name === "iframe" || name === "frame") {
-      try {
-        const d = el.contentDocument;
-        if (d && d.documentElement) {
-          a.srcdoc = documentOf(d);
-          delete a.src;
-        }
-      } catch (e) {}
+      let d = null;
+      try { d = el.contentDocument; } catch (e) {}
+      if (d && d.documentElement) {
+        a.srcdoc = documentOf(d);
+        delete a.src;
+      } else if (name === "iframe" && el.contentWindow) {
+        others.push(el);
+        a["data-linksnap-frame-" + nonce] = String(others.length - 1);
+      }
     }
     out.push("<" + name + attrText(a) + ">");
     if (VOID.has(name)) return;
@@ -107,7 +136,10 @@
     if (inner !== null) out.push(inner);
     else if (name === "template") children(el.content, out);
     else children(el, out);
-    if (name === "body") adopted(el.ownerDocument, out);
+    if (name === "body") {
+      adopted(el.ownerDocument, out);
+      if (el.ownerDocument === document) scriptedFonts(document, out);
+    }
     out.push("</" + name + ">");
   }
   function documentOf(doc) {
@@ -117,4 +149,4 @@
     return out.join("");
   }
   return documentOf(document);
-})()
+})

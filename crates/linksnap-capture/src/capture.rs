@@ -191,6 +191,15 @@ pub enum CaptureError {
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The page crashed the browser's renderer (scripts that wanted more memory than the
+    /// browser engine's limit end so): trying again would do the same.
+    #[error("{url}: the page crashed the browser's renderer ({reason})")]
+    Crashed {
+        /// The page URL.
+        url: Url,
+        /// What the browser said, and the limit that may have been reached.
+        reason: String,
+    },
     /// The engine itself failed (a browser that crashed or stopped answering): nothing
     /// the page did for certain, so worth another try.
     #[error("{0}")]

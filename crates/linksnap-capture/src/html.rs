@@ -488,6 +488,11 @@ impl<'a> Inliner<'a> {
         depth: usize,
     ) {
         promote_lazy(el);
+        // An iframe shows its `srcdoc` when it has one, whatever its `src` says (the
+        // browser engine writes a frame it rendered so).
+        if tag == "iframe" && el.has_attribute("srcdoc") {
+            el.remove_attribute("src");
+        }
         if let Some(url) = attr(el, "src").and_then(|s| resolve(base, &s)) {
             if depth + 1 > self.opts.max_frame_depth {
                 self.skip(&url, ResourceKind::Frame);

@@ -55,6 +55,10 @@ pub struct FetchArgs {
     /// [default: 2; also `browser_tabs` in the config file]
     #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS")]
     pub browser_tabs: Option<usize>,
+    /// The most memory a page's scripts may hold in the browser engine, in MiB: a page
+    /// that wants more is stopped and its capture fails as over a limit (exit 5).
+    #[arg(long, value_name = "MIB", env = "LINKSNAP_BROWSER_HEAP_LIMIT", default_value_t = linksnap_browser::DEFAULT_HEAP_LIMIT_MIB, value_parser = clap::value_parser!(u32).range(16..))]
+    pub browser_heap_limit: u32,
     /// The library's browser captures also keep the page printed to PDF (they always
     /// keep a screenshot and a thumbnail). Also `pdf = true` in the config file.
     #[arg(long, env = "LINKSNAP_BROWSER_PDF")]
@@ -209,11 +213,20 @@ impl FetchArgs {
             Some(path) => Box::new(linksnap_browser::BrowserEngine::new(
                 path,
                 capturer,
-                linksnap_browser::BrowserSettings::default(),
+                self.browser_settings(),
                 tabs,
                 self.browser_pdf,
             )),
         })
+    }
+
+    /// How the browser engine waits and what it allows a page.
+    #[must_use]
+    pub fn browser_settings(&self) -> linksnap_browser::BrowserSettings {
+        linksnap_browser::BrowserSettings {
+            heap_limit_mib: self.browser_heap_limit,
+            ..linksnap_browser::BrowserSettings::default()
+        }
     }
 
     /// The engine asked for: the flag, else `LINKSNAP_ENGINE`, else the config file,

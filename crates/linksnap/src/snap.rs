@@ -68,7 +68,7 @@ pub async fn run(args: SnapArgs) -> anyhow::Result<Code> {
             let browser = linksnap_browser::BrowserCapturer::launch(
                 &path,
                 capturer,
-                linksnap_browser::BrowserSettings::default(),
+                args.fetch.browser_settings(),
             )
             .await?;
             tracing::debug!(elapsed = ?started.elapsed(), "Chromium started");

@@ -50,8 +50,10 @@ fn snap_loopback(
 #[test]
 fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scripts() {
     let site = FixtureServer::start();
+    // The second frame's origin: another server (another port).
+    let other = FixtureServer::start();
     let dir = artifact_dir("browser-rendered");
-    let url = site.url("/rendered/page.html");
+    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
     let snap = |engine: &str, out: &str| {
         let out = dir.join(out);
         let run = snap_loopback(&url, engine, &out, &[]);
@@ -67,6 +69,7 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
         "<template shadowrootmode",
         "value=\"typed by script\"",
         "frame says fetched in the frame",
+        "@font-face",
     ] {
         assert!(!shell.contains(r), "{r}: {shell}");
     }
@@ -74,6 +77,24 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
     let html = snap("browser", "browser.html");
     for r in RENDERED {
         assert!(html.contains(r), "`{r}` not in the snapshot: {html}");
+    }
+    // The frame of another origin is written in as its browser drew it, from its own
+    // context (its document could not be read from the page's).
+    assert!(
+        html.contains("frame says fetched in the frame of another origin"),
+        "{html}"
+    );
+    assert_eq!(
+        other.hits("/rendered/data.json"),
+        1,
+        "{:?}",
+        other.requests()
+    );
+    // Fonts a script made with the FontFace API (from an address, and from bytes it
+    // fetched) are rules of the snapshot, their bytes inlined.
+    for family in ["ScriptedByUrl", "ScriptedByBytes"] {
+        let rule = format!("@font-face {{ font-family: \"{family}\"; src: url(\"data:");
+        assert!(html.contains(&rule), "{rule}: {html}");
     }
     assert!(!html.contains("Loading…"), "{html}");
     // The canvas is an image of what was drawn; the lazy image far below was loaded
@@ -101,6 +122,66 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
     assert!(!html.contains("fetch("), "{html}");
     assert_eq!(site.hits("/rendered/data.json"), 2, "{:?}", site.requests());
     assert!(html.contains("connect-src 'none'"));
+}
+
+#[test]
+fn a_browser_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothing() {
+    use crate::render::{is_chromium_own, recording_proxy, rgba, screenshot};
+    let site = FixtureServer::start();
+    let other = FixtureServer::start();
+    let dir = artifact_dir("browser-fidelity");
+    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
+    let (html, live) = (dir.join("snapshot.html"), dir.join("live.png"));
+    let run = snap_loopback(
+        &url,
+        "browser",
+        &html,
+        &["--screenshot", live.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let asked = (site.requests().len(), other.requests().len());
+    // The snapshot from disk, in a plain headless Chromium whose every request goes to a
+    // recording proxy, in a window as wide as the live screenshot and as tall as the page.
+    let (width, height) = png_size(&live);
+    let offline = dir.join("offline.png");
+    let (proxy_port, proxy_log) = recording_proxy();
+    let file_url = format!("file://{}", html.canonicalize().unwrap().display());
+    screenshot(&file_url, &offline, Some(proxy_port), (width, height));
+    let requests: Vec<String> = proxy_log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| !is_chromium_own(l))
+        .cloned()
+        .collect();
+    assert_eq!(requests, Vec::<String>::new(), "the snapshot made requests");
+    assert_eq!(
+        (site.requests().len(), other.requests().len()),
+        asked,
+        "{:?} {:?}",
+        site.requests(),
+        other.requests()
+    );
+    // Drawn alike: the share of pixels whose colour differs by at most 32 in every channel.
+    let ((w1, h1, a), (w2, h2, b)) = (rgba(&live), rgba(&offline));
+    assert_eq!(w1, w2);
+    let rows = h1.min(h2) as usize;
+    let row = w1 as usize * 4;
+    let alike = a[..rows * row]
+        .chunks(4)
+        .zip(b[..rows * row].chunks(4))
+        .filter(|(x, y)| x.iter().zip(y.iter()).all(|(p, q)| p.abs_diff(*q) <= 32))
+        .count();
+    let similar = alike as f64 / (rows * w1 as usize) as f64;
+    std::fs::write(
+        dir.join("similarity.txt"),
+        format!(
+            "{alike} of {} pixels alike ({similar:.5})\n",
+            rows * w1 as usize
+        ),
+    )
+    .unwrap();
+    assert!(similar >= 0.995, "{similar}: see {}", dir.display());
 }
 
 /// A canary listening on one port on three loopback addresses (127.0.0.1, 127.0.0.2 and
@@ -507,6 +588,92 @@ fn pages_that_never_let_go_end_at_the_deadline_with_a_clear_error() {
             "{page}: {took:?}"
         );
     }
+}
+
+#[test]
+fn hostile_pages_end_clearly_inside_the_deadline() {
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-hostile");
+    let out = dir.join("out.html");
+    let timed = |url: &str, extra: &[&str]| {
+        let started = std::time::Instant::now();
+        let run = snap_loopback(url, "browser", &out, extra);
+        (run, started.elapsed())
+    };
+    let limit = ["--browser-heap-limit", "128", "--timeout", "20"];
+    // A page whose scripts want memory without end: its renderer is stopped at the
+    // limit, which crashes it: exit 1 saying so and naming the limit, long before the
+    // deadline.
+    let (run, took) = timed(&site.url("/rendered/hog.html"), &limit);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("crashed the browser's renderer")
+            && run.stderr.contains("the limit of 128 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    // Under the limit, the same page is saved.
+    let (run, _) = timed(&site.url("/rendered/hog.html?mib=32"), &limit);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("held 32 MiB")
+    );
+
+    // A 300 MB image and a response that never ends: the page is saved at the deadline
+    // with what it shows, says so, and the image is left out for its size.
+    let (run, took) = timed(
+        &site.url("/rendered/heavy.html"),
+        &["--timeout", "6", "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(12), "{took:?}");
+    assert!(
+        run.stderr.contains("still loading at the deadline"),
+        "{}",
+        run.stderr
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(
+        json["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("whose resources never end"),
+        "{json}"
+    );
+    let huge = json["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"].as_str().unwrap().ends_with("/huge"))
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(huge["outcome"], "too-large", "{huge}");
+
+    // A document that never ends, a name that does not resolve, a redirect into a
+    // refused address: each the static engine's error and exit code, inside the deadline.
+    let (run, took) = timed(&site.url("/drip"), &["--timeout", "3"]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    let (run, _) = timed("http://nowhere.invalid/", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("nowhere.invalid"), "{}", run.stderr);
+    let refused = crate::support::linksnap(&[
+        "snap",
+        &site.url("/redirect-to?to=http://10.0.0.1/"),
+        "--engine",
+        "browser",
+        "--chromium",
+        chromium(),
+        "--allow-net",
+        "127.0.0.0/8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(refused.stderr.contains("10.0.0.1"), "{}", refused.stderr);
 }
 
 #[test]

@@ -13,16 +13,17 @@ use crate::support::{FixtureServer, artifact_dir, snap};
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 800;
 
-/// Takes a screenshot of `url`. `proxy`, when given, is where every network request goes
-/// (loopback included), so that its connection count proves whether any was made.
-fn screenshot(url: &str, out: &Path, proxy: Option<u16>) {
+/// Takes a screenshot of `url` in a window of `size`. `proxy`, when given, is where every
+/// network request goes (loopback included), so that its connection count proves whether
+/// any was made.
+pub(crate) fn screenshot(url: &str, out: &Path, proxy: Option<u16>, (width, height): (u32, u32)) {
     let profile = out.with_extension("profile");
     let mut cmd = Command::new(crate::support::chromium());
     cmd.args(["--headless", "--no-sandbox"])
         .args(crate::support::CHROMIUM_FLAGS)
         .args(["--hide-scrollbars", "--virtual-time-budget=5000"])
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--window-size={WIDTH},{HEIGHT}"))
+        .arg(format!("--window-size={width},{height}"))
         .arg(format!("--screenshot={}", out.display()));
     if let Some(port) = proxy {
         cmd.arg(format!("--proxy-server=http://127.0.0.1:{port}"))
@@ -38,7 +39,7 @@ fn screenshot(url: &str, out: &Path, proxy: Option<u16>) {
 }
 
 /// A proxy that accepts connections, records each request line and answers nothing.
-fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -62,7 +63,7 @@ fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
 
 /// Chromium calls home (clock, updater, accounts) whatever page it shows; those requests
 /// are its own, go nowhere (the proxy answers nothing) and are not the snapshot's.
-fn is_chromium_own(request_line: &str) -> bool {
+pub(crate) fn is_chromium_own(request_line: &str) -> bool {
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
     let host = target
         .trim_start_matches("http://")
@@ -80,7 +81,7 @@ fn is_chromium_own(request_line: &str) -> bool {
     .any(|d| host.ends_with(d))
 }
 
-fn rgba(path: &Path) -> (u32, u32, Vec<u8>) {
+pub(crate) fn rgba(path: &Path) -> (u32, u32, Vec<u8>) {
     let mut decoder =
         png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     decoder.set_transformations(png::Transformations::EXPAND);
@@ -130,13 +131,13 @@ fn the_snapshot_renders_like_the_live_page_with_the_network_cut_off() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 
     let live_png = dir.join("live.png");
-    screenshot(&live_url, &live_png, None);
+    screenshot(&live_url, &live_png, None, (WIDTH, HEIGHT));
 
     let before = server.requests().len();
     let (proxy_port, proxy_log) = recording_proxy();
     let snap_png = dir.join("snapshot.png");
     let file_url = format!("file://{}", snapshot.canonicalize().unwrap().display());
-    screenshot(&file_url, &snap_png, Some(proxy_port));
+    screenshot(&file_url, &snap_png, Some(proxy_port), (WIDTH, HEIGHT));
     let requests: Vec<String> = proxy_log
         .lock()
         .unwrap()

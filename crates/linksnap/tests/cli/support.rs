@@ -253,6 +253,19 @@ fn router(shared: Shared) -> Router {
         .route("/rendered/alerts.html", get(|| async {
             html(r#"<!doctype html><title>alerts</title><p>shown before the alerts</p><script>setTimeout(function () { for (;;) { alert("again"); } }, 0);</script>"#)
         }))
+        .route("/rendered/hog.html", get(|RawQuery(q): RawQuery| async move {
+            // `?mib=N`: holds N MiB of numbers, then says so; without: more for ever.
+            let mib = query_values(&q, "mib").pop().and_then(|m| m.parse::<u32>().ok());
+            let stop = mib.map_or("Infinity".to_owned(), |m| m.to_string());
+            html(format!(r#"<!doctype html><title>hog</title><p id="held">holding nothing</p><script>
+var held = [], mib = 0;
+while (mib < {stop}) {{ held.push(new Array(131072).fill(mib + 0.5)); mib += 1; }}
+document.getElementById("held").textContent = "held " + mib + " MiB";
+</script>"#))
+        }))
+        .route("/rendered/heavy.html", get(|| async {
+            html(r#"<!doctype html><title>heavy</title><p>the text of a page whose resources never end</p><img id="huge" src="/huge" alt="too large"><script>fetch("/drip").then(function (r) { return r.text(); });</script>"#)
+        }))
         .route("/rendered/busy.html", get(|| async {
             html(r#"<!doctype html><title>busy</title><p>a script that never yields</p><script>setTimeout(function () { for (;;) {} }, 100);</script>"#)
         }))
@@ -463,10 +476,35 @@ document.getElementById("result").textContent = "tried " + tried;
 /// only a browser has (data fetched after load, content added later, CSSOM rules and an
 /// adopted sheet, open and closed shadow roots with a slot, a canvas drawn from fetched
 /// data, form state, a lazy image far below, a frame rendering its own fetched data)
-/// writes a marker the snapshot must keep.
-async fn rendered_page() -> Response {
-    html(
-        r#"<!doctype html><html><head><title>rendered</title></head><body>
+/// writes a marker the snapshot must keep. Fonts made through the FontFace API, from an
+/// address and from fetched bytes, style two markers. With `?cross=PORT`, a second frame
+/// comes from the fixture server on PORT (another origin), rendering its own fetched data.
+async fn rendered_page(RawQuery(query): RawQuery) -> Response {
+    let cross = query
+        .as_deref()
+        .and_then(|q| q.strip_prefix("cross="))
+        .and_then(|p| p.parse::<u16>().ok())
+        .map(|port| {
+            format!(
+                r#"<iframe id="cross" src="http://127.0.0.1:{port}/rendered/frame.html?other" style="width:400px;height:100px"></iframe>"#
+            )
+        })
+        .unwrap_or_default();
+    let page = r#"<!doctype html><html><head><title>rendered</title></head><body>"#.to_owned()
+        + r#"
+<p id="by-url" style="font-family: ScriptedByUrl, serif">a font added by address</p>
+<p id="by-bytes" style="font-family: ScriptedByBytes, serif">a font added from bytes</p>
+<script>
+var byUrl = new FontFace("ScriptedByUrl", "url(/font/fixture.ttf)");
+byUrl.load().then(function (f) { document.fonts.add(f); });
+fetch("/font/fixture.ttf?bytes").then(function (r) { return r.arrayBuffer(); }).then(function (b) {
+  var f = new FontFace("ScriptedByBytes", b, { weight: "400" });
+  document.fonts.add(f);
+  return f.load();
+});
+</script>"#
+        + &cross
+        + r#"
 <div id="app">Loading…</div>
 <form><input id="name" value="typed by nobody"><input id="agree" type="checkbox"><select id="pick"><option>one</option><option>two</option></select><textarea id="story"></textarea></form>
 <div style="height:3000px">spacer</div>
@@ -503,15 +541,15 @@ setTimeout(function () {
   document.getElementById("pick").value = "two";
   document.getElementById("story").value = "a story typed in";
 }, 300);
-</script></body></html>"#,
-    )
+</script></body></html>"#;
+    html(&page)
 }
 
 async fn rendered_frame() -> Response {
     html(
         r#"<!doctype html><body><p id="f">frame loading</p><script>
 fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
-  document.getElementById("f").textContent = "frame says " + d.frame;
+  document.getElementById("f").textContent = "frame says " + d.frame + (location.search === "?other" ? " of another origin" : "");
 });
 </script></body>"#,
     )
