@@ -53,12 +53,16 @@ def tree_rss(root_pid):
 def run(cmd):
     """Wall seconds, peak tree RSS in bytes, exit code."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=err, stderr=err)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc.pid))
         time.sleep(0.02)
-    return time.perf_counter() - start, peak, proc.returncode
+    wall = time.perf_counter() - start
+    err.seek(0)
+    run.said = err.read().decode("utf-8", "replace").strip().splitlines()[:1]
+    return wall, peak, proc.returncode
 
 
 def main():
@@ -87,9 +91,13 @@ def main():
         for engine in engines:
             target = os.path.join(out, f"{i}-{engine}.html")
             if engine == "singlefile":
-                # Its defaults: network idle, then a second; deferred images loaded.
+                # Its defaults (deferred images loaded; a second after the page is
+                # loaded), but "network almost idle" for "network idle": with Chromium 156
+                # the default fails most pages with "Execution context not found for
+                # SingleFile world" (single-file-cli issue 198, whose workaround this is).
                 cmd = [a.singlefile, url, target, "--browser-executable-path", a.chromium,
-                       "--browser-args", json.dumps(sandbox)]
+                       "--browser-args", json.dumps(sandbox),
+                       "--browser-wait-until", "networkAlmostIdle"]
             else:
                 cmd = [a.linksnap, "snap", url, "-q", "-o", target,
                        "--allow-net", "127.0.0.0/8", "--engine", engine, "--chromium", a.chromium]
@@ -97,7 +105,7 @@ def main():
             if code == 0 and not os.path.exists(target):
                 code = -1
             if code != 0:
-                print(f"{engine}: exit {code}: {page}", flush=True)
+                print(f"{engine}: exit {code}: {page}: {' '.join(run.said)[:160]}", flush=True)
             results[engine].append((wall, peak, os.path.getsize(os.path.join(out, f"{i}-{engine}.html")) if code == 0 else 0))
             failures[engine] += code != 0
     nginx.terminate()
@@ -109,12 +117,14 @@ def main():
               f"per page: median {statistics.median([t / o for t, o in zip(theirs, ours)]):.2f}x")
     for engine, rows in results.items():
         walls = [r[0] for r in rows]
+        ok_walls = [r[0] for r in rows if r[2] > 0]
         peaks = [r[1] for r in rows]
         sizes = sum(r[2] for r in rows)
         print(f"{engine:10} wall per page: median {statistics.median(walls):.2f} s, p90 "
               f"{sorted(walls)[int(len(walls) * 0.9)]:.2f} s, max {max(walls):.2f} s; total {sum(walls):.1f} s; "
               f"peak memory (linksnap + children): median {statistics.median(peaks) / 2**20:.0f} MiB, "
-              f"max {max(peaks) / 2**20:.0f} MiB; output {sizes} bytes; non-zero exits {failures[engine]}")
+              f"max {max(peaks) / 2**20:.0f} MiB; output {sizes} bytes; failed {failures[engine]} "
+              f"(median of the runs that saved: {statistics.median(ok_walls) if ok_walls else 0:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ impl BrowserCapturer {
             }
         };
         let mut capture = session
-            .finish(url, page, Some(rendered), seen.take_answers())
+            .finish(url, page, rendered, seen.take_answers())
             .await?;
         capture.renderings = taken.renderings;
         Ok(BrowserCapture {
@@ -223,7 +223,7 @@ impl BrowserCapturer {
     }
 
     /// Navigates `page` to `url` with every request answered by `session`, waits for it
-    /// to settle and serialises it. Returns the URL it shows, the document, what the
+    /// to settle and serialises it. Returns the URL it shows, the document (none when it is no page the browser renders), what the
     /// interception saw, and whether it never settled.
     async fn capture_in(
         &self,
@@ -231,7 +231,7 @@ impl BrowserCapturer {
         page: &Page,
         url: &Url,
         extras: Extras,
-    ) -> Result<(Url, String, Arc<Seen>, bool, Taken), BrowserError> {
+    ) -> Result<(Url, Option<String>, Arc<Seen>, bool, Taken), BrowserError> {
         let fail = |e: chromiumoxide::error::CdpError| BrowserError::Browser(e.to_string());
         let entered = Instant::now();
         let seen = Arc::new(Seen::new());
@@ -283,8 +283,16 @@ impl BrowserCapturer {
                 // The page, or where its redirects led, could not be had (refused, failed):
                 // the browser shows nothing of it, and the capture fails as the static
                 // engine's would, naming the address.
-                if let (at, Some(Err(failure))) = seen.landed(&key) {
-                    return Err(session.page_error(&at, failure).into());
+                match seen.landed(&key) {
+                    (at, Some(Err(failure))) => {
+                        return Err(session.page_error(&at, failure).into());
+                    }
+                    // Not a page the browser renders (a PDF, an image, a file it would
+                    // download): kept as it was answered, as the static engine keeps it.
+                    (at, Some(Ok(document))) if !is_page(&document.media_type) => {
+                        return Ok((at, None, false, Taken::default()));
+                    }
+                    _ => {}
                 }
                 // Between two documents there is no context to ask: not loaded yet.
                 if let Ok((href, state)) =
@@ -324,7 +332,7 @@ impl BrowserCapturer {
             let taken = take(page, extras).await?;
             Ok((
                 linksnap_capture::resource::ResourceMap::key(&shown),
-                html,
+                Some(html),
                 !settled,
                 taken,
             ))
@@ -495,6 +503,12 @@ async fn take(page: &Page, extras: Extras) -> Result<Taken, BrowserError> {
         taken.renderings.pdf = Some(decode(pdf.result.data.as_ref())?.into());
     }
     Ok(taken)
+}
+
+/// Whether a document of `media_type` is a page the browser renders and the serialiser
+/// writes (HTML, XHTML); anything else is kept as it was answered.
+fn is_page(media_type: &str) -> bool {
+    matches!(media_type, "text/html" | "application/xhtml+xml")
 }
 
 /// Frames inside frames written in, at most (deeper ones keep what their address

@@ -11,7 +11,7 @@ use crate::support::{FixtureServer, artifact_dir, chromium, linksnap};
 
 /// What the snapshot of the rendered fixture page must show, each only there once a
 /// browser ran the page's scripts.
-const RENDERED: [&str; 10] = [
+const RENDERED: [&str; 12] = [
     "rendered by script",
     "rgb(1, 2, 3)",
     "rgb(4, 5, 6)",
@@ -22,6 +22,8 @@ const RENDERED: [&str; 10] = [
     "value=\"typed by script\"",
     "a story typed in",
     "frame says fetched in the frame",
+    "feed item 1.1",
+    "feed item 3.5",
 ];
 
 /// `snap URL` with `engine`, loopback allowed, to `out`, with `extra` flags.
@@ -70,6 +72,7 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
         "value=\"typed by script\"",
         "frame says fetched in the frame",
         "@font-face",
+        "feed item 1.1",
     ] {
         assert!(!shell.contains(r), "{r}: {shell}");
     }
@@ -120,7 +123,8 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
     // the browser's requests (the walk took it from them).
     assert!(!html.contains("<script"), "{html}");
     assert!(!html.contains("fetch("), "{html}");
-    assert_eq!(site.hits("/rendered/data.json"), 2, "{:?}", site.requests());
+    // (The page's data, the frame's, and three pages of the list.)
+    assert_eq!(site.hits("/rendered/data.json"), 5, "{:?}", site.requests());
     assert!(html.contains("connect-src 'none'"));
 }
 
@@ -587,6 +591,27 @@ fn pages_that_never_let_go_end_at_the_deadline_with_a_clear_error() {
             took < std::time::Duration::from_secs(12),
             "{page}: {took:?}"
         );
+    }
+}
+
+#[test]
+fn files_that_are_no_pages_are_kept_as_served() {
+    // A PDF and bytes the browser would download: kept byte for byte, at once (the
+    // download waited for the deadline before).
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-files");
+    for path in ["/doc.pdf", "/random/200000"] {
+        let out = dir.join("file");
+        let started = std::time::Instant::now();
+        let run = snap_loopback(&site.url(path), "browser", &out, &[]);
+        assert_eq!(run.code, 0, "{path}: {}", run.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{path}"
+        );
+        let served =
+            crate::support::linksnap(&["snap", &site.url(path), "--allow-net", "127.0.0.0/8"]);
+        assert_eq!(std::fs::read(&out).unwrap(), served.stdout, "{path}");
     }
 }
 

@@ -387,6 +387,7 @@ fn a_second_writer_gets_a_clear_error() {
     assert_eq!(lib(&dir, &["add", "https://a.test/1"]).code, 0);
     // A worker without --once holds the library until it is stopped.
     let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_linksnap"))
+        .env("LINKSNAP_ENGINE", "static")
         .args([
             "--data",
             dir.to_str().unwrap(),
@@ -1004,6 +1005,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_the_library_consistent() {
     let out = std::process::Command::new("unshare")
         .args(["--mount", "bash", "-c", script])
         .env("BIN", env!("CARGO_BIN_EXE_linksnap"))
+        .env("LINKSNAP_ENGINE", "static")
         .env("DATA", &data)
         .env("OUT", &dir)
         .env("DNS", crate::support::stub_dns().to_string())

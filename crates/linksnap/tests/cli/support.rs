@@ -421,12 +421,16 @@ async fn reach_page(UrlPath(port): UrlPath<u16>, RawQuery(q): RawQuery) -> Respo
         .pop()
         .unwrap_or_else(|| "127.0.0.1".to_owned());
     let c = format!("{host}:{port}");
-    // Navigating away is no load a snapshot's policy can stop: asked for only where the
-    // browser engine's interception is what is tested.
+    // Navigating away and opening windows are no loads a snapshot's policy can stop:
+    // asked for only where the browser engine's interception is what is tested.
     let navigate = if query_values(&q, "navigate").is_empty() {
         String::new()
     } else {
-        format!(r#"setTimeout(function () {{ location.href = "http://{c}/navigate-away"; }}, 50);"#)
+        format!(
+            r#"window.open("http://{c}/popup");
+var blank = document.createElement("a"); blank.href = "http://{c}/blank-link"; blank.target = "_blank"; document.body.appendChild(blank); blank.click();
+setTimeout(function () {{ location.href = "http://{c}/navigate-away"; }}, 50);"#
+        )
     };
     let page = format!(
         r#"<!doctype html><html><head><meta charset="utf-8"><title>reach page</title>
@@ -475,8 +479,9 @@ document.getElementById("result").textContent = "tried " + tried;
 /// A page that is nothing but a "Loading…" shell until its scripts run: each of what
 /// only a browser has (data fetched after load, content added later, CSSOM rules and an
 /// adopted sheet, open and closed shadow roots with a slot, a canvas drawn from fetched
-/// data, form state, a lazy image far below, a frame rendering its own fetched data)
-/// writes a marker the snapshot must keep. Fonts made through the FontFace API, from an
+/// data, form state, a lazy image far below, a list that loads more as it is scrolled to
+/// (three pages of five), a frame rendering its own fetched data) writes a marker the
+/// snapshot must keep. Fonts made through the FontFace API, from an
 /// address and from fetched bytes, style two markers. With `?cross=PORT`, a second frame
 /// comes from the fixture server on PORT (another origin), rendering its own fetched data.
 async fn rendered_page(RawQuery(query): RawQuery) -> Response {
@@ -509,6 +514,22 @@ fetch("/font/fixture.ttf?bytes").then(function (r) { return r.arrayBuffer(); }).
 <form><input id="name" value="typed by nobody"><input id="agree" type="checkbox"><select id="pick"><option>one</option><option>two</option></select><textarea id="story"></textarea></form>
 <div style="height:3000px">spacer</div>
 <img id="lazy" loading="lazy" src="/site/img/lazy.png" alt="far below">
+<ul id="feed"></ul><div id="more" style="height:10px"></div>
+<script>
+var feedPage = 0;
+new IntersectionObserver(function (entries) {
+  if (!entries[0].isIntersecting || feedPage >= 3) return;
+  var n = ++feedPage;
+  fetch("/rendered/data.json?feed=" + n).then(function (r) { return r.json(); }).then(function () {
+    for (var i = 1; i <= 5; i++) {
+      var li = document.createElement("li");
+      li.textContent = "feed item " + n + "." + i;
+      li.style.height = "300px";
+      document.getElementById("feed").appendChild(li);
+    }
+  });
+}).observe(document.getElementById("more"));
+</script>
 <iframe id="frame" src="/rendered/frame.html" style="width:400px;height:100px"></iframe>
 <script>
 fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
