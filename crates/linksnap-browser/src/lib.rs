@@ -10,15 +10,19 @@
 //! bytes: the walk takes its resources from those responses first.
 //!
 //! Layers, lowest first: `chromium` (finding and launching the browser, the refusing
-//! proxy), `intercept` (answering its requests), `capture` (one capture: navigate,
-//! settle, serialise, finish).
+//! proxy), `intercept` (answering its requests), `error`; `page` (evaluating in a page,
+//! serialising it, drawing it); `capture` (one capture: navigate, settle, serialise,
+//! finish); `engine` (the library's engine over one Chromium).
 
 pub mod capture;
 pub mod chromium;
+pub mod engine;
+pub mod error;
 mod intercept;
+pub mod page;
 
-pub use capture::{
-    BrowserCapture, BrowserCapturer, BrowserEngine, BrowserError, BrowserSettings,
-    DEFAULT_HEAP_LIMIT_MIB, DEFAULT_TABS, Extras, MAX_SCREENSHOT_HEIGHT, THUMBNAIL_SIZE,
-};
+pub use capture::{BrowserCapture, BrowserCapturer, BrowserSettings, DEFAULT_HEAP_LIMIT_MIB};
 pub use chromium::{Chromium, find_chromium};
+pub use engine::{BrowserEngine, DEFAULT_TABS};
+pub use error::BrowserError;
+pub use page::{Extras, MAX_SCREENSHOT_HEIGHT, THUMBNAIL_SIZE};
