@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::dns::{ClientResolver, GuardedResolver, HostError};
-use crate::resource::{Failure, Fetched, media_type_of};
+use crate::resource::{Failure, Fetched, Wire, media_type_of};
 
 /// Settings a [`Fetcher`] needs; derived from the capture options.
 #[derive(Debug, Clone)]
@@ -161,7 +161,7 @@ impl Fetcher {
             if is_page {
                 request = request.header(ACCEPT, PAGE_ACCEPT);
             }
-            let response = send(request, request_deadline).await?;
+            let (response, wire) = self.send(request, request_deadline).await?;
             if let Some(next) = redirect_target(&current, &response)? {
                 if !seen.insert(next.clone()) {
                     return Err(Failure::Redirect(format!("redirect loop at {next}")));
@@ -170,7 +170,7 @@ impl Fetcher {
                 continue;
             }
             return self
-                .read(response, current, max_bytes, request_deadline)
+                .read(response, wire, current, max_bytes, request_deadline)
                 .await;
         }
         Err(Failure::Redirect(format!(
@@ -216,14 +216,14 @@ impl Fetcher {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let response = send(builder, request_deadline).await?;
+        let (response, wire) = self.send(builder, request_deadline).await?;
         if let Some(next) = redirect_target(url, &response)? {
             return Ok(Hop::Redirect {
                 status: response.status().as_u16(),
                 location: next,
             });
         }
-        self.read(response, url.clone(), max_bytes, request_deadline)
+        self.read(response, wire, url.clone(), max_bytes, request_deadline)
             .await
             .map(Hop::Done)
     }
@@ -247,9 +247,49 @@ impl Fetcher {
             .min(Instant::now() + self.settings.request_timeout)
     }
 
+    /// Sends `request`, bounded by `deadline`; returns the response and how it was had.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        deadline: Instant,
+    ) -> Result<(reqwest::Response, Wire), Failure> {
+        let request = request
+            .build()
+            .map_err(|e| Failure::Network(error_chain(&e)))?;
+        let mut wire = Wire {
+            sent_at: Some(std::time::SystemTime::now()),
+            method: request.method().to_string(),
+            request_headers: request
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            ..Wire::default()
+        };
+        let response = tokio::time::timeout_at(deadline, self.client.execute(request))
+            .await
+            .map_err(|_| Failure::TimedOut)?
+            .map_err(|e| {
+                if e.is_connect() {
+                    Failure::Connect(error_chain(&e))
+                } else {
+                    Failure::Network(error_chain(&e))
+                }
+            })?;
+        wire.remote_addr = response.remote_addr();
+        wire.version = format!("{:?}", response.version());
+        Ok((response, wire))
+    }
+
     async fn read(
         &self,
         mut response: reqwest::Response,
+        wire: Wire,
         final_url: Url,
         max_bytes: u64,
         deadline: Instant,
@@ -308,6 +348,7 @@ impl Fetcher {
             headers,
             content_type,
             bytes,
+            wire,
         })
     }
 }
@@ -335,23 +376,6 @@ pub enum Hop {
     },
     /// The response, its body read whole.
     Done(Fetched),
-}
-
-/// Sends a request, bounded by `deadline`.
-async fn send(
-    request: reqwest::RequestBuilder,
-    deadline: Instant,
-) -> Result<reqwest::Response, Failure> {
-    tokio::time::timeout_at(deadline, request.send())
-        .await
-        .map_err(|_| Failure::TimedOut)?
-        .map_err(|e| {
-            if e.is_connect() {
-                Failure::Connect(error_chain(&e))
-            } else {
-                Failure::Network(error_chain(&e))
-            }
-        })
 }
 
 /// Where a redirect answer of a request for `url` points, if it is one.

@@ -955,6 +955,7 @@ mod tests {
                 content_type: Some(ct.to_owned()),
                 media_type: crate::resource::media_type_of(Some(ct), body),
                 bytes: Bytes::copy_from_slice(body),
+                wire: crate::resource::Wire::default(),
             },
         )
     }

@@ -66,6 +66,25 @@ pub struct Fetched {
     pub media_type: String,
     /// The body after content decoding (gzip, brotli…).
     pub bytes: Bytes,
+    /// How the final response was had (when, from which address, over which protocol,
+    /// asked how): what an archive of the exchange records besides the response.
+    pub wire: Wire,
+}
+
+/// How a response was had, kept with it for the capture's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wire {
+    /// When the request was sent.
+    pub sent_at: Option<std::time::SystemTime>,
+    /// The address connected to.
+    pub remote_addr: Option<std::net::SocketAddr>,
+    /// The response's protocol: `HTTP/1.1`, `HTTP/2.0`…
+    pub version: String,
+    /// The request's method.
+    pub method: String,
+    /// The request's headers as linksnap set them, names lower-cased, in order (the
+    /// client adds its `User-Agent`, `Accept-Encoding` and the jar's cookies as it sends).
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// Why a resource is not in the snapshot.

@@ -31,6 +31,31 @@ pub struct SnapReport<'a> {
     pub elapsed_ms: u128,
     /// `static` or `browser`: which engine made it.
     pub engine: &'static str,
+    /// How the page was had.
+    pub exchange: ExchangeReport,
+}
+
+/// How a response was had: when it was asked for, from where, over what.
+#[derive(Debug, Serialize)]
+pub struct ExchangeReport {
+    /// When the request was sent (RFC 3339, UTC, microseconds).
+    pub sent_at: Option<String>,
+    /// The address connected to (`IP:PORT`).
+    pub address: Option<String>,
+    /// The response's protocol (`HTTP/1.1`, `HTTP/2.0`).
+    pub http_version: Option<String>,
+}
+
+impl ExchangeReport {
+    fn new(w: &linksnap_capture::Wire) -> Self {
+        Self {
+            sent_at: w
+                .sent_at
+                .map(|t| humantime::format_rfc3339_micros(t).to_string()),
+            address: w.remote_addr.map(|a| a.to_string()),
+            http_version: (!w.version.is_empty()).then(|| w.version.clone()),
+        }
+    }
 }
 
 /// The page's encoding.
@@ -84,6 +109,8 @@ pub struct ResourceReport<'a> {
     pub final_url: Option<&'a str>,
     /// Why it failed, in words.
     pub error: Option<String>,
+    /// How it was had, when inlined.
+    pub exchange: Option<ExchangeReport>,
 }
 
 impl<'a> SnapReport<'a> {
@@ -113,6 +140,7 @@ impl<'a> SnapReport<'a> {
             resources: c.resources.iter().map(ResourceReport::new).collect(),
             elapsed_ms: c.elapsed.as_millis(),
             engine: c.engine.as_str(),
+            exchange: ExchangeReport::new(&c.page.wire),
         }
     }
 }
@@ -143,6 +171,7 @@ impl<'a> ResourceReport<'a> {
                 bytes: Some(f.bytes.len()),
                 final_url: (f.final_url != r.url).then_some(f.final_url.as_str()),
                 error: None,
+                exchange: Some(ExchangeReport::new(&f.wire)),
             },
             Err(failure) => Self {
                 url: r.url.as_str(),
@@ -156,6 +185,7 @@ impl<'a> ResourceReport<'a> {
                 bytes: None,
                 final_url: None,
                 error: Some(failure.to_string()),
+                exchange: None,
             },
         }
     }

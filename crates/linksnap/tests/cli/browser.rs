@@ -661,6 +661,13 @@ fn hostile_pages_end_clearly_inside_the_deadline() {
         run.stderr
     );
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // What the browser was answered is recorded as the static engine's fetches are.
+    crate::snap::assert_exchange(
+        &json["exchange"],
+        site.addr,
+        std::time::SystemTime::now() - took,
+        std::time::SystemTime::now(),
+    );
     assert!(
         json["text"]["text"]
             .as_str()

@@ -213,6 +213,42 @@ fn json_format_has_metadata_text_and_resources() {
     );
 }
 
+/// Asserts that `exchange` says the response came from `addr` over HTTP/1.1, asked
+/// between `before` and `after`.
+pub(crate) fn assert_exchange(
+    exchange: &serde_json::Value,
+    addr: std::net::SocketAddr,
+    before: std::time::SystemTime,
+    after: std::time::SystemTime,
+) {
+    assert_eq!(exchange["address"], addr.to_string(), "{exchange}");
+    assert_eq!(exchange["http_version"], "HTTP/1.1", "{exchange}");
+    let sent = exchange["sent_at"].as_str().unwrap();
+    // Microseconds, UTC.
+    assert!(sent.ends_with('Z') && sent.len() == 27, "{sent}");
+    let sent = humantime::parse_rfc3339(sent).unwrap();
+    assert!(before <= sent && sent <= after, "{exchange}");
+}
+
+#[test]
+fn the_report_says_when_and_from_which_address_each_response_came() {
+    let server = FixtureServer::start();
+    let before = std::time::SystemTime::now();
+    let j = snap(&server.url("/site/pages/index.html"), &["--format", "json"]).json();
+    let after = std::time::SystemTime::now();
+    assert_exchange(&j["exchange"], server.addr, before, after);
+    let inlined: Vec<&serde_json::Value> = j["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "inlined")
+        .collect();
+    assert!(inlined.len() > 5, "{j}");
+    for r in inlined {
+        assert_exchange(&r["exchange"], server.addr, before, after);
+    }
+}
+
 #[test]
 fn cookies_set_by_the_page_are_sent_with_its_assets() {
     let server = FixtureServer::start();
