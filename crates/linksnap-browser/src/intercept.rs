@@ -227,7 +227,7 @@ pub(crate) async fn answer(
     }
     if let Ok(x) = &exchange {
         let kept = match result {
-            Ok(Hop::Done(f)) => Some(Ok(f)),
+            Ok(Hop::Done(f)) => Some(Ok(*f)),
             Ok(Hop::Redirect { location, .. }) => {
                 if is_main {
                     lock(&seen.redirects).insert(

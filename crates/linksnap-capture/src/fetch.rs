@@ -225,7 +225,7 @@ impl Fetcher {
         }
         self.read(response, wire, url.clone(), max_bytes, request_deadline)
             .await
-            .map(Hop::Done)
+            .map(|f| Hop::Done(Box::new(f)))
     }
 
     /// Refuses an address the policy does not allow, before any connection.
@@ -375,7 +375,7 @@ pub enum Hop {
         location: Url,
     },
     /// The response, its body read whole.
-    Done(Fetched),
+    Done(Box<Fetched>),
 }
 
 /// Where a redirect answer of a request for `url` points, if it is one.
