@@ -126,21 +126,46 @@ fn error_reason(failure: &Failure) -> ErrorReason {
 
 /// Response headers the browser gets: the body it receives is decoded and whole, so the
 /// ones describing the encoding and framing of the original go.
-fn headers_for_browser(headers: &[(String, String)]) -> Vec<HeaderEntry> {
-    headers
+///
+/// An HTML document is labelled with the encoding the static engine reads it in
+/// (`charset::sniff_html`: a byte-order mark, then bytes that are valid UTF-8, then the
+/// header, the `<meta>`, a guess), so that a page whose label is wrong (a `<meta>` that
+/// says GB2312 over UTF-8 bytes) is rendered as the static engine decodes it, not as
+/// mojibake.
+fn headers_for_browser(fetched: &Fetched, is_document: bool) -> Vec<HeaderEntry> {
+    let charset = (is_document && fetched.media_type == "text/html").then(|| {
+        let host = fetched.final_url.host_str();
+        let (encoding, _) = linksnap_capture::charset::sniff_html(
+            &fetched.bytes,
+            fetched.content_type.as_deref(),
+            host,
+        );
+        encoding.name()
+    });
+    let mut headers: Vec<HeaderEntry> = fetched
+        .headers
         .iter()
         .filter(|(name, _)| {
-            !matches!(
+            let framing = matches!(
                 name.as_str(),
                 "content-encoding"
                     | "content-length"
                     | "transfer-encoding"
                     | "connection"
                     | "keep-alive"
-            )
+            );
+            let relabelled = charset.is_some() && name == "content-type";
+            !framing && !relabelled
         })
         .map(|(name, value)| HeaderEntry::new(name.clone(), value.clone()))
-        .collect()
+        .collect();
+    if let Some(charset) = charset {
+        headers.push(HeaderEntry::new(
+            "content-type",
+            format!("text/html; charset={charset}"),
+        ));
+    }
+    headers
 }
 
 /// The request a paused event describes.
@@ -204,7 +229,10 @@ pub(crate) async fn answer(
         }
         Ok(Hop::Done(fetched)) => {
             let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), fetched.status);
-            fulfil.response_headers = Some(headers_for_browser(&fetched.headers));
+            fulfil.response_headers = Some(headers_for_browser(
+                fetched,
+                matches!(event.resource_type, ResourceType::Document),
+            ));
             fulfil.body = Some(BASE64.encode(&fetched.bytes).into());
             page.execute(fulfil).await.map(|_| ())
         }

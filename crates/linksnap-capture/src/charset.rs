@@ -81,7 +81,9 @@ pub fn decode_html(bytes: &[u8], content_type: Option<&str>, host: Option<&str>)
     decode_with(bytes, encoding, source)
 }
 
-fn sniff_html(
+/// The encoding [`decode_html`] reads an HTML document in, and how it was decided
+/// (without decoding it): the browser engine tells Chromium the same.
+pub fn sniff_html(
     bytes: &[u8],
     content_type: Option<&str>,
     host: Option<&str>,

@@ -616,6 +616,25 @@ fn files_that_are_no_pages_are_kept_as_served() {
 }
 
 #[test]
+fn a_page_whose_label_lies_about_its_encoding_is_read_as_the_static_engine_reads_it() {
+    // UTF-8 bytes under a <meta charset="gb2312">: Chromium alone would draw mojibake;
+    // told the encoding the static engine decides (the bytes are valid UTF-8), it draws
+    // the text, and both engines keep the same words.
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-mislabeled");
+    let url = site.url("/rendered/mislabeled.html");
+    for engine in ["static", "browser"] {
+        let run = snap_loopback(&url, engine, &dir.join("out.txt"), &["--format", "text"]);
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        let text = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+        assert!(
+            text.contains("中文内容，标签说错了编码"),
+            "{engine}: {text}"
+        );
+    }
+}
+
+#[test]
 fn hostile_pages_end_clearly_inside_the_deadline() {
     let site = FixtureServer::start();
     let dir = artifact_dir("browser-hostile");

@@ -263,6 +263,10 @@ while (mib < {stop}) {{ held.push(new Array(131072).fill(mib + 0.5)); mib += 1; 
 document.getElementById("held").textContent = "held " + mib + " MiB";
 </script>"#))
         }))
+        .route("/rendered/mislabeled.html", get(|| async {
+            // UTF-8 bytes under a <meta> that says GB2312, no charset in the header.
+            html("<!doctype html><meta charset=\"gb2312\"><title>标签</title><p>中文内容，标签说错了编码</p>")
+        }))
         .route("/rendered/heavy.html", get(|| async {
             html(r#"<!doctype html><title>heavy</title><p>the text of a page whose resources never end</p><img id="huge" src="/huge" alt="too large"><script>fetch("/drip").then(function (r) { return r.text(); });</script>"#)
         }))
