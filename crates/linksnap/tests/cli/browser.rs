@@ -635,6 +635,25 @@ fn a_page_whose_label_lies_about_its_encoding_is_read_as_the_static_engine_reads
 }
 
 #[test]
+fn a_worker_s_requests_are_answered_by_the_capture_too() {
+    // A dedicated worker fetches data and posts it to the page: it arrives only if the
+    // worker's requests, too, are answered by the capture's fetcher (Chromium has no
+    // network of its own).
+    let site = FixtureServer::start();
+    let dir = artifact_dir("browser-worker");
+    let out = dir.join("out.html");
+    let run = snap_loopback(&site.url("/rendered/worker.html"), "browser", &out, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("worker says fetched in the frame by a worker"),
+        "{html}"
+    );
+    assert_eq!(site.hits("/rendered/worker.js"), 1, "{:?}", site.requests());
+    assert_eq!(site.hits("/rendered/data.json"), 1, "{:?}", site.requests());
+}
+
+#[test]
 fn hostile_pages_end_clearly_inside_the_deadline() {
     let site = FixtureServer::start();
     let dir = artifact_dir("browser-hostile");

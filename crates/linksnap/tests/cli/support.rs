@@ -267,6 +267,19 @@ document.getElementById("held").textContent = "held " + mib + " MiB";
             // UTF-8 bytes under a <meta> that says GB2312, no charset in the header.
             html("<!doctype html><meta charset=\"gb2312\"><title>标签</title><p>中文内容，标签说错了编码</p>")
         }))
+        .route("/rendered/worker.html", get(|| async {
+            html(r#"<!doctype html><title>worker</title><p id="w">waiting for the worker</p><script>
+var w = new Worker("/rendered/worker.js");
+w.onmessage = function (e) { document.getElementById("w").textContent = "worker says " + e.data; };
+</script>"#)
+        }))
+        .route("/rendered/worker.js", get(|| async {
+            (
+                [(header::CONTENT_TYPE, "text/javascript")],
+                r#"fetch("/rendered/data.json?worker").then(function (r) { return r.json(); }).then(function (d) { postMessage(d.frame + " by a worker"); });"#,
+            )
+                .into_response()
+        }))
         .route("/rendered/heavy.html", get(|| async {
             html(r#"<!doctype html><title>heavy</title><p>the text of a page whose resources never end</p><img id="huge" src="/huge" alt="too large"><script>fetch("/drip").then(function (r) { return r.text(); });</script>"#)
         }))
