@@ -51,7 +51,7 @@ def tree_rss(root_pid):
 
 
 def run(cmd):
-    """Wall seconds, peak tree RSS in bytes, exit code."""
+    """Wall seconds, peak tree RSS in bytes, exit code, the first line it printed."""
     start = time.perf_counter()
     err = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdout=err, stderr=err)
@@ -61,8 +61,8 @@ def run(cmd):
         time.sleep(0.02)
     wall = time.perf_counter() - start
     err.seek(0)
-    run.said = err.read().decode("utf-8", "replace").strip().splitlines()[:1]
-    return wall, peak, proc.returncode
+    said = " ".join(err.read().decode("utf-8", "replace").strip().splitlines()[:1])
+    return wall, peak, proc.returncode, said
 
 
 def main():
@@ -101,11 +101,11 @@ def main():
             else:
                 cmd = [a.linksnap, "snap", url, "-q", "-o", target,
                        "--allow-net", "127.0.0.0/8", "--engine", engine, "--chromium", a.chromium]
-            wall, peak, code = run(cmd)
+            wall, peak, code, said = run(cmd)
             if code == 0 and not os.path.exists(target):
                 code = -1
             if code != 0:
-                print(f"{engine}: exit {code}: {page}: {' '.join(run.said)[:160]}", flush=True)
+                print(f"{engine}: exit {code}: {page}: {said[:160]}", flush=True)
             results[engine].append((wall, peak, os.path.getsize(os.path.join(out, f"{i}-{engine}.html")) if code == 0 else 0))
             failures[engine] += code != 0
     nginx.terminate()

@@ -29,8 +29,7 @@ use crate::chromium::Chromium;
 use crate::error::BrowserError;
 use crate::intercept::{Seen, answer};
 use crate::page::{
-    Extras, SERIALIZE_JS, Taken, evaluate, evaluate_async, evaluate_until, is_page, nonce, take,
-    with_frames,
+    Extras, Taken, evaluate, evaluate_async, evaluate_until, is_page, serialise, take,
 };
 
 /// Installed in every frame before the page's scripts.
@@ -55,7 +54,7 @@ pub struct BrowserSettings {
 }
 
 /// The most memory a page's scripts may hold (V8's old generation, MiB): a page that
-/// wants more crashes its renderer, and its capture fails as over a limit.
+/// wants more crashes its renderer, and its capture fails (`CaptureError::Crashed`).
 pub const DEFAULT_HEAP_LIMIT_MIB: u32 = 1024;
 
 impl Default for BrowserSettings {
@@ -151,9 +150,7 @@ impl BrowserCapturer {
             )
             .await
             .unwrap_or_else(|_| Err(session.page_error(&url, Failure::TimedOut).into()));
-            tracing::debug!(elapsed = ?t0.elapsed(), "page done");
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, page.close()).await;
-            tracing::debug!(elapsed = ?t0.elapsed(), "page closed");
             outcome
         }
         .await;
@@ -181,8 +178,9 @@ impl BrowserCapturer {
     }
 
     /// Navigates `page` to `url` with every request answered by `session`, waits for it
-    /// to settle and serialises it. Returns the URL it shows, the document (none when it is no page the browser renders), what the
-    /// interception saw, and whether it never settled.
+    /// to settle and serialises it. Returns the URL it shows, the document (none when it
+    /// is no page the browser renders), what the interception saw, whether it never
+    /// settled, and its renderings.
     async fn capture_in(
         &self,
         session: &CaptureSession<'_>,
@@ -220,13 +218,11 @@ impl BrowserCapturer {
         init.map_err(fail)?;
         agent.map_err(fail)?;
         let main_frame = main_frame.map_err(fail)?;
-        tracing::debug!(elapsed = ?entered.elapsed(), "page set up");
         let main_frame = main_frame.as_ref().map(|f| f.as_ref().to_owned());
 
         let deadline = session.deadline();
         // What the page does runs beside the interception, in this task: both borrow the
         // session, and the interception ends when the work does.
-        let started = Instant::now();
         let work = async {
             // Navigated by the page itself (not Page.navigate, whose completion the
             // driver tracks and would wait on for ever if the page navigates again by
@@ -265,28 +261,25 @@ impl BrowserCapturer {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tracing::debug!(elapsed = ?started.elapsed(), "loaded");
+            tracing::debug!(elapsed = ?entered.elapsed(), "loaded");
             // Serialising and inlining need time of their own.
             let settle_by = deadline
                 - (deadline.saturating_duration_since(Instant::now()) / 5)
                     .min(Duration::from_secs(10));
             let mut settled = self.wait_quiet(&seen, settle_by).await;
-            tracing::debug!(elapsed = ?started.elapsed(), settled, "quiet after load");
+            tracing::debug!(elapsed = ?entered.elapsed(), settled, "quiet after load");
             if settled {
                 self.reveal_lazy(page, &seen, settle_by).await;
-                tracing::debug!(elapsed = ?started.elapsed(), "scrolled");
+                tracing::debug!(elapsed = ?entered.elapsed(), "scrolled");
                 settled = self.wait_quiet(&seen, settle_by).await;
-                tracing::debug!(elapsed = ?started.elapsed(), settled, "quiet after scrolling");
+                tracing::debug!(elapsed = ?entered.elapsed(), settled, "quiet after scrolling");
             }
             // A page that navigates itself now (a redirect by script) has no context for
             // a moment: asked again until it has one.
             let shown: String = evaluate_until(page, "location.href", deadline).await?;
             let shown = Url::parse(&shown).map_err(|e| BrowserError::Browser(e.to_string()))?;
-            let nonce = nonce();
-            let top = format!("({SERIALIZE_JS})(\"{nonce}\", false)");
-            let html: String = evaluate_until(page, &top, deadline).await?;
-            let html = with_frames(page, html, None, &nonce, 1).await;
-            tracing::debug!(elapsed = ?started.elapsed(), bytes = html.len(), "serialised");
+            let html = serialise(page, deadline).await?;
+            tracing::debug!(elapsed = ?entered.elapsed(), bytes = html.len(), "serialised");
             let taken = take(page, extras).await?;
             Ok((
                 linksnap_capture::resource::ResourceMap::key(&shown),

@@ -25,16 +25,20 @@ pub const WINDOW_WIDTH: u32 = 1280;
 pub const WINDOW_HEIGHT: u32 = 900;
 
 /// The Chromium to run: `explicit` (`--chromium`) if given, else `LINKSNAP_CHROMIUM`,
-/// else the first of [`CHROMIUM_NAMES`] on `PATH`. `None` when there is none (or the one
-/// named is not an executable file).
+/// else `configured` (`chromium` in the config file), else the first of
+/// [`CHROMIUM_NAMES`] on `PATH`. `None` when there is none (or the one named is not an
+/// executable file).
 #[must_use]
-pub fn find_chromium(explicit: Option<&Path>) -> Option<PathBuf> {
+pub fn find_chromium(explicit: Option<&Path>, configured: Option<&Path>) -> Option<PathBuf> {
     if let Some(path) = explicit {
         return is_executable(path).then(|| path.to_path_buf());
     }
     if let Some(path) = std::env::var_os("LINKSNAP_CHROMIUM").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return is_executable(&path).then_some(path);
+    }
+    if let Some(path) = configured {
+        return is_executable(path).then(|| path.to_path_buf());
     }
     let dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())

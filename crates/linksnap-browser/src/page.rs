@@ -9,7 +9,7 @@ use tokio::time::{Duration, Instant};
 use crate::error::BrowserError;
 
 /// The page-side serialiser (see its head).
-pub(crate) const SERIALIZE_JS: &str = include_str!("serialize.js");
+const SERIALIZE_JS: &str = include_str!("serialize.js");
 
 /// Tallest screenshot, in CSS pixels: a page taller than this is captured from its top
 /// down to here (Chromium's own limit for one capture is 16,384).
@@ -118,19 +118,37 @@ pub(crate) fn is_page(media_type: &str) -> bool {
 /// answered, inlined by the static walk).
 const MAX_FRAME_DEPTH: usize = 5;
 
-/// A new random word, for names the page cannot guess.
-pub(crate) fn nonce() -> String {
+/// A new random word, for names the page cannot guess (each `RandomState` is keyed
+/// afresh at random).
+fn nonce() -> String {
     use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
+    let h = std::collections::hash_map::RandomState::new().build_hasher();
     format!("{:016x}", h.finish())
+}
+
+/// The serialiser called with `nonce`, for a document that will be a `srcdoc` when
+/// `as_frame`.
+fn serializer(nonce: &str, as_frame: bool) -> String {
+    format!("({SERIALIZE_JS})(\"{nonce}\", {as_frame})")
+}
+
+/// The page's DOM as it stands, serialised without scripts, every frame written in
+/// (frames of another origin each in its own context). The page is asked again while it
+/// has no context (between two documents), until `by`.
+///
+/// # Errors
+/// [`BrowserError`] when the page never answers by `by` or the serialiser throws.
+pub(crate) async fn serialise(page: &Page, by: Instant) -> Result<String, BrowserError> {
+    let nonce = nonce();
+    let html: String = evaluate_until(page, &serializer(&nonce, false), by).await?;
+    Ok(with_frames(page, html, None, &nonce, 1).await)
 }
 
 /// `html`, serialised in `context` (the page's main world when `None`), with each frame
 /// of another origin it marked (see serialize.js) written in as a `srcdoc`: each
 /// serialised in its own frame's context, its own frames likewise, to
 /// [`MAX_FRAME_DEPTH`]. A frame that cannot be serialised keeps its address.
-pub(crate) fn with_frames<'a>(
+fn with_frames<'a>(
     page: &'a Page,
     html: String,
     context: Option<ExecutionContextId>,
@@ -197,8 +215,7 @@ async fn frame_html(
         .ok()?;
     let frame = node.result.node.frame_id.clone()?;
     let frame_context = page.frame_execution_context(frame).await.ok()??;
-    let js = format!("({SERIALIZE_JS})(\"{nonce}\", true)");
-    let html = evaluate_in(page, &js, Some(frame_context), false)
+    let html = evaluate_in(page, &serializer(nonce, true), Some(frame_context), false)
         .await
         .ok()?;
     Some((html, frame_context))

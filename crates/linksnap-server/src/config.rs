@@ -209,7 +209,8 @@ pub struct ServerConfig {
 
 /// The capture settings of the config file: `engine = "auto"|"browser"|"static"`,
 /// `chromium = "/path"`, `browser_tabs = 2`, `pdf = true`. Read by every command that
-/// captures into the library, not only `serve`.
+/// captures into the library, not only `serve`; the binary, which knows the engines,
+/// checks `engine`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct CaptureFile {
     pub engine: Option<String>,
@@ -417,11 +418,6 @@ impl ServerConfig {
             browser_tabs: f.browser_tabs,
             pdf: f.pdf,
         };
-        if let Some(e) = capture.engine.as_deref()
-            && !matches!(e, "auto" | "browser" | "static")
-        {
-            return Err(format!("engine: `{e}` is none of auto, browser, static"));
-        }
         if capture.browser_tabs == Some(0) {
             return Err("browser_tabs: must be at least 1".to_owned());
         }

@@ -51,12 +51,15 @@ pub struct FetchArgs {
     /// or google-chrome on PATH).
     #[arg(long, value_name = "PATH")]
     pub chromium: Option<PathBuf>,
+    /// `chromium` in the config file (after `--chromium` and `LINKSNAP_CHROMIUM`).
+    #[arg(skip)]
+    pub configured_chromium: Option<PathBuf>,
     /// Pages the browser engine renders at once (the library's captures).
     /// [default: 2; also `browser_tabs` in the config file]
     #[arg(long, value_name = "N", env = "LINKSNAP_BROWSER_TABS")]
     pub browser_tabs: Option<usize>,
     /// The most memory a page's scripts may hold in the browser engine, in MiB: a page
-    /// that wants more is stopped and its capture fails as over a limit (exit 5).
+    /// that wants more crashes its renderer and its capture fails (exit 1).
     #[arg(long, value_name = "MIB", env = "LINKSNAP_BROWSER_HEAP_LIMIT", default_value_t = linksnap_browser::DEFAULT_HEAP_LIMIT_MIB, value_parser = clap::value_parser!(u32).range(16..))]
     pub browser_heap_limit: u32,
     /// The library's browser captures also keep the page printed to PDF (they always
@@ -175,7 +178,10 @@ impl FetchArgs {
         match self.engine_setting() {
             Engine::Static => Ok(None),
             Engine::Browser => Ok(Some(
-                linksnap_browser::find_chromium(self.chromium.as_deref()).ok_or_else(|| {
+                linksnap_browser::find_chromium(
+                    self.chromium.as_deref(),
+                    self.configured_chromium.as_deref(),
+                ).ok_or_else(|| {
                     UsageError(
                         "--engine browser needs Chromium: install it (Debian: apt install chromium) or name it with --chromium PATH or LINKSNAP_CHROMIUM".to_owned(),
                     )
@@ -184,7 +190,10 @@ impl FetchArgs {
             Engine::Auto => {
                 static SAID: std::sync::atomic::AtomicBool =
                     std::sync::atomic::AtomicBool::new(false);
-                let found = linksnap_browser::find_chromium(self.chromium.as_deref());
+                let found = linksnap_browser::find_chromium(
+                    self.chromium.as_deref(),
+                    self.configured_chromium.as_deref(),
+                );
                 if found.is_none() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
                     eprintln!(
                         "linksnap: no Chromium found: capturing with the static engine (scripts are not run)"
@@ -254,11 +263,7 @@ impl FetchArgs {
                 ))
             })?);
         }
-        if self.chromium.is_none()
-            && std::env::var_os("LINKSNAP_CHROMIUM").is_none_or(|v| v.is_empty())
-        {
-            self.chromium.clone_from(&file.chromium);
-        }
+        self.configured_chromium.clone_from(&file.chromium);
         if self.browser_tabs.is_none() {
             self.browser_tabs = file.browser_tabs;
         }

@@ -49,13 +49,19 @@ fn snap_loopback(
     linksnap(&args)
 }
 
+/// The fixture site, a second one (another port: another origin) and the address of the
+/// rendered page whose second frame comes from the second.
+fn rendered_page_with_another_origin() -> (FixtureServer, FixtureServer, String) {
+    let site = FixtureServer::start();
+    let other = FixtureServer::start();
+    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
+    (site, other, url)
+}
+
 #[test]
 fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scripts() {
-    let site = FixtureServer::start();
-    // The second frame's origin: another server (another port).
-    let other = FixtureServer::start();
+    let (site, other, url) = rendered_page_with_another_origin();
     let dir = artifact_dir("browser-rendered");
-    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
     let snap = |engine: &str, out: &str| {
         let out = dir.join(out);
         let run = snap_loopback(&url, engine, &out, &[]);
@@ -130,11 +136,9 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
 
 #[test]
 fn a_browser_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothing() {
-    use crate::render::{is_chromium_own, recording_proxy, rgba, screenshot};
-    let site = FixtureServer::start();
-    let other = FixtureServer::start();
+    use crate::render::{differing_pixels, rgba, screenshot_offline};
+    let (site, other, url) = rendered_page_with_another_origin();
     let dir = artifact_dir("browser-fidelity");
-    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
     let (html, live) = (dir.join("snapshot.html"), dir.join("live.png"));
     let run = snap_loopback(
         &url,
@@ -148,16 +152,7 @@ fn a_browser_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothi
     // recording proxy, in a window as wide as the live screenshot and as tall as the page.
     let (width, height) = png_size(&live);
     let offline = dir.join("offline.png");
-    let (proxy_port, proxy_log) = recording_proxy();
-    let file_url = format!("file://{}", html.canonicalize().unwrap().display());
-    screenshot(&file_url, &offline, Some(proxy_port), (width, height));
-    let requests: Vec<String> = proxy_log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| !is_chromium_own(l))
-        .cloned()
-        .collect();
+    let requests = screenshot_offline(&html, &offline, (width, height));
     assert_eq!(requests, Vec::<String>::new(), "the snapshot made requests");
     assert_eq!(
         (site.requests().len(), other.requests().len()),
@@ -171,11 +166,7 @@ fn a_browser_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothi
     assert_eq!(w1, w2);
     let rows = h1.min(h2) as usize;
     let row = w1 as usize * 4;
-    let alike = a[..rows * row]
-        .chunks(4)
-        .zip(b[..rows * row].chunks(4))
-        .filter(|(x, y)| x.iter().zip(y.iter()).all(|(p, q)| p.abs_diff(*q) <= 32))
-        .count();
+    let alike = rows * w1 as usize - differing_pixels(&a[..rows * row], &b[..rows * row]);
     let similar = alike as f64 / (rows * w1 as usize) as f64;
     std::fs::write(
         dir.join("similarity.txt"),
@@ -521,18 +512,7 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
     // The first user owns the data directory's library (where the link is); the second
     // has a library of their own.
     for user in ["ann", "bob"] {
-        let added = crate::support::linksnap_stdin(
-            &[
-                "--data",
-                dir.to_str().unwrap(),
-                "user",
-                "add",
-                user,
-                "--password-stdin",
-            ],
-            b"a long enough password\n",
-        );
-        assert_eq!(added.code, 0, "{}", added.stderr);
+        crate::security::add_user(dir.to_str().unwrap(), user, false);
     }
     let bob = linksnap(&[
         "--data",

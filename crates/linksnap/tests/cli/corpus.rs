@@ -141,30 +141,32 @@ fn every_readability_page_is_captured_and_its_text_matches_the_expected_text() {
             .as_str()
             .unwrap_or("")
             .to_owned();
-        let expected =
-            text_of_html(&std::fs::read_to_string(dir.join(name).join("expected.html")).unwrap());
-        (name.clone(), f1(&expected, &text))
+        (name.clone(), f1(&expected_text(&dir, name), &text))
     });
+    assert_mean_f1(&scores, "", "corpus-f1", MIN_MEAN_F1);
+}
+
+/// The text a readability page's `expected.html` holds.
+fn expected_text(dir: &Path, name: &str) -> String {
+    text_of_html(&std::fs::read_to_string(dir.join(name).join("expected.html")).unwrap())
+}
+
+/// Writes the per-page `scores` and their mean to the artifact directory `artifact`,
+/// prints the mean (`label` names the engine, if any) and asserts it is at least `min`.
+fn assert_mean_f1(scores: &[(String, f64)], label: &str, artifact: &str, min: f64) {
     let mean = scores.iter().map(|(_, s)| s).sum::<f64>() / scores.len() as f64;
     let mut lines: Vec<String> = scores.iter().map(|(n, s)| format!("{s:.3} {n}")).collect();
     lines.push(format!(
-        "mean word-level F1 over {} pages: {mean:.4}",
+        "mean word-level F1 over {} pages{label}: {mean:.4}",
         scores.len()
     ));
     let report = lines.join("\n");
-    std::fs::write(
-        artifact_dir("corpus-f1").join("readability-f1.txt"),
-        &report,
-    )
-    .unwrap();
+    std::fs::write(artifact_dir(artifact).join("readability-f1.txt"), &report).unwrap();
     eprintln!(
-        "readability corpus: mean word-level F1 {mean:.4} over {} pages",
+        "readability corpus{label}: mean word-level F1 {mean:.4} over {} pages",
         scores.len()
     );
-    assert!(
-        mean >= MIN_MEAN_F1,
-        "mean F1 {mean:.4} < {MIN_MEAN_F1}\n{report}"
-    );
+    assert!(mean >= min, "mean F1 {mean:.4} < {min}\n{report}");
 }
 
 /// The least mean F1 of the browser engine's readable text (issue 12's goal).
@@ -193,29 +195,13 @@ fn every_readability_page_rendered_by_the_browser_keeps_its_text() {
         let json = report.json();
         assert_eq!(json["engine"], "browser", "{name}");
         let text = json["text"]["text"].as_str().unwrap_or("").to_owned();
-        let expected =
-            text_of_html(&std::fs::read_to_string(dir.join(name).join("expected.html")).unwrap());
-        (name.clone(), f1(&expected, &text))
+        (name.clone(), f1(&expected_text(&dir, name), &text))
     });
-    let mean = scores.iter().map(|(_, s)| s).sum::<f64>() / scores.len() as f64;
-    let mut lines: Vec<String> = scores.iter().map(|(n, s)| format!("{s:.3} {n}")).collect();
-    lines.push(format!(
-        "mean word-level F1 over {} pages, browser engine: {mean:.4}",
-        scores.len()
-    ));
-    let report = lines.join("\n");
-    std::fs::write(
-        artifact_dir("corpus-f1-browser").join("readability-f1.txt"),
-        &report,
-    )
-    .unwrap();
-    eprintln!(
-        "readability corpus, browser engine: mean word-level F1 {mean:.4} over {} pages",
-        scores.len()
-    );
-    assert!(
-        mean >= MIN_MEAN_F1_BROWSER,
-        "mean F1 {mean:.4} < {MIN_MEAN_F1_BROWSER}\n{report}"
+    assert_mean_f1(
+        &scores,
+        ", browser engine",
+        "corpus-f1-browser",
+        MIN_MEAN_F1_BROWSER,
     );
 }
 

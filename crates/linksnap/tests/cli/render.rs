@@ -39,7 +39,7 @@ pub(crate) fn screenshot(url: &str, out: &Path, proxy: Option<u16>, (width, heig
 }
 
 /// A proxy that accepts connections, records each request line and answers nothing.
-pub(crate) fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -63,7 +63,7 @@ pub(crate) fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
 
 /// Chromium calls home (clock, updater, accounts) whatever page it shows; those requests
 /// are its own, go nowhere (the proxy answers nothing) and are not the snapshot's.
-pub(crate) fn is_chromium_own(request_line: &str) -> bool {
+fn is_chromium_own(request_line: &str) -> bool {
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
     let host = target
         .trim_start_matches("http://")
@@ -79,6 +79,31 @@ pub(crate) fn is_chromium_own(request_line: &str) -> bool {
     ]
     .iter()
     .any(|d| host.ends_with(d))
+}
+
+/// Takes a screenshot of the snapshot file `snapshot` in a window of `size`, every
+/// request it makes going to a recording proxy; returns the requests that were not
+/// Chromium's own.
+pub(crate) fn screenshot_offline(snapshot: &Path, out: &Path, size: (u32, u32)) -> Vec<String> {
+    let (proxy_port, proxy_log) = recording_proxy();
+    let file_url = format!("file://{}", snapshot.canonicalize().unwrap().display());
+    screenshot(&file_url, out, Some(proxy_port), size);
+    proxy_log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| !is_chromium_own(l))
+        .cloned()
+        .collect()
+}
+
+/// How many pixels of two RGBA buffers (of the same length) differ by more than 32 in
+/// some channel.
+pub(crate) fn differing_pixels(a: &[u8], b: &[u8]) -> usize {
+    a.chunks(4)
+        .zip(b.chunks(4))
+        .filter(|(x, y)| x.iter().zip(y.iter()).any(|(p, q)| p.abs_diff(*q) > 32))
+        .count()
 }
 
 pub(crate) fn rgba(path: &Path) -> (u32, u32, Vec<u8>) {
@@ -134,17 +159,8 @@ fn the_snapshot_renders_like_the_live_page_with_the_network_cut_off() {
     screenshot(&live_url, &live_png, None, (WIDTH, HEIGHT));
 
     let before = server.requests().len();
-    let (proxy_port, proxy_log) = recording_proxy();
     let snap_png = dir.join("snapshot.png");
-    let file_url = format!("file://{}", snapshot.canonicalize().unwrap().display());
-    screenshot(&file_url, &snap_png, Some(proxy_port), (WIDTH, HEIGHT));
-    let requests: Vec<String> = proxy_log
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| !is_chromium_own(l))
-        .cloned()
-        .collect();
+    let requests = screenshot_offline(&snapshot, &snap_png, (WIDTH, HEIGHT));
     assert_eq!(
         requests,
         Vec::<String>::new(),
@@ -176,11 +192,7 @@ fn the_snapshot_renders_like_the_live_page_with_the_network_cut_off() {
         !has_colour(&shot, [255, 0, 255]),
         "noscript content shown although scripts run"
     );
-    let differing = live
-        .chunks(4)
-        .zip(shot.chunks(4))
-        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 32))
-        .count();
+    let differing = differing_pixels(&live, &shot);
     let ratio = differing as f64 / f64::from(w1 * h1);
     std::fs::write(
         dir.join("diff.txt"),

@@ -8,7 +8,7 @@ use crate::serve::{Serve, http, token, wait_until};
 use crate::support::{FixtureServer, artifact_dir, linksnap, linksnap_stdin, snap};
 
 /// `linksnap user add NAME` on the data directory `d`, with a password on stdin.
-fn add_user(d: &str, name: &str, admin: bool) {
+pub(crate) fn add_user(d: &str, name: &str, admin: bool) {
     let mut args = vec!["--data", d, "user", "add", name, "--password-stdin"];
     if admin {
         args.push("--admin");
