@@ -9,22 +9,48 @@ use std::sync::{Arc, Mutex};
 
 use crate::support::{FixtureServer, artifact_dir, chromium, linksnap};
 
-/// What the snapshot of the rendered fixture page must show, each only there once a
-/// browser ran the page's scripts.
-const RENDERED: [&str; 12] = [
-    "rendered by script",
-    "rgb(1, 2, 3)",
-    "rgb(4, 5, 6)",
-    "<template shadowrootmode=\"open\"><p>open shadow content</p><slot></slot></template>",
+/// How the rendered fixture page's constructs (`fixtures/site/rendered/js/*.js`) must be
+/// written into a browser capture, each only there once a browser ran the page's scripts.
+const RENDERED: [&str; 21] = [
+    "<h1 class=\"title\">rendered by script</h1>",
+    ".inserted-marker { color: rgb(1, 2, 3)",
+    ".adopted-marker { color: rgb(4, 5, 6)",
+    "<template shadowrootmode=\"open\"><style>.in-shadow { color: rgb(7, 8, 9)",
+    "<template shadowrootmode=\"open\"><p style=\"border: 2px solid rgb(200, 40, 40)\">open shadow content</p><slot></slot>",
+    "<template shadowrootmode=\"closed\"><p style=\"border: 2px solid rgb(40, 40, 200)\">closed shadow content</p><slot></slot></template><em>inner light content</em>",
     "<span>slotted light content</span>",
-    "<template shadowrootmode=\"closed\"><p>closed shadow content</p></template>",
-    "added after a delay",
+    "<p>added after a delay</p>",
     "value=\"typed by script\"",
-    "a story typed in",
-    "frame says fetched in the frame",
+    "id=\"agree\" type=\"checkbox\" checked=\"\"",
+    "<option selected=\"\">two</option>",
+    ">a story typed in</textarea>",
+    "frame says fetched in the frame</p>",
+    "frame says fetched in the frame of another origin",
     "feed item 1.1",
     "feed item 3.5",
+    "id=\"chart\" style=\"width: 300px; height: 100px;\" width=\"30\" height=\"10\"",
+    "<img id=\"lazy\" src=\"data:image/png;base64,",
+    "@font-face { font-family: \"ScriptedByUrl\"; src: url(\"data:",
+    "@font-face { font-family: \"ScriptedByBytes\"; src: url(\"data:",
+    "connect-src 'none'",
 ];
+
+/// The rendered page's constructs and the text each must show in any snapshot of it
+/// (`fixtures/site/rendered/constructs.json`, read by the fidelity benchmark too).
+fn constructs() -> Vec<(String, Vec<String>)> {
+    let path = crate::support::site_dir().join("rendered/constructs.json");
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    map.into_iter()
+        .map(|(name, shows)| {
+            let shows = shows.as_array().unwrap().iter();
+            (
+                name,
+                shows.map(|s| s.as_str().unwrap().to_owned()).collect(),
+            )
+        })
+        .collect()
+}
 
 /// `snap URL` with `engine`, loopback allowed, to `out`, with `extra` flags.
 fn snap_loopback(
@@ -50,17 +76,19 @@ fn snap_loopback(
 }
 
 /// The fixture site, a second one (another port: another origin) and the address of the
-/// rendered page whose second frame comes from the second.
-fn rendered_page_with_another_origin() -> (FixtureServer, FixtureServer, String) {
+/// rendered page (with `query`, e.g. `c=shadow` for one construct alone) whose second frame
+/// comes from the second.
+fn rendered_page_with_another_origin(query: &str) -> (FixtureServer, FixtureServer, String) {
     let site = FixtureServer::start();
     let other = FixtureServer::start();
-    let url = site.url(&format!("/rendered/page.html?cross={}", other.addr.port()));
+    let port = other.addr.port();
+    let url = site.url(&format!("/site/rendered/page.html?cross={port}{query}"));
     (site, other, url)
 }
 
 #[test]
 fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scripts() {
-    let (site, other, url) = rendered_page_with_another_origin();
+    let (site, other, url) = rendered_page_with_another_origin("");
     let dir = artifact_dir("browser-rendered");
     let snap = |engine: &str, out: &str| {
         let out = dir.join(out);
@@ -68,18 +96,16 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
         assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
         std::fs::read_to_string(out).unwrap()
     };
-    // The static engine keeps the shell (so this test can fail); the page's scripts,
-    // kept, name some of the markers, but none of what they make is there.
+    // The static engine keeps the shell (so this test can fail): none of what the
+    // scripts make is there.
     let shell = snap("static", "static.html");
     assert!(shell.contains("Loading…"));
-    for r in [
-        "rendered by script",
-        "<template shadowrootmode",
-        "value=\"typed by script\"",
-        "frame says fetched in the frame",
-        "@font-face",
-        "feed item 1.1",
-    ] {
+    for (name, shows) in constructs() {
+        for s in shows {
+            assert!(!shell.contains(&s), "{name}: {s}: {shell}");
+        }
+    }
+    for r in RENDERED.iter().take(RENDERED.len() - 1) {
         assert!(!shell.contains(r), "{r}: {shell}");
     }
 
@@ -87,96 +113,91 @@ fn a_page_built_by_its_scripts_is_saved_as_the_browser_shows_it_without_its_scri
     for r in RENDERED {
         assert!(html.contains(r), "`{r}` not in the snapshot: {html}");
     }
-    // The frame of another origin is written in as its browser drew it, from its own
-    // context (its document could not be read from the page's).
-    assert!(
-        html.contains("frame says fetched in the frame of another origin"),
-        "{html}"
-    );
-    assert_eq!(
-        other.hits("/rendered/data.json"),
-        1,
-        "{:?}",
-        other.requests()
-    );
-    // Fonts a script made with the FontFace API (from an address, and from bytes it
-    // fetched) are rules of the snapshot, their bytes inlined.
-    for family in ["ScriptedByUrl", "ScriptedByBytes"] {
-        let rule = format!("@font-face {{ font-family: \"{family}\"; src: url(\"data:");
-        assert!(html.contains(&rule), "{rule}: {html}");
+    for (name, shows) in constructs() {
+        for s in shows {
+            assert!(
+                html.contains(&s),
+                "{name}: `{s}` not in the snapshot: {html}"
+            );
+        }
     }
     assert!(!html.contains("Loading…"), "{html}");
-    // The canvas is an image of what was drawn; the lazy image far below was loaded
-    // and inlined; the checkbox and the selection are as the script left them.
+    // The canvas is an image of what was drawn; the lazy image is eager; no script of
+    // the page is left.
     assert!(!html.contains("<canvas"), "{html}");
-    assert!(
-        html.contains("id=\"chart\" width=\"30\" height=\"10\""),
-        "{html}"
-    );
-    assert!(
-        html.contains("alt=\"far below\"") && html.contains("src=\"data:image/png;base64,"),
-        "{html}"
-    );
-    assert!(
-        html.contains("id=\"agree\" type=\"checkbox\" checked=\"\""),
-        "{html}"
-    );
-    assert!(
-        html.contains("<option selected=\"\">two</option>"),
-        "{html}"
-    );
-    // No script of the page is left, and the data the page fetched came once, through
-    // the browser's requests (the walk took it from them).
+    assert!(!html.contains("loading=\"lazy\""), "{html}");
     assert!(!html.contains("<script"), "{html}");
     assert!(!html.contains("fetch("), "{html}");
-    // (The page's data, the frame's, and three pages of the list.)
-    assert_eq!(site.hits("/rendered/data.json"), 5, "{:?}", site.requests());
-    assert!(html.contains("connect-src 'none'"));
+    // The data the page fetched came once per fetch, through the browser's requests (the
+    // walk took it from them): the page's, the frame's, the chart's and three pages of
+    // the list; the frame of another origin fetched its own from its own origin.
+    let data = "/site/rendered/data.json";
+    assert_eq!(site.hits(data), 6, "{:?}", site.requests());
+    assert_eq!(other.hits(data), 1, "{:?}", other.requests());
 }
 
 #[test]
-fn a_browser_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothing() {
+fn each_construct_s_snapshot_opened_offline_looks_like_the_live_page_and_asks_for_nothing() {
     use crate::render::{differing_pixels, rgba, screenshot_offline};
-    let (site, other, url) = rendered_page_with_another_origin();
     let dir = artifact_dir("browser-fidelity");
-    let (html, live) = (dir.join("snapshot.html"), dir.join("live.png"));
-    let run = snap_loopback(
-        &url,
-        "browser",
-        &html,
-        &["--screenshot", live.to_str().unwrap()],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let asked = (site.requests().len(), other.requests().len());
-    // The snapshot from disk, in a plain headless Chromium whose every request goes to a
-    // recording proxy, in a window as wide as the live screenshot and as tall as the page.
-    let (width, height) = png_size(&live);
-    let offline = dir.join("offline.png");
-    let requests = screenshot_offline(&html, &offline, (width, height));
-    assert_eq!(requests, Vec::<String>::new(), "the snapshot made requests");
-    assert_eq!(
-        (site.requests().len(), other.requests().len()),
-        asked,
-        "{:?} {:?}",
-        site.requests(),
-        other.requests()
-    );
-    // Drawn alike: the share of pixels whose colour differs by at most 32 in every channel.
-    let ((w1, h1, a), (w2, h2, b)) = (rgba(&live), rgba(&offline));
-    assert_eq!(w1, w2);
-    let rows = h1.min(h2) as usize;
-    let row = w1 as usize * 4;
-    let alike = rows * w1 as usize - differing_pixels(&a[..rows * row], &b[..rows * row]);
-    let similar = alike as f64 / (rows * w1 as usize) as f64;
-    std::fs::write(
-        dir.join("similarity.txt"),
-        format!(
-            "{alike} of {} pixels alike ({similar:.5})\n",
-            rows * w1 as usize
-        ),
-    )
-    .unwrap();
-    assert!(similar >= 0.995, "{similar}: see {}", dir.display());
+    let mut report = String::new();
+    let mut all = constructs();
+    all.push(("all".to_owned(), Vec::new()));
+    for (name, shows) in all {
+        let query = if name == "all" {
+            String::new()
+        } else {
+            format!("&c={name}")
+        };
+        let (site, other, url) = rendered_page_with_another_origin(&query);
+        let (html, live) = (
+            dir.join(format!("{name}.html")),
+            dir.join(format!("{name}-live.png")),
+        );
+        let run = snap_loopback(
+            &url,
+            "browser",
+            &html,
+            &["--screenshot", live.to_str().unwrap()],
+        );
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let text = std::fs::read_to_string(&html).unwrap();
+        for s in shows {
+            assert!(text.contains(&s), "{name}: `{s}` not in {}", html.display());
+        }
+        let asked = (site.requests().len(), other.requests().len());
+        // The snapshot from disk, in a plain headless Chromium whose every request goes to
+        // a recording proxy, in a window as wide as the live screenshot and as tall as
+        // the page.
+        let (width, height) = png_size(&live);
+        let offline = dir.join(format!("{name}-offline.png"));
+        let requests = screenshot_offline(&html, &offline, (width, height));
+        assert_eq!(
+            requests,
+            Vec::<String>::new(),
+            "{name}: the snapshot made requests"
+        );
+        assert_eq!(
+            (site.requests().len(), other.requests().len()),
+            asked,
+            "{name}: {:?} {:?}",
+            site.requests(),
+            other.requests()
+        );
+        // Drawn alike: the share of pixels whose colour differs by at most 32 in every
+        // channel.
+        let ((w1, h1, a), (w2, h2, b)) = (rgba(&live), rgba(&offline));
+        assert_eq!(w1, w2, "{name}");
+        let rows = h1.min(h2) as usize;
+        let row = w1 as usize * 4;
+        let pixels = rows * w1 as usize;
+        let alike = pixels - differing_pixels(&a[..rows * row], &b[..rows * row]);
+        let similar = alike as f64 / pixels as f64;
+        report += &format!("{name:8} {w1}x{h1}: {alike} of {pixels} pixels alike ({similar:.5})\n");
+        assert!(similar >= 0.995, "{name}: {similar}: see {}", dir.display());
+    }
+    std::fs::write(dir.join("similarity.txt"), &report).unwrap();
+    eprint!("{report}");
 }
 
 /// A canary listening on one port on three loopback addresses (127.0.0.1, 127.0.0.2 and
@@ -252,14 +273,14 @@ fn a_page_reaching_for_the_network_every_way_reaches_nothing_and_is_still_saved(
 #[test]
 fn a_refused_page_and_a_missing_chromium_are_clear_errors() {
     let site = FixtureServer::start();
-    let url = site.url("/rendered/page.html");
+    let url = site.url("/site/rendered/page.html");
     let snap =
         |chromium: &str| linksnap(&["snap", &url, "--engine", "browser", "--chromium", chromium]);
     // Loopback is refused without an allow rule: never contacted, by the browser either.
     let run = snap(chromium());
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("refused"), "{}", run.stderr);
-    assert_eq!(site.hits("/rendered/page.html"), 0);
+    assert_eq!(site.hits("/site/rendered/page.html"), 0);
     let run = snap("/nonexistent/chromium");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
@@ -295,7 +316,7 @@ fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
             ],
         )
     };
-    let run = snap("/rendered/page.html", "browser");
+    let run = snap("/site/rendered/page.html", "browser");
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The whole page: 1280 wide, taller than its 3,000 px spacer.
     let (w, h) = png_size(&shot);
@@ -313,7 +334,7 @@ fn a_screenshot_and_a_pdf_are_taken_of_the_rendered_page_with_tall_pages_cut() {
         run.stderr
     );
     // The static engine renders nothing to take a picture of.
-    let run = snap("/rendered/page.html", "static");
+    let run = snap("/site/rendered/page.html", "static");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("need the browser engine"),
@@ -354,7 +375,7 @@ fn the_library_captures_with_the_browser_by_default_and_records_which_engine() {
         all.extend_from_slice(&["--allow-net", "127.0.0.0/8"]);
         linksnap_default_engine(&all, &path)
     };
-    let url = site.url("/rendered/page.html");
+    let url = site.url("/site/rendered/page.html");
     // No engine named anywhere: `auto` finds Chromium on PATH and renders the page.
     let run = with(&["add", "--wait", &url]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -397,7 +418,7 @@ fn the_library_captures_with_the_browser_by_default_and_records_which_engine() {
             d,
             "add",
             "--wait",
-            &site.url("/rendered/page.html?again=1"),
+            &site.url("/site/rendered/page.html?again=1"),
             "--allow-net",
             "127.0.0.0/8",
         ],
@@ -457,7 +478,7 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
     let dir = artifact_dir("browser-serve");
     let s = browser_server(&dir);
     let tok = token(&dir, "t");
-    let id = add_captured(&s, &tok, &site.url("/rendered/page.html"));
+    let id = add_captured(&s, &tok, &site.url("/site/rendered/page.html"));
     let versions = http(
         "GET",
         &s.url(&format!("/api/v1/links/{id}")),
@@ -615,22 +636,57 @@ fn a_page_whose_label_lies_about_its_encoding_is_read_as_the_static_engine_reads
 }
 
 #[test]
-fn a_worker_s_requests_are_answered_by_the_capture_too() {
+fn a_worker_s_requests_are_answered_by_the_capture_and_a_shared_worker_s_reach_nothing() {
     // A dedicated worker fetches data and posts it to the page: it arrives only if the
     // worker's requests, too, are answered by the capture's fetcher (Chromium has no
     // network of its own).
     let site = FixtureServer::start();
     let dir = artifact_dir("browser-worker");
     let out = dir.join("out.html");
-    let run = snap_loopback(&site.url("/rendered/worker.html"), "browser", &out, &[]);
+    let url = site.url("/site/rendered/workers.html");
+    let run = snap_loopback(&url, "browser", &out, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(
         html.contains("worker says fetched in the frame by a worker"),
         "{html}"
     );
-    assert_eq!(site.hits("/rendered/worker.js"), 1, "{:?}", site.requests());
-    assert_eq!(site.hits("/rendered/data.json"), 1, "{:?}", site.requests());
+    let asked = |path: &str| {
+        site.requests()
+            .iter()
+            .filter(|r| r.as_str() == path)
+            .count()
+    };
+    let workers = "/site/rendered/workers";
+    assert_eq!(
+        asked(&format!("{workers}/dedicated.js")),
+        1,
+        "{:?}",
+        site.requests()
+    );
+    assert_eq!(
+        asked("/site/rendered/data.json?dedicated"),
+        1,
+        "{:?}",
+        site.requests()
+    );
+    // A shared worker is a target of its own that the driver does not attach to: its
+    // script is fetched through the page's interception, but what it asks for itself
+    // goes to Chromium's refusing proxy and reaches nothing. The page is saved as it
+    // shows, the shared worker's message never having come.
+    assert_eq!(
+        asked(&format!("{workers}/shared.js")),
+        1,
+        "{:?}",
+        site.requests()
+    );
+    assert_eq!(
+        asked("/site/rendered/data.json?shared"),
+        0,
+        "{:?}",
+        site.requests()
+    );
+    assert!(html.contains("waiting for the shared worker"), "{html}");
 }
 
 #[test]
@@ -735,7 +791,7 @@ fn the_link_list_shows_thumbnails_of_browser_captures() {
     let s = browser_server(&dir);
     let tok = token(&dir, "t");
     let mut ids = Vec::new();
-    for path in ["/rendered/page.html", "/rendered/tall.html"] {
+    for path in ["/site/rendered/page.html", "/rendered/tall.html"] {
         ids.push(add_captured(&s, &tok, &site.url(path)));
     }
     let session = crate::readcache::sign_in(&s, "ann", "correct+horse+battery");
@@ -785,7 +841,7 @@ fn a_page_that_moves_on_by_script_after_load_is_saved_where_it_went() {
     assert_eq!(report["url"], site.url("/rendered/moves.html"));
     assert_eq!(
         report["final_url"],
-        site.url("/rendered/frame.html"),
+        site.url("/site/rendered/frame.html"),
         "{report}"
     );
     assert_eq!(report["engine"], "browser");

@@ -246,9 +246,8 @@ fn router(shared: Shared) -> Router {
         .route("/hostile.html", get(hostile))
         .route("/escape/{port}", get(escape_page))
         .route("/reach/{port}", get(reach_page))
-        .route("/rendered/page.html", get(rendered_page))
         .route("/rendered/moves.html", get(|| async {
-            html(r#"<!doctype html><title>moves</title><p>the first page</p><script>addEventListener("load", function () { setTimeout(function () { location.href = "/rendered/frame.html"; }, 100); });</script>"#)
+            html(r#"<!doctype html><title>moves</title><p>the first page</p><script>addEventListener("load", function () { setTimeout(function () { location.href = "/site/rendered/frame.html"; }, 100); });</script>"#)
         }))
         .route("/rendered/alerts.html", get(|| async {
             html(r#"<!doctype html><title>alerts</title><p>shown before the alerts</p><script>setTimeout(function () { for (;;) { alert("again"); } }, 0);</script>"#)
@@ -267,19 +266,6 @@ document.getElementById("held").textContent = "held " + mib + " MiB";
             // UTF-8 bytes under a <meta> that says GB2312, no charset in the header.
             html("<!doctype html><meta charset=\"gb2312\"><title>标签</title><p>中文内容，标签说错了编码</p>")
         }))
-        .route("/rendered/worker.html", get(|| async {
-            html(r#"<!doctype html><title>worker</title><p id="w">waiting for the worker</p><script>
-var w = new Worker("/rendered/worker.js");
-w.onmessage = function (e) { document.getElementById("w").textContent = "worker says " + e.data; };
-</script>"#)
-        }))
-        .route("/rendered/worker.js", get(|| async {
-            (
-                [(header::CONTENT_TYPE, "text/javascript")],
-                r#"fetch("/rendered/data.json?worker").then(function (r) { return r.json(); }).then(function (d) { postMessage(d.frame + " by a worker"); });"#,
-            )
-                .into_response()
-        }))
         .route("/rendered/heavy.html", get(|| async {
             html(r#"<!doctype html><title>heavy</title><p>the text of a page whose resources never end</p><img id="huge" src="/huge" alt="too large"><script>fetch("/drip").then(function (r) { return r.text(); });</script>"#)
         }))
@@ -289,8 +275,6 @@ w.onmessage = function (e) { document.getElementById("w").textContent = "worker 
         .route("/rendered/tall.html", get(|| async {
             html(r#"<!doctype html><body style="margin:0"><div style="height:30000px;background:rgb(0,200,83)">tall</div></body>"#)
         }))
-        .route("/rendered/frame.html", get(rendered_frame))
-        .route("/rendered/data.json", get(rendered_data))
         .route("/slow/{ms}", get(slow))
         .route("/slow/{ms}/{tag}", get(slow_tagged))
         .route("/encoded/{name}", get(encoded))
@@ -491,114 +475,6 @@ document.getElementById("result").textContent = "tried " + tried;
 </script></body></html>"#
     );
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
-}
-
-/// A page that is nothing but a "Loading…" shell until its scripts run: each of what
-/// only a browser has (data fetched after load, content added later, CSSOM rules and an
-/// adopted sheet, open and closed shadow roots with a slot, a canvas drawn from fetched
-/// data, form state, a lazy image far below, a list that loads more as it is scrolled to
-/// (three pages of five), a frame rendering its own fetched data) writes a marker the
-/// snapshot must keep. Fonts made through the FontFace API, from an
-/// address and from fetched bytes, style two markers. With `?cross=PORT`, a second frame
-/// comes from the fixture server on PORT (another origin), rendering its own fetched data.
-async fn rendered_page(RawQuery(query): RawQuery) -> Response {
-    let cross = query
-        .as_deref()
-        .and_then(|q| q.strip_prefix("cross="))
-        .and_then(|p| p.parse::<u16>().ok())
-        .map(|port| {
-            format!(
-                r#"<iframe id="cross" src="http://127.0.0.1:{port}/rendered/frame.html?other" style="width:400px;height:100px"></iframe>"#
-            )
-        })
-        .unwrap_or_default();
-    let page = r#"<!doctype html><html><head><title>rendered</title></head><body>"#.to_owned()
-        + r#"
-<p id="by-url" style="font-family: ScriptedByUrl, serif">a font added by address</p>
-<p id="by-bytes" style="font-family: ScriptedByBytes, serif">a font added from bytes</p>
-<script>
-var byUrl = new FontFace("ScriptedByUrl", "url(/font/fixture.ttf)");
-byUrl.load().then(function (f) { document.fonts.add(f); });
-fetch("/font/fixture.ttf?bytes").then(function (r) { return r.arrayBuffer(); }).then(function (b) {
-  var f = new FontFace("ScriptedByBytes", b, { weight: "400" });
-  document.fonts.add(f);
-  return f.load();
-});
-</script>"#
-        + &cross
-        + r#"
-<div id="app">Loading…</div>
-<form><input id="name" value="typed by nobody"><input id="agree" type="checkbox"><select id="pick"><option>one</option><option>two</option></select><textarea id="story"></textarea></form>
-<div style="height:3000px">spacer</div>
-<img id="lazy" loading="lazy" src="/site/img/lazy.png" alt="far below">
-<ul id="feed"></ul><div id="more" style="height:10px"></div>
-<script>
-var feedPage = 0;
-new IntersectionObserver(function (entries) {
-  if (!entries[0].isIntersecting || feedPage >= 3) return;
-  var n = ++feedPage;
-  fetch("/rendered/data.json?feed=" + n).then(function (r) { return r.json(); }).then(function () {
-    for (var i = 1; i <= 5; i++) {
-      var li = document.createElement("li");
-      li.textContent = "feed item " + n + "." + i;
-      li.style.height = "300px";
-      document.getElementById("feed").appendChild(li);
-    }
-  });
-}).observe(document.getElementById("more"));
-</script>
-<iframe id="frame" src="/rendered/frame.html" style="width:400px;height:100px"></iframe>
-<script>
-fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
-  document.getElementById("app").innerHTML = "<h1 class=title>" + d.title + "</h1>";
-  var style = document.createElement("style");
-  document.head.appendChild(style);
-  style.sheet.insertRule(".title { color: rgb(1, 2, 3) }");
-  var sheet = new CSSStyleSheet();
-  sheet.replaceSync(".adopted-marker { color: rgb(4, 5, 6) }");
-  document.adoptedStyleSheets = [sheet];
-  var open = document.createElement("div");
-  document.body.appendChild(open);
-  open.attachShadow({ mode: "open" }).innerHTML = "<p>open shadow content</p><slot></slot>";
-  open.innerHTML = "<span>slotted light content</span>";
-  var closed = document.createElement("div");
-  document.body.appendChild(closed);
-  closed.attachShadow({ mode: "closed" }).innerHTML = "<p>closed shadow content</p>";
-  var canvas = document.createElement("canvas");
-  canvas.id = "chart"; canvas.width = 30; canvas.height = 10;
-  var g = canvas.getContext("2d");
-  d.bars.forEach(function (h, i) { g.fillRect(i * 10, 10 - h, 8, h); });
-  document.body.appendChild(canvas);
-});
-setTimeout(function () {
-  var late = document.createElement("p");
-  late.textContent = "added after a delay";
-  document.body.appendChild(late);
-  document.getElementById("name").value = "typed by script";
-  document.getElementById("agree").checked = true;
-  document.getElementById("pick").value = "two";
-  document.getElementById("story").value = "a story typed in";
-}, 300);
-</script></body></html>"#;
-    html(&page)
-}
-
-async fn rendered_frame() -> Response {
-    html(
-        r#"<!doctype html><body><p id="f">frame loading</p><script>
-fetch("/rendered/data.json").then(function (r) { return r.json(); }).then(function (d) {
-  document.getElementById("f").textContent = "frame says " + d.frame + (location.search === "?other" ? " of another origin" : "");
-});
-</script></body>"#,
-    )
-}
-
-async fn rendered_data() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"title": "rendered by script", "frame": "fetched in the frame", "bars": [3, 7, 10]}"#,
-    )
-        .into_response()
 }
 
 async fn font() -> Response {
