@@ -24,23 +24,29 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     server {{
-        listen 127.0.0.1:{port} backlog=1024;
+        listen 127.0.0.1:{port} backlog=1024;{more}
         root {root};
     }}
 }}
 """
 
-def serve(root):
-    """Serves `root` with nginx on a free loopback port: a real web server, so the figures
-    measure the tools and not the server."""
+def free_port():
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+def serve(root, also=None):
+    """Serves `root` with nginx on a free loopback port (and on port `also`, another
+    origin, when given): a real web server, so the figures measure the tools and not the
+    server."""
+    import socket
+    port = free_port()
+    more = f"\n        listen 127.0.0.1:{also};" if also else ""
     tmp = tempfile.mkdtemp(prefix="linksnap-bench-nginx-")
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(tmp=tmp, port=port, root=root))
+        f.write(NGINX_CONF.format(tmp=tmp, port=port, root=root, more=more))
     proc = subprocess.Popen(["nginx", "-c", conf, "-p", tmp])
     for _ in range(100):
         try:

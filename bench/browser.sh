@@ -4,12 +4,14 @@
 # Inside a loopback-only network namespace, pages served by nginx. Needs root, nginx and
 # Debian's chromium (installed when missing).
 #
-#   [LIMIT=N] [SINGLEFILE=PATH] bash bench/browser.sh [LINKSNAP_BINARY]
+#   [LIMIT=N] [SINGLEFILE=PATH] [ONLY=speed|fidelity] bash bench/browser.sh [LINKSNAP_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v chromium >/dev/null || need+=(chromium)
+command -v compare >/dev/null || need+=(imagemagick)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
 bin="${1:-}"
 if [ -z "$bin" ]; then
@@ -30,5 +32,6 @@ fi
 exec unshare --net -- bash -c '
   ip link set lo up
   exec python3 bench/browser.py --linksnap "$1" --chromium "$(command -v chromium)" \
-    --corpus "$2" --site crates/linksnap/tests/fixtures/site ${3:+--singlefile "$3"} ${4:+--limit "$4"}
-' bench "$bin" "$corpus" "$sf" "${LIMIT:-}"
+    --corpus "$2" --site crates/linksnap/tests/fixtures/site ${3:+--singlefile "$3"} ${4:+--limit "$4"} \
+    --font /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ${5:+--only "$5"}
+' bench "$bin" "$corpus" "$sf" "${LIMIT:-}" "${ONLY:-}"

@@ -39,6 +39,8 @@ const INIT_JS: &str = include_str!("init.js");
 pub const DEFAULT_QUIET: Duration = Duration::from_millis(500);
 /// Most window heights scrolled to reveal lazy content.
 pub const DEFAULT_MAX_SCROLLS: u32 = 20;
+/// How long after a scrolling pass a request it caused may still be on its way.
+const LATE_REQUEST: Duration = Duration::from_millis(120);
 /// How long closing a page or its context may take (a hung renderer does not answer).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -377,6 +379,14 @@ impl BrowserCapturer {
                 break;
             };
             left = left.saturating_sub(steps.max(1));
+            // What the last step brought into view asks for its content a little after
+            // the frames the pass waited for (an IntersectionObserver's callback, then the
+            // request reaching the interception): given that long before it counts as
+            // nothing.
+            let asked_by = Instant::now() + LATE_REQUEST;
+            while seen.activity() == before && Instant::now() < asked_by {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             if seen.activity() == before {
                 break;
             }
