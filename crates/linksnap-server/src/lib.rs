@@ -17,6 +17,7 @@ pub mod json;
 pub mod middleware;
 pub mod net;
 pub mod netapi;
+pub mod procmem;
 pub mod snapview;
 pub mod state;
 pub mod support;

@@ -156,6 +156,16 @@ fn print_stats(out: &mut impl std::io::Write, v: &Value, connections: bool) -> s
         l["accept_backoffs"],
         l["accepted_total"]
     )?;
+    let m = &v["memory"];
+    let mib = |k: &str| m[k].as_u64().unwrap_or(0) / (1 << 20);
+    writeln!(
+        out,
+        "memory  server {} MiB resident, {} MiB proportional; {} child processes (a browser engine's Chromium) {} MiB proportional",
+        mib("server_rss_bytes"),
+        mib("server_pss_bytes"),
+        m["children"],
+        mib("children_pss_bytes")
+    )?;
     if connections {
         writeln!(out, "connections")?;
         for c in list("connections") {

@@ -200,6 +200,8 @@ pub struct NetStats {
     pub sockstat: BTreeMap<String, i64>,
     pub limits: GuardStats,
     pub connections: Vec<ConnStats>,
+    /// The server's memory and its child processes' (a running Chromium).
+    pub memory: crate::procmem::MemoryStats,
 }
 
 /// Gathers everything now.
@@ -276,6 +278,7 @@ pub fn collect(
             accept_backoffs: conns.accept_backoffs.load(Ordering::Relaxed),
         },
         connections,
+        memory: crate::procmem::collect(),
     }
 }
 
@@ -403,29 +406,36 @@ pub fn prometheus(
         "Seconds since the server started.",
         &one(uptime_s as f64),
     );
+    let m = &stats.memory;
     metric(
         "process_resident_memory_bytes",
         "gauge",
         "Resident set size.",
-        &one(rss_bytes() as f64),
+        &one(m.server_rss_bytes as f64),
+    );
+    metric(
+        "linksnap_memory_pss_bytes",
+        "gauge",
+        "Proportional set size of the server and, summed, of the processes it started (a running Chromium's).",
+        &[
+            ("{process=\"server\"}".to_owned(), m.server_pss_bytes as f64),
+            (
+                "{process=\"children\"}".to_owned(),
+                m.children_pss_bytes as f64,
+            ),
+        ],
+    );
+    metric(
+        "linksnap_child_processes",
+        "gauge",
+        "Processes the server started, and theirs (a running Chromium's).",
+        &one(m.children as f64),
     );
     out
 }
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
-/// This process's resident set, from `/proc/self/statm`.
-#[must_use]
-pub fn rss_bytes() -> u64 {
-    let pages: u64 = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
 }
 
 /// Whether `ip` may read `/metrics` without credentials.

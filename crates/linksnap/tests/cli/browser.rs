@@ -478,7 +478,27 @@ fn the_server_s_workers_capture_with_the_browser_engine() {
     let dir = artifact_dir("browser-serve");
     let s = browser_server(&dir);
     let tok = token(&dir, "t");
+    // The browser engine's Chromium runs beside the server once it captured, and its
+    // memory is counted and reported (net stats, /metrics): none before.
+    let memory =
+        || http("GET", &s.url("/api/v1/net/stats"), Some(&tok), None).json()["memory"].clone();
+    let idle = memory();
+    assert_eq!(idle["children"], 0, "{idle}");
+    assert_eq!(idle["children_pss_bytes"], 0, "{idle}");
     let id = add_captured(&s, &tok, &site.url("/site/rendered/page.html"));
+    let busy = memory();
+    assert!(busy["children"].as_u64().unwrap() >= 2, "{busy}");
+    assert!(
+        busy["children_pss_bytes"].as_u64().unwrap() > 50 << 20,
+        "{busy}"
+    );
+    let metrics = String::from_utf8(http("GET", &s.url("/metrics"), None, None).body).unwrap();
+    let children_pss = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("linksnap_memory_pss_bytes{process=\"children\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(children_pss > f64::from(50 << 20), "{metrics}");
     let versions = http(
         "GET",
         &s.url(&format!("/api/v1/links/{id}")),
