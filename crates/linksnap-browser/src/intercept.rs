@@ -14,7 +14,7 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use linksnap_capture::{
-    CaptureSession, Exchange, Failure, Fetched, Hop, ResourceKind, ResourceRecord,
+    CaptureSession, Exchange, Failure, Fetched, Hop, Redirected, ResourceKind, ResourceRecord,
 };
 use tokio::time::Instant;
 use url::Url;
@@ -36,6 +36,9 @@ pub(crate) struct Seen {
     documents: Mutex<HashMap<Url, Result<Fetched, Failure>>>,
     /// The main frame's redirects: where each hop was sent.
     redirects: Mutex<HashMap<Url, Url>>,
+    /// Redirects answered and not yet followed, by where they point: the chain that led
+    /// there (any frame's, any resource's), for the response at its end to keep.
+    chains: Mutex<HashMap<Url, Vec<Redirected>>>,
 }
 
 impl Seen {
@@ -47,6 +50,7 @@ impl Seen {
             answers: Mutex::default(),
             documents: Mutex::default(),
             redirects: Mutex::default(),
+            chains: Mutex::default(),
         }
     }
 
@@ -222,8 +226,8 @@ pub(crate) async fn answer(
         Err(f) => Err(f.clone()),
     };
     let sent = match &result {
-        Ok(Hop::Redirect { status, location }) => {
-            let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), *status);
+        Ok(Hop::Redirect { location, response }) => {
+            let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), response.status);
             fulfil.response_headers = Some(vec![HeaderEntry::new("location", location.as_str())]);
             page.execute(fulfil).await.map(|_| ())
         }
@@ -254,21 +258,26 @@ pub(crate) async fn answer(
         tracing::debug!(url = %event.request.url, error = %e, "answering the browser");
     }
     if let Ok(x) = &exchange {
+        let key = linksnap_capture::resource::ResourceMap::key(&x.url);
         let kept = match result {
-            Ok(Hop::Done(f)) => Some(Ok(*f)),
-            Ok(Hop::Redirect { location, .. }) => {
+            Ok(Hop::Done(mut f)) => {
+                f.redirects = lock(&seen.chains).remove(&key).unwrap_or_default();
+                Some(Ok(*f))
+            }
+            Ok(Hop::Redirect { location, response }) => {
+                let to = linksnap_capture::resource::ResourceMap::key(&location);
                 if is_main {
-                    lock(&seen.redirects).insert(
-                        linksnap_capture::resource::ResourceMap::key(&x.url),
-                        linksnap_capture::resource::ResourceMap::key(&location),
-                    );
+                    lock(&seen.redirects).insert(key.clone(), to.clone());
                 }
+                let mut chains = lock(&seen.chains);
+                let mut chain = chains.remove(&key).unwrap_or_default();
+                chain.push(*response);
+                chains.insert(to, chain);
                 None
             }
             Err(f) => Some(Err(f)),
         };
         if let Some(kept) = kept {
-            let key = linksnap_capture::resource::ResourceMap::key(&x.url);
             if is_main {
                 lock(&seen.documents).insert(key.clone(), kept.clone());
             }

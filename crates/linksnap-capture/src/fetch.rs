@@ -8,13 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE, CONTENT_TYPE, LOCATION};
+use reqwest::cookie::CookieStore as _;
+use reqwest::header::{
+    ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION,
+    USER_AGENT,
+};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use url::Url;
 
 use crate::dns::{ClientResolver, GuardedResolver, HostError};
-use crate::resource::{Failure, Fetched, Wire, media_type_of};
+use crate::resource::{Failure, Fetched, Redirected, Wire, media_type_of};
 
 /// Settings a [`Fetcher`] needs; derived from the capture options.
 #[derive(Debug, Clone)]
@@ -61,6 +65,11 @@ pub(crate) fn tls_config(extra_roots_pem: &[Vec<u8>]) -> Result<rustls::ClientCo
 /// What the page fetch needs to know besides the body.
 const PAGE_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+/// The content codings asked for: those the client decodes (reqwest's gzip, brotli, zstd
+/// and deflate features), in the order its decompression layer would ask for them. Set
+/// by the fetcher itself, so that the request it records is the request it sent.
+const ACCEPT_ENCODINGS: &str = "zstd,gzip,deflate,br";
+
 /// Per-(scheme, host, port) record of the first contact; later requests wait for it and
 /// skip the host when it failed for a reason that would not change.
 type HostGate = Arc<OnceCell<Result<(), Failure>>>;
@@ -70,6 +79,8 @@ type HostGate = Arc<OnceCell<Result<(), Failure>>>;
 pub(crate) struct Fetcher {
     /// One client per capture: it owns the cookie jar.
     client: reqwest::Client,
+    /// The capture's cookies: the client stores what responses set, and sends them.
+    jar: Arc<reqwest::cookie::Jar>,
     /// Resolves and checks hosts; also the client's DNS resolver.
     resolver: Arc<GuardedResolver>,
     settings: FetchSettings,
@@ -85,11 +96,12 @@ impl Fetcher {
         tls: &rustls::ClientConfig,
         settings: FetchSettings,
     ) -> Result<Self, String> {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls.clone())
             .user_agent(settings.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
+            .cookie_provider(jar.clone())
             .no_proxy()
             .connect_timeout(settings.connect_timeout)
             .dns_resolver(ClientResolver(resolver.clone()))
@@ -97,6 +109,7 @@ impl Fetcher {
             .map_err(|e| error_chain(&e))?;
         Ok(Self {
             client,
+            jar,
             resolver,
             settings,
             gates: Mutex::default(),
@@ -148,6 +161,7 @@ impl Fetcher {
     ) -> Result<Fetched, Failure> {
         let mut current = url.clone();
         let mut seen = HashSet::from([current.clone()]);
+        let mut redirects = Vec::new();
         for _hop in 0..=self.settings.max_redirects {
             if !matches!(current.scheme(), "http" | "https") {
                 return Err(Failure::UnsupportedScheme(current.scheme().to_owned()));
@@ -166,12 +180,18 @@ impl Fetcher {
                 if !seen.insert(next.clone()) {
                     return Err(Failure::Redirect(format!("redirect loop at {next}")));
                 }
+                let hop = self
+                    .read(response, wire, current, max_bytes, request_deadline)
+                    .await?;
+                redirects.push(hop.into_redirected());
                 current = next;
                 continue;
             }
-            return self
+            let mut fetched = self
                 .read(response, wire, current, max_bytes, request_deadline)
-                .await;
+                .await?;
+            fetched.redirects = redirects;
+            return Ok(fetched);
         }
         Err(Failure::Redirect(format!(
             "more than {} redirects, the limit (max_redirects)",
@@ -218,9 +238,12 @@ impl Fetcher {
         }
         let (response, wire) = self.send(builder, request_deadline).await?;
         if let Some(next) = redirect_target(url, &response)? {
+            let hop = self
+                .read(response, wire, url.clone(), max_bytes, request_deadline)
+                .await?;
             return Ok(Hop::Redirect {
-                status: response.status().as_u16(),
                 location: next,
+                response: Box::new(hop.into_redirected()),
             });
         }
         self.read(response, wire, url.clone(), max_bytes, request_deadline)
@@ -253,9 +276,25 @@ impl Fetcher {
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<(reqwest::Response, Wire), Failure> {
-        let request = request
+        let mut request = request
             .build()
             .map_err(|e| Failure::Network(error_chain(&e)))?;
+        // What the client would add on its way out, added here, so that the headers
+        // recorded are the headers sent.
+        let cookies = self.jar.cookies(request.url());
+        let headers = request.headers_mut();
+        if let Ok(agent) = HeaderValue::from_str(&self.settings.user_agent) {
+            headers.entry(USER_AGENT).or_insert(agent);
+        }
+        headers
+            .entry(ACCEPT)
+            .or_insert(HeaderValue::from_static("*/*"));
+        headers
+            .entry(ACCEPT_ENCODING)
+            .or_insert(HeaderValue::from_static(ACCEPT_ENCODINGS));
+        if let Some(cookies) = cookies {
+            headers.insert(COOKIE, cookies);
+        }
         let mut wire = Wire {
             sent_at: Some(std::time::SystemTime::now()),
             method: request.method().to_string(),
@@ -283,6 +322,19 @@ impl Fetcher {
             })?;
         wire.remote_addr = response.remote_addr();
         wire.version = format!("{:?}", response.version());
+        // Over HTTP/1.x the client names the host in a header of its own (HTTP/2 has its
+        // `:authority` instead).
+        if matches!(
+            response.version(),
+            reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11
+        ) && let Some(host) = response.url().host_str()
+        {
+            let host = match response.url().port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
+            wire.request_headers.insert(0, ("host".to_owned(), host));
+        }
         Ok((response, wire))
     }
 
@@ -349,6 +401,7 @@ impl Fetcher {
             content_type,
             bytes,
             wire,
+            redirects: Vec::new(),
         })
     }
 }
@@ -369,10 +422,10 @@ pub struct Exchange {
 pub enum Hop {
     /// A redirect, for the browser to follow (its next request is checked again).
     Redirect {
-        /// 301, 302, 303, 307 or 308.
-        status: u16,
         /// Where to, resolved against the request's URL.
         location: Url,
+        /// The redirect as it came (its status is 301, 302, 303, 307 or 308).
+        response: Box<Redirected>,
     },
     /// The response, its body read whole.
     Done(Box<Fetched>),

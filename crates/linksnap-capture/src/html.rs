@@ -956,6 +956,7 @@ mod tests {
                 media_type: crate::resource::media_type_of(Some(ct), body),
                 bytes: Bytes::copy_from_slice(body),
                 wire: crate::resource::Wire::default(),
+                redirects: Vec::new(),
             },
         )
     }

@@ -36,5 +36,5 @@ pub use extract::Readable;
 pub use fetch::{Exchange, Hop};
 pub use html::InlineOptions;
 pub use policy::AddressPolicy;
-pub use resource::{Failure, Fetched, ResourceKind, Wire};
+pub use resource::{Failure, Fetched, Redirected, ResourceKind, Wire};
 pub use template::{PartHash, SnapshotParts};

@@ -69,6 +69,38 @@ pub struct Fetched {
     /// How the final response was had (when, from which address, over which protocol,
     /// asked how): what an archive of the exchange records besides the response.
     pub wire: Wire,
+    /// The redirects that led here, in the order they were answered (empty when the
+    /// first answer was this one).
+    pub redirects: Vec<Redirected>,
+}
+
+impl Fetched {
+    /// This response, as one redirect on the way to another.
+    #[must_use]
+    pub fn into_redirected(self) -> Redirected {
+        Redirected {
+            url: self.final_url,
+            status: self.status,
+            headers: self.headers,
+            body: self.bytes,
+            wire: self.wire,
+        }
+    }
+}
+
+/// One redirect answer on the way to a response, kept as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirected {
+    /// The URL asked for.
+    pub url: Url,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// Its headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// Its body (most are empty or a line of HTML), after content decoding.
+    pub body: Bytes,
+    /// How it was had.
+    pub wire: Wire,
 }
 
 /// How a response was had, kept with it for the capture's record.
@@ -82,8 +114,9 @@ pub struct Wire {
     pub version: String,
     /// The request's method.
     pub method: String,
-    /// The request's headers as linksnap set them, names lower-cased, in order (the
-    /// client adds its `User-Agent`, `Accept-Encoding` and the jar's cookies as it sends).
+    /// The request's headers as sent, names lower-cased, in order: those asked for and
+    /// those the client adds (`user-agent`, `accept`, `accept-encoding`, the jar's
+    /// `cookie`; `host` over HTTP/1.x, where it is a header).
     pub request_headers: Vec<(String, String)>,
 }
 

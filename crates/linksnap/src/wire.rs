@@ -35,7 +35,8 @@ pub struct SnapReport<'a> {
     pub exchange: ExchangeReport,
 }
 
-/// How a response was had: when it was asked for, from where, over what.
+/// How a response was had: when it was asked for, from where, over what, asked how,
+/// and through which redirects.
 #[derive(Debug, Serialize)]
 pub struct ExchangeReport {
     /// When the request was sent (RFC 3339, UTC, microseconds).
@@ -44,16 +45,65 @@ pub struct ExchangeReport {
     pub address: Option<String>,
     /// The response's protocol (`HTTP/1.1`, `HTTP/2.0`).
     pub http_version: Option<String>,
+    /// The request's method.
+    pub method: Option<String>,
+    /// The request's headers as sent, `[name, value]`, cookies and credentials redacted.
+    pub request_headers: Vec<[String; 2]>,
+    /// The redirects answered on the way here, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<RedirectReport>,
 }
 
+/// One redirect on the way to a response.
+#[derive(Debug, Serialize)]
+pub struct RedirectReport {
+    /// The URL asked for.
+    pub url: String,
+    /// Its status.
+    pub status: u16,
+    /// Its `Location` header.
+    pub location: Option<String>,
+    /// How it was had.
+    pub exchange: ExchangeReport,
+}
+
+/// Request headers whose values are secrets, shown as `(redacted)`.
+const SECRET_HEADERS: [&str; 3] = ["cookie", "authorization", "proxy-authorization"];
+
 impl ExchangeReport {
-    fn new(w: &linksnap_capture::Wire) -> Self {
+    fn new(w: &linksnap_capture::Wire, redirects: &[linksnap_capture::Redirected]) -> Self {
         Self {
             sent_at: w
                 .sent_at
                 .map(|t| humantime::format_rfc3339_micros(t).to_string()),
             address: w.remote_addr.map(|a| a.to_string()),
             http_version: (!w.version.is_empty()).then(|| w.version.clone()),
+            method: (!w.method.is_empty()).then(|| w.method.clone()),
+            request_headers: w
+                .request_headers
+                .iter()
+                .map(|(k, v)| {
+                    let v = if SECRET_HEADERS.contains(&k.as_str()) {
+                        "(redacted)".to_owned()
+                    } else {
+                        v.clone()
+                    };
+                    [k.clone(), v]
+                })
+                .collect(),
+            redirects: redirects
+                .iter()
+                .map(|r| RedirectReport {
+                    url: r.url.to_string(),
+                    status: r.status,
+                    location: r
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == "location")
+                        .map(|(_, v)| v.clone()),
+                    exchange: Self::new(&r.wire, &[]),
+                })
+                .collect(),
         }
     }
 }
@@ -140,7 +190,7 @@ impl<'a> SnapReport<'a> {
             resources: c.resources.iter().map(ResourceReport::new).collect(),
             elapsed_ms: c.elapsed.as_millis(),
             engine: c.engine.as_str(),
-            exchange: ExchangeReport::new(&c.page.wire),
+            exchange: ExchangeReport::new(&c.page.wire, &c.page.redirects),
         }
     }
 }
@@ -171,7 +221,7 @@ impl<'a> ResourceReport<'a> {
                 bytes: Some(f.bytes.len()),
                 final_url: (f.final_url != r.url).then_some(f.final_url.as_str()),
                 error: None,
-                exchange: Some(ExchangeReport::new(&f.wire)),
+                exchange: Some(ExchangeReport::new(&f.wire, &f.redirects)),
             },
             Err(failure) => Self {
                 url: r.url.as_str(),

@@ -249,6 +249,94 @@ fn the_report_says_when_and_from_which_address_each_response_came() {
     }
 }
 
+/// The request headers of an exchange report, as (name, value).
+fn request_headers(exchange: &serde_json::Value) -> Vec<(String, String)> {
+    exchange["request_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+        .collect()
+}
+
+#[test]
+fn the_report_keeps_the_request_as_sent_and_each_redirect_on_the_way() {
+    let server = FixtureServer::start();
+    let dir = artifact_dir("snap-redirect-exchanges");
+    let host = format!("127.0.0.1:{}", server.addr.port());
+    for engine in ["static", "browser"] {
+        let out = dir.join(format!("{engine}.json"));
+        let before = std::time::SystemTime::now();
+        let run = linksnap(&[
+            "snap",
+            &server.url("/redirect/2"),
+            "--engine",
+            engine,
+            "--chromium",
+            crate::support::chromium(),
+            "--allow-net",
+            "127.0.0.0/8",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let after = std::time::SystemTime::now();
+        assert_eq!(run.code, 0, "{engine}: {}", run.stderr);
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let page = &j["exchange"];
+        assert_exchange(page, server.addr, before, after);
+        // The request as it went out: what the client adds is on record too.
+        let headers = request_headers(page);
+        let value = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{engine}: no {name}: {headers:?}"))
+        };
+        assert_eq!(page["method"], "GET", "{engine}");
+        assert_eq!(value("host"), host, "{engine}");
+        assert!(
+            value("user-agent").starts_with("Mozilla/5.0"),
+            "{engine}: {headers:?}"
+        );
+        assert_eq!(value("accept-encoding"), "zstd,gzip,deflate,br", "{engine}");
+        assert!(!value("accept").is_empty(), "{engine}");
+        // Both redirects, in order, each with its status, where it pointed and how it
+        // was had; the page's own request went out after the last of them.
+        let hops = page["redirects"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{engine}: {page}"));
+        let asked: Vec<(&str, u64, &str)> = hops
+            .iter()
+            .map(|h| {
+                (
+                    h["url"].as_str().unwrap(),
+                    h["status"].as_u64().unwrap(),
+                    h["location"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            asked,
+            [
+                (server.url("/redirect/2").as_str(), 302, "/redirect/1"),
+                (server.url("/redirect/1").as_str(), 302, "/plain"),
+            ],
+            "{engine}: {page}"
+        );
+        let mut sent = Vec::new();
+        for h in hops {
+            assert_exchange(&h["exchange"], server.addr, before, after);
+            sent.push(h["exchange"]["sent_at"].as_str().unwrap().to_owned());
+        }
+        sent.push(page["sent_at"].as_str().unwrap().to_owned());
+        assert!(sent.is_sorted(), "{engine}: {sent:?}");
+        assert_eq!(j["final_url"], server.url("/plain"), "{engine}");
+    }
+}
+
 #[test]
 fn cookies_set_by_the_page_are_sent_with_its_assets() {
     let server = FixtureServer::start();
@@ -258,6 +346,25 @@ fn cookies_set_by_the_page_are_sent_with_its_assets() {
         run.stdout_str().contains("--cookie:present"),
         "{}",
         run.stdout_str()
+    );
+    // The report has the cookie among the stylesheet's request headers (sent, so on
+    // record), its value redacted; the page's own request had none to send.
+    let j = snap(&server.url("/cookie/page"), &["--format", "json"]).json();
+    assert!(
+        !request_headers(&j["exchange"])
+            .iter()
+            .any(|(k, _)| k == "cookie"),
+        "{j}"
+    );
+    let sheet = j["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"].as_str().unwrap().ends_with("/cookie/style.css"))
+        .unwrap();
+    assert!(
+        request_headers(&sheet["exchange"]).contains(&("cookie".into(), "(redacted)".into())),
+        "{sheet}"
     );
     // A second capture starts with an empty jar: cookies never leak between captures.
     let run = snap(&server.url("/cookie/style.css"), &[]);
