@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::{
-    SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+    BrowserContextId, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
 };
 use chromiumoxide::cdp::browser_protocol::fetch::EventRequestPaused;
 use chromiumoxide::cdp::browser_protocol::page::{
@@ -31,6 +31,7 @@ use crate::intercept::{Seen, answer};
 use crate::page::{
     Extras, Taken, evaluate, evaluate_async, evaluate_until, is_page, serialise, take,
 };
+use crate::shared::SharedWorkers;
 
 /// Installed in every frame before the page's scripts.
 const INIT_JS: &str = include_str!("init.js");
@@ -148,7 +149,7 @@ impl BrowserCapturer {
             // renderer that hangs) keeps the capture past its deadline.
             let outcome = tokio::time::timeout_at(
                 session.deadline(),
-                self.capture_in(&session, &page, &url, extras),
+                self.capture_in(&session, &page, &context, &url, extras),
             )
             .await
             .unwrap_or_else(|_| Err(session.page_error(&url, Failure::TimedOut).into()));
@@ -187,6 +188,7 @@ impl BrowserCapturer {
         &self,
         session: &CaptureSession<'_>,
         page: &Page,
+        context: &BrowserContextId,
         url: &Url,
         extras: Extras,
     ) -> Result<(Url, Option<String>, Arc<Seen>, bool, Taken), BrowserError> {
@@ -209,14 +211,16 @@ impl BrowserCapturer {
             .map_err(fail)?;
         let target = page.target_id().clone();
         // Asked at once: each is a round trip to the browser.
-        let (init, agent, _, main_frame) = tokio::join!(
+        let (init, agent, _, main_frame, shared) = tokio::join!(
             page.evaluate_on_new_document(INIT_JS),
             page.set_user_agent(session.options().user_agent.as_str()),
             page.execute(SetDownloadBehaviorParams::new(
                 SetDownloadBehaviorBehavior::Deny,
             )),
             page.mainframe(),
+            SharedWorkers::attach(self.chromium.browser.websocket_address(), context.clone()),
         );
+        let shared = shared?;
         init.map_err(fail)?;
         agent.map_err(fail)?;
         let main_frame = main_frame.map_err(fail)?;
@@ -290,7 +294,9 @@ impl BrowserCapturer {
                 taken,
             ))
         };
+        let workers = shared.intercept(session, &seen);
         let intercept = async {
+            tokio::pin!(workers);
             let mut answering = FuturesUnordered::new();
             loop {
                 tokio::select! {
@@ -303,6 +309,8 @@ impl BrowserCapturer {
                         let _ = page.execute(HandleJavaScriptDialogParams::new(false)).await;
                     }
                     Some(()) = answering.next(), if !answering.is_empty() => {}
+                    // The shared workers' connection ended: the browser is going.
+                    () = &mut workers => break,
                     else => break,
                 }
             }

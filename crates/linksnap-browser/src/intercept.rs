@@ -71,6 +71,12 @@ impl Seen {
         *lock(&self.last_change) = Instant::now();
     }
 
+    /// A request [`reply`] began is answered: no longer in flight.
+    pub(crate) fn answered(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.touch();
+    }
+
     /// Where the main frame's navigation to `url` ended up through the redirects it was
     /// answered (`url` itself when none), and that document as it was answered, if it was.
     pub(crate) fn landed(&self, url: &Url) -> (Url, Option<Result<Fetched, Failure>>) {
@@ -206,7 +212,35 @@ fn exchange_of(event: &EventRequestPaused) -> Result<Exchange, Failure> {
     })
 }
 
-/// Answers one paused request.
+/// How one paused request is to be answered: fulfilled, or failed.
+pub(crate) enum Reply {
+    Fulfil(FulfillRequestParams),
+    Fail(FailRequestParams),
+}
+
+impl Reply {
+    /// Sends the answer over the page's own session.
+    pub(crate) async fn send_to_page(self, page: &Page) {
+        let sent = match self {
+            Self::Fulfil(p) => page.execute(p).await.map(|_| ()),
+            Self::Fail(p) => page.execute(p).await.map(|_| ()),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "answering the browser");
+        }
+    }
+
+    /// The answer as a DevTools command: its method and parameters.
+    pub(crate) fn command(&self) -> (chromiumoxide::types::MethodId, serde_json::Value) {
+        use chromiumoxide::types::Method as _;
+        match self {
+            Self::Fulfil(p) => (p.identifier(), serde_json::to_value(p).unwrap_or_default()),
+            Self::Fail(p) => (p.identifier(), serde_json::to_value(p).unwrap_or_default()),
+        }
+    }
+}
+
+/// Answers one paused request of the page (its frames, its dedicated workers).
 pub(crate) async fn answer(
     session: &CaptureSession<'_>,
     page: &Page,
@@ -214,6 +248,19 @@ pub(crate) async fn answer(
     main_frame: Option<&str>,
     event: &EventRequestPaused,
 ) {
+    let reply = reply(session, seen, main_frame, event).await;
+    reply.send_to_page(page).await;
+    seen.answered();
+}
+
+/// Fetches what one paused request asks for and says how to answer it; keeps the answer.
+/// The request counts as in flight from here until [`Seen::answered`].
+pub(crate) async fn reply(
+    session: &CaptureSession<'_>,
+    seen: &Seen,
+    main_frame: Option<&str>,
+    event: &EventRequestPaused,
+) -> Reply {
     seen.in_flight.fetch_add(1, Ordering::SeqCst);
     seen.begun.fetch_add(1, Ordering::SeqCst);
     seen.touch();
@@ -225,11 +272,11 @@ pub(crate) async fn answer(
         Ok(x) => session.exchange(x, is_main).await,
         Err(f) => Err(f.clone()),
     };
-    let sent = match &result {
+    let reply = match &result {
         Ok(Hop::Redirect { location, response }) => {
             let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), response.status);
             fulfil.response_headers = Some(vec![HeaderEntry::new("location", location.as_str())]);
-            page.execute(fulfil).await.map(|_| ())
+            Reply::Fulfil(fulfil)
         }
         Ok(Hop::Done(fetched)) => {
             let mut fulfil = FulfillRequestParams::new(event.request_id.clone(), fetched.status);
@@ -238,25 +285,19 @@ pub(crate) async fn answer(
                 matches!(event.resource_type, ResourceType::Document),
             ));
             fulfil.body = Some(BASE64.encode(&fetched.bytes).into());
-            page.execute(fulfil).await.map(|_| ())
+            Reply::Fulfil(fulfil)
         }
         // A main-frame document that cannot be had is aborted: the page stays as it
         // was (a refused navigation by script does not replace it with an error page).
-        Err(failure) => page
-            .execute(FailRequestParams::new(
-                event.request_id.clone(),
-                if is_main {
-                    ErrorReason::Aborted
-                } else {
-                    error_reason(failure)
-                },
-            ))
-            .await
-            .map(|_| ()),
+        Err(failure) => Reply::Fail(FailRequestParams::new(
+            event.request_id.clone(),
+            if is_main {
+                ErrorReason::Aborted
+            } else {
+                error_reason(failure)
+            },
+        )),
     };
-    if let Err(e) = sent {
-        tracing::debug!(url = %event.request.url, error = %e, "answering the browser");
-    }
     if let Ok(x) = &exchange {
         let key = linksnap_capture::resource::ResourceMap::key(&x.url);
         let kept = match result {
@@ -292,6 +333,5 @@ pub(crate) async fn answer(
             }
         }
     }
-    seen.in_flight.fetch_sub(1, Ordering::SeqCst);
-    seen.touch();
+    reply
 }

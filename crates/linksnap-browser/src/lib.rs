@@ -10,7 +10,8 @@
 //! bytes: the walk takes its resources from those responses first.
 //!
 //! Layers, lowest first: `chromium` (finding and launching the browser, the refusing
-//! proxy), `intercept` (answering its requests), `error`; `page` (evaluating in a page,
+//! proxy), `intercept` (answering its requests), `error`; `shared` (answering shared
+//! workers' requests over a connection of its own) beside `page` (evaluating in a page,
 //! serialising it, drawing it); `capture` (one capture: navigate, settle, serialise,
 //! finish); `engine` (the library's engine over one Chromium).
 
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod error;
 mod intercept;
 pub mod page;
+mod shared;
 
 pub use capture::{BrowserCapture, BrowserCapturer, BrowserSettings, DEFAULT_HEAP_LIMIT_MIB};
 pub use chromium::{Chromium, find_chromium};

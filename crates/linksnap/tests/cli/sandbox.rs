@@ -323,7 +323,7 @@ fn captured_originals_that_are_not_documents_are_downloads() {
 fn a_snapshot_file_opened_from_disk_reaches_nothing_though_its_scripts_run() {
     // Outside linksnap's viewer there is no sandbox and no CSP header: the file's own
     // Content-Security-Policy meta is all that stands between its kept scripts and the
-    // network. The page's script reaches for a canary 35 ways at once.
+    // network. The page's script reaches for a canary 37 ways at once.
     let site = FixtureServer::start();
     let (port, armed, hits) = canary();
     let dir = artifact_dir("sandbox-from-disk");
@@ -356,7 +356,7 @@ fn a_snapshot_file_opened_from_disk_reaches_nothing_though_its_scripts_run() {
             .unwrap();
         crate::ui::wait_for(
             &page,
-            "document.getElementById('result').textContent == 'tried 35'",
+            "document.getElementById('result').textContent == 'tried 37'",
             "the snapshot's script to run",
         )
         .await;

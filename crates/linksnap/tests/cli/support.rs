@@ -464,6 +464,8 @@ attempt(function () {{ import(C + "/module").catch(function () {{}}); }});
 attempt(function () {{ new Worker(C + "/worker"); }});
 attempt(function () {{ var b = new Blob(["fetch('" + C + "/from-worker')"], {{ type: "text/javascript" }}); new Worker(URL.createObjectURL(b)); }});
 attempt(function () {{ navigator.serviceWorker.register(C + "/service-worker"); }});
+attempt(function () {{ new SharedWorker(C + "/shared-worker"); }});
+attempt(function () {{ var b = new Blob(["fetch('" + C + "/from-shared-worker')"], {{ type: "text/javascript" }}); new SharedWorker(URL.createObjectURL(b)); }});
 attempt(function () {{ document.write('<img src="' + C + '/document-write">'); }});
 // The same loopback machine under other names and spellings.
 ["localhost", "[::1]", "[::ffff:127.0.0.2]", "2130706434", "0x7f.0.0.2", "127.1"].forEach(function (h) {{
