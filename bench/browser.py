@@ -50,6 +50,9 @@ def tree_rss(root_pid):
     return total
 
 
+HUNG = 180  # seconds after which a run is taken to hang
+
+
 def run(cmd):
     """Wall seconds, peak tree RSS in bytes, exit code, the first line it printed."""
     start = time.perf_counter()
@@ -59,6 +62,13 @@ def run(cmd):
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc.pid))
         time.sleep(0.02)
+        if time.perf_counter() - start > HUNG:
+            # A run that hangs (SingleFile did, once, on a corpus page) is killed with
+            # its children and counted as failed, at this length.
+            subprocess.run(["pkill", "-KILL", "-P", str(proc.pid)])
+            proc.kill()
+            proc.wait()
+            break
     wall = time.perf_counter() - start
     err.seek(0)
     said = " ".join(err.read().decode("utf-8", "replace").strip().splitlines()[:1])
