@@ -38,6 +38,22 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def stream_200_mb(self, content_type, announced):
+        """200 MB of bytes, with their length announced or the connection's end for it."""
+        chunk = b"x" * 65536
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        if announced:
+            self.send_header("Content-Length", str(3200 * len(chunk)))
+        else:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for _ in range(3200):
+                self.wfile.write(chunk)
+        except OSError:
+            pass
+
     def do_GET(self):
         path = self.path.split("?")[0]
         if path in PAGES:
@@ -49,27 +65,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         elif path == "/huge":
             # 200 MB, announced: over the capture's per-resource limit.
-            chunk = b"x" * 65536
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(3200 * len(chunk)))
-            self.end_headers()
-            try:
-                for _ in range(3200):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
+            self.stream_200_mb("image/png", announced=True)
         elif path == "/huge-unannounced":
-            chunk = b"x" * 65536
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            try:
-                for _ in range(3200):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
+            self.stream_200_mb("text/html", announced=False)
         elif path == "/drip":
             # A response that never ends.
             self.send_response(200)

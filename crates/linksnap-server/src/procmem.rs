@@ -35,8 +35,7 @@ pub fn collect() -> MemoryStats {
 }
 
 /// This process's resident set, from `/proc/self/statm`.
-#[must_use]
-pub fn rss_bytes() -> u64 {
+fn rss_bytes() -> u64 {
     let pages: u64 = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|t| t.split_whitespace().nth(1)?.parse().ok())

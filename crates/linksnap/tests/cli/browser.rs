@@ -759,12 +759,7 @@ fn hostile_pages_end_clearly_inside_the_deadline() {
             .contains("whose resources never end"),
         "{json}"
     );
-    let huge = json["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["url"].as_str().unwrap().ends_with("/huge"))
-        .unwrap_or_else(|| panic!("{json}"));
+    let huge = crate::support::report_resource(&json, "/huge");
     assert_eq!(huge["outcome"], "too-large", "{huge}");
 
     // A document that never ends, a name that does not resolve, a redirect into a

@@ -356,12 +356,7 @@ fn cookies_set_by_the_page_are_sent_with_its_assets() {
             .any(|(k, _)| k == "cookie"),
         "{j}"
     );
-    let sheet = j["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["url"].as_str().unwrap().ends_with("/cookie/style.css"))
-        .unwrap();
+    let sheet = crate::support::report_resource(&j, "/cookie/style.css");
     assert!(
         request_headers(&sheet["exchange"]).contains(&("cookie".into(), "(redacted)".into())),
         "{sheet}"

@@ -1026,6 +1026,19 @@ pub fn chromium() -> &'static str {
         .expect("chromium is not installed: run scripts/test.sh, which installs it")
 }
 
+/// The resource of a `snap --format json` report whose URL ends with `url_suffix`.
+pub fn report_resource<'a>(
+    report: &'a serde_json::Value,
+    url_suffix: &str,
+) -> &'a serde_json::Value {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"].as_str().unwrap().ends_with(url_suffix))
+        .unwrap_or_else(|| panic!("{url_suffix} not in {report:#}"))
+}
+
 /// A fresh directory under the target dir, kept after the test for inspection.
 pub fn artifact_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
